@@ -1,0 +1,188 @@
+"""A numpy model of what the AIPP unit does to a raw frame, so an AIPP config can be checked against
+`matteconv.preprocess` before anything reaches a device.
+
+Order of operations ([atc] "Configuration File Template"): channel swap -> crop -> CSC -> normalisation.
+CSC ([acl] aclmdlSetAIPPCscParams, [atc] "CSC Configuration"):
+    YUV input:  out_i = clamp((sum_j M_ij * (in_j - input_bias_j)) >> 8, 0, 255)
+    RGB input:  out_i = clamp(((sum_j M_ij * in_j) >> 8) + output_bias_i, 0, 255)
+The chip picks the form from the input format: the AIPP operator programs input_bias only for YUV formats and
+output_bias for the others (ascend-opp aipp_comm.py get_spr2_spr9). `>>` is an arithmetic shift (floor), as the
+documents write it; the exact rounding of the silicon is not published, which is why the verify stage compares
+with a tolerance. Normalisation ([atc] "Normalization Configuration"):
+    out_i = (in_i - mean_chn_i - min_chn_i) * var_reci_chn_i
+with min_chn and var_reci_chn held as fp16 in the AIPP registers (aipp_comm.py get_fp16) and an fp16 output;
+`fp16=True` reproduces those roundings, the default keeps float32 so the arithmetic can be compared exactly.
+YUV420SP chroma is replicated over each 2x2 block (nearest), as OpenCV's NV21/NV12 decoders also do.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import MatteconvError
+from .config import MATRIX_KEYS, YUV_FORMATS, AippConfig, AippOp
+
+EMULATED = ("YUV420SP_U8", "RGB888_U8", "YUV400_U8")
+
+
+def _op(cfg: AippConfig | AippOp, rank: int) -> AippOp:
+    if isinstance(cfg, AippOp):
+        return cfg
+    op = cfg.op_for_input(rank)
+    if op is None:
+        raise MatteconvError(f"{cfg.path}: no aipp_op for model input {rank}")
+    return op
+
+
+def _src_hw(op: AippOp, raw: np.ndarray, size: tuple[int, int] | None) -> tuple[int, int]:
+    hw = op.src_hw(size)
+    if hw is not None:
+        return hw
+    fmt = op.input_format
+    if fmt == "YUV420SP_U8" and raw.ndim == 2:
+        return raw.shape[0] * 2 // 3, raw.shape[1]
+    if fmt != "YUV420SP_U8" and raw.ndim >= 2:
+        return raw.shape[0], raw.shape[1]
+    raise MatteconvError("src_image_size is 0 in the AIPP config: pass the model size to the emulator")
+
+
+def decode_raw(op: AippOp, raw: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Raw device input -> HxWxC int32 in stored channel order, after the swap (the first AIPP step)."""
+    fmt = op.input_format
+    if fmt not in EMULATED:
+        raise MatteconvError(f"the emulator handles {', '.join(EMULATED)}, not {fmt}")
+    raw = np.asarray(raw)
+    if raw.dtype != np.uint8:
+        raise MatteconvError(f"AIPP input must be uint8, got {raw.dtype}")
+    h, w = _src_hw(op, raw, size)
+    swap = bool(op.get("rbuv_swap_switch", False))
+    if fmt == "YUV420SP_U8":
+        if h % 2 or w % 2:
+            raise MatteconvError(f"YUV420SP source {w}x{h} must have even sides")
+        flat = raw.reshape(-1)
+        if flat.size != h * w * 3 // 2:
+            raise MatteconvError(f"YUV420SP {w}x{h} needs {h * w * 3 // 2} bytes, got {flat.size}")
+        y = flat[: h * w].reshape(h, w).astype(np.int32)
+        uv = flat[h * w:].reshape(h // 2, w // 2, 2).astype(np.int32)
+        if swap:  # NV21 -> U,V order
+            uv = uv[..., ::-1]
+        uv = uv.repeat(2, axis=0).repeat(2, axis=1)
+        return np.concatenate([y[..., None], uv], axis=2)
+    if fmt == "RGB888_U8":
+        img = raw.reshape(h, w, 3).astype(np.int32)
+        return img[..., ::-1] if swap else img
+    return raw.reshape(h, w, 1).astype(np.int32)  # YUV400_U8: rbuv swap does not apply (aipp_comm.py)
+
+
+def csc(op: AippOp, img: np.ndarray) -> np.ndarray:
+    """Integer colour-space conversion of HxWx3 int32 (no-op when csc_switch is off)."""
+    if not op.get("csc_switch", False):
+        return img
+    if img.shape[2] != 3:
+        raise MatteconvError(f"csc_switch needs 3 channels, {op.input_format} has {img.shape[2]}")
+    m = np.array([int(op.get(k, 0)) for k in MATRIX_KEYS], dtype=np.int64).reshape(3, 3)
+    x = img.astype(np.int64)
+    if op.input_format in YUV_FORMATS:
+        ib = np.array([int(op.get(f"input_bias_{i}", 0)) for i in range(3)], dtype=np.int64)
+        out = np.einsum("hwj,ij->hwi", x - ib, m) >> 8
+    else:
+        ob = np.array([int(op.get(f"output_bias_{i}", 0)) for i in range(3)], dtype=np.int64)
+        out = (np.einsum("hwj,ij->hwi", x, m) >> 8) + ob
+    return np.clip(out, 0, 255).astype(np.int32)
+
+
+def emulate(cfg: AippConfig | AippOp, raw: np.ndarray, fp16: bool = False, rank: int = 0,
+            size: tuple[int, int] | None = None) -> np.ndarray:
+    """Apply a static aipp_op to a raw device input -> float32 1xCxHxW model input.
+
+    raw: YUV420SP_U8 a W*H*3/2 byte buffer (any shape), RGB888_U8 HxWx3, YUV400_U8 HxW; uint8.
+    size: the model's (H, W), needed only when the config leaves src_image_size at 0.
+    """
+    op = _op(cfg, rank)
+    if op.get("aipp_mode") != "static":
+        raise MatteconvError("only static AIPP can be emulated")
+    img = decode_raw(op, raw, size)
+    if op.get("crop", False):
+        x, y = int(op.get("load_start_pos_w", 0)), int(op.get("load_start_pos_h", 0))
+        ch = int(op.get("crop_size_h", 0)) or (size or img.shape[:2])[0]
+        cw = int(op.get("crop_size_w", 0)) or (size or img.shape[:2])[1]
+        if y + ch > img.shape[0] or x + cw > img.shape[1]:
+            raise MatteconvError(f"crop {x},{y},{cw},{ch} is outside the {img.shape[1]}x{img.shape[0]} source")
+        img = img[y: y + ch, x: x + cw]
+    img = csc(op, img)
+    c = img.shape[2]
+    mean = np.array([int(op.get(f"mean_chn_{i}", 0)) for i in range(c)], dtype=np.float64)
+    mn = np.array([float(op.get(f"min_chn_{i}", 0.0)) for i in range(c)], dtype=np.float64)
+    var = np.array([float(op.get(f"var_reci_chn_{i}", 1.0)) for i in range(c)], dtype=np.float64)
+    if fp16:
+        mn = mn.astype(np.float16).astype(np.float64)
+        var = var.astype(np.float16).astype(np.float64)
+    out = (img.astype(np.float64) - mean - mn) * var
+    if fp16:
+        out = out.astype(np.float16)
+    return np.ascontiguousarray(out.astype(np.float32).transpose(2, 0, 1)[None])
+
+
+# --- encoders: what a camera hands the device ---------------------------------------------------------------
+
+# BT.601 RGB -> YCbCr (ITU-R BT.601 / JFIF), as float matrices on 0..255 values.
+_RGB2YUV = {
+    "video": (np.array([[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]]) / 255.0,
+              np.array([16.0, 128.0, 128.0])),
+    "full": (np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]]),
+             np.array([0.0, 128.0, 128.0])),
+}
+
+
+def _yuv420sp(rgb: np.ndarray, color_range: str, vu: bool) -> np.ndarray:
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise MatteconvError(f"expected an HxWx3 uint8 RGB frame, got {rgb.dtype} {rgb.shape}")
+    h, w = rgb.shape[:2]
+    if h % 2 or w % 2:
+        raise MatteconvError(f"YUV420SP needs even width and height, got {w}x{h}")
+    if color_range not in _RGB2YUV:
+        raise MatteconvError(f"color range {color_range!r} is not video or full")
+    m, off = _RGB2YUV[color_range]
+    yuv = rgb.astype(np.float64) @ m.T + off
+    y = np.clip(np.rint(yuv[..., 0]), 0, 255).astype(np.uint8)
+    # chroma: mean of each 2x2 block, as camera ISPs subsample
+    c = yuv[..., 1:].reshape(h // 2, 2, w // 2, 2, 2).mean(axis=(1, 3))
+    c = np.clip(np.rint(c), 0, 255).astype(np.uint8)
+    if vu:
+        c = c[..., ::-1]
+    return np.concatenate([y.reshape(-1), c.reshape(-1)])
+
+
+def rgb_to_nv21(rgb: np.ndarray, color_range: str = "video") -> np.ndarray:
+    """HxWx3 uint8 RGB -> NV21 bytes (Y plane, then V,U interleaved at half size), BT.601."""
+    return _yuv420sp(rgb, color_range, vu=True)
+
+
+def rgb_to_nv12(rgb: np.ndarray, color_range: str = "video") -> np.ndarray:
+    """HxWx3 uint8 RGB -> NV12 bytes (Y plane, then U,V interleaved at half size), BT.601."""
+    return _yuv420sp(rgb, color_range, vu=False)
+
+
+def encode_for(op: AippOp, rgb: np.ndarray) -> np.ndarray:
+    """An RGB frame in the raw layout the op expects (NV12/NV21 by its swap, range by its input_bias_0)."""
+    fmt = op.input_format
+    rgb = np.asarray(rgb)
+    if fmt == "YUV420SP_U8":
+        rng = "video" if int(op.get("input_bias_0", 16)) >= 16 else "full"
+        return _yuv420sp(rgb, rng, vu=bool(op.get("rbuv_swap_switch", False)))
+    if fmt == "RGB888_U8":
+        return np.ascontiguousarray(rgb[..., ::-1] if op.get("rbuv_swap_switch", False) else rgb)
+    if fmt == "YUV400_U8":
+        m, off = _RGB2YUV["video" if int(op.get("input_bias_0", 0)) >= 16 else "full"]
+        return np.clip(np.rint(rgb.astype(np.float64) @ m[0] + off[0]), 0, 255).astype(np.uint8)
+    raise MatteconvError(f"cannot encode a frame as {fmt}")
+
+
+def aipp_model_input(rgb: np.ndarray, cfg: AippConfig | AippOp, fp16: bool = False, rank: int = 0) -> np.ndarray:
+    """RGB uint8 frame at the config's source size -> what the model sees after AIPP (float32 1xCxHxW)."""
+    op = _op(cfg, rank)
+    rgb = np.asarray(rgb)
+    want = op.src_hw()
+    if want is not None and tuple(rgb.shape[:2]) != want:
+        raise MatteconvError(f"frame is {rgb.shape[1]}x{rgb.shape[0]} but the AIPP source is {want[1]}x{want[0]}")
+    return emulate(op, encode_for(op, rgb), fp16=fp16, size=tuple(rgb.shape[:2]))

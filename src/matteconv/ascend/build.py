@@ -1,0 +1,184 @@
+"""Run atc/omg once, keep its whole log, and leave either a complete OUT.om + OUT.build.json or nothing.
+
+The tool writes to a hidden temporary stem beside the target; only after it exits 0 and the .om exists is it
+renamed onto OUT.om, so a failed or killed build never leaves a partial or stale-looking model.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import MatteconvError
+from ..fileio import atomic_path, sha256_file
+from .command import ModelInfo, build_argv, display, inspect_model, model_problems, parse_input_shape
+from .discover import Tool, find_any, find_tool, tool_version
+
+ERROR_LINE = re.compile(r"\[ERROR\]|\bERROR\b|\bE[0-9]{5}\b|\bE[A-Z]?[0-9]{4,5}:")
+DEFAULT_TIMEOUT = 1800.0
+
+
+class BuildError(MatteconvError):
+    """The compiler failed: `lines` are its own error lines, `log` where the full output was kept."""
+
+    def __init__(self, message: str, lines: list[str], log: Path | None):
+        super().__init__(message)
+        self.lines = lines
+        self.log = log
+
+
+@dataclass
+class BuildPlan:
+    """Everything decided before running: the tool (if found), argv, and where outputs go."""
+
+    tool_name: str
+    tool: Tool | None
+    argv: list[str]  # as shown to the user, with the real output stem
+    model: ModelInfo
+    aipp: Path | None
+    om: Path
+    log: Path
+    record: Path
+    soc_version: str
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def command(self) -> str:
+        return display(self.argv)
+
+
+@dataclass
+class BuildResult:
+    om: Path
+    log: Path
+    record: Path
+    seconds: float
+    info: dict
+
+
+def output_paths(out: str | Path) -> tuple[Path, Path, Path, Path]:
+    """-o OUT or OUT.om -> (stem, OUT.om, OUT.build.log, OUT.build.json)."""
+    p = Path(out)
+    stem = p.with_suffix("") if p.suffix == ".om" else p
+    return stem, Path(f"{stem}.om"), Path(f"{stem}.build.log"), Path(f"{stem}.build.json")
+
+
+def error_lines(log_text: str, limit: int = 20) -> list[str]:
+    """The tool's own error lines (ERROR, [ERROR], E1xxxx codes), in order."""
+    lines = [ln.rstrip() for ln in log_text.splitlines() if ERROR_LINE.search(ln)]
+    return lines[:limit]
+
+
+def plan_build(model: str | Path, out: str | Path, aipp: str | Path | None = None, soc_version: str = "Ascend310",
+               tool: str | None = None, input_shape: str | None = None, env=None,
+               system_roots=None) -> BuildPlan:
+    """Inspect the model, check it (and the AIPP config) against Ascend's rules, choose the tool, make argv.
+
+    Raises MatteconvError on any check failure, before anything is run.
+    """
+    from ..aipp.config import check_model_inputs, load_config
+
+    info = inspect_model(model)
+    name = tool or ("atc" if info.kind == "onnx" else None)
+    kw = {} if system_roots is None else {"system_roots": system_roots}
+    found = find_tool(name, env, **kw) if name else find_any(None, env, **kw)
+    name = name or (found.name if found else "atc")
+    problems = model_problems(info, name, soc_version)
+    if problems:
+        raise MatteconvError(problems[0] + (f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""))
+    inputs = parse_input_shape(input_shape) if input_shape else None
+    if inputs:
+        model_names = [n for n, _ in info.inputs]
+        unknown = [n for n, _ in inputs if model_names and n not in model_names]
+        if unknown:
+            raise MatteconvError(f"--input-shape names {', '.join(unknown)} not among the model's inputs "
+                                 f"({', '.join(model_names)})")
+    aipp_path = Path(aipp) if aipp is not None else None
+    if aipp_path is not None:
+        cfg = load_config(aipp_path)
+        check_model_inputs(cfg, inputs or info.inputs, soc_version)
+    stem, om, log, record = output_paths(out)
+    argv = build_argv(name, found.path if found else name, info, stem, aipp_path, soc_version, inputs)
+    return BuildPlan(name, found, argv, info, aipp_path, om, log, record, soc_version)
+
+
+def _status(message: str):
+    """A rich spinner on stderr while the tool runs (a no-op when stderr is not a terminal)."""
+    from rich.console import Console
+
+    return Console(stderr=True).status(message)
+
+
+def run_build(plan: BuildPlan, timeout: float = DEFAULT_TIMEOUT) -> BuildResult:
+    """Run the planned command; on success OUT.om, OUT.build.log and OUT.build.json exist, else BuildError."""
+    if plan.tool is None:
+        raise MatteconvError(f"{plan.tool_name} not found (searched PATH, $ASCEND_TOOLKIT_HOME, $ASCEND_HOME_PATH, "
+                             f"/usr/local/Ascend/ascend-toolkit/latest, ~/Ascend, $DDK_HOME); run on a machine with "
+                             f"the toolkit: {plan.command}")
+    if not plan.om.parent.is_dir():
+        raise MatteconvError(f"{plan.om}: output folder {plan.om.parent} does not exist")
+    tmp_stem = plan.om.parent / f".{plan.om.stem}.partial-{os.getpid()}"
+    argv = [a if not a.startswith("--output=") else f"--output={tmp_stem}" for a in plan.argv]
+    tmp_om = Path(f"{tmp_stem}.om")
+    start = time.monotonic()
+    status = "ok"
+    try:
+        with _status(f"{plan.tool_name}: compiling {plan.model.path.name} for {plan.soc_version}"):
+            proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                  timeout=timeout, check=False)
+        text = proc.stdout.decode("utf-8", errors="replace")
+        code = proc.returncode
+    except subprocess.TimeoutExpired as e:
+        text = (e.output or b"").decode("utf-8", errors="replace") + f"\n[matteconv] killed after {timeout:g} s\n"
+        code, status = None, "timeout"
+    except OSError as e:
+        text, code, status = f"[matteconv] could not start {argv[0]}: {e}\n", None, "not started"
+    seconds = time.monotonic() - start
+    header = f"$ {display(plan.argv)}\n# (run with --output={tmp_stem}, renamed on success)\n"
+    with atomic_path(plan.log) as tmp:
+        tmp.write_text(header + text, encoding="utf-8")
+    try:
+        if status != "ok" or code != 0 or not tmp_om.is_file():
+            lines = error_lines(text) or [ln for ln in text.splitlines() if ln.strip()][-5:]
+            if status == "timeout":
+                why = f"timed out after {timeout:g} s"
+            elif status != "ok":
+                why = status
+            elif code != 0:
+                why = f"exited with code {code}"
+            else:
+                why = f"exited 0 but wrote no {tmp_om.name}"
+            raise BuildError(f"{plan.tool_name} {why} building {plan.om} (full log: {plan.log})", lines, plan.log)
+        os.replace(tmp_om, plan.om)
+    finally:
+        for leftover in plan.om.parent.glob(f"{tmp_stem.name}*"):
+            try:
+                leftover.unlink()
+            except OSError:
+                pass
+    info = {
+        "tool": plan.tool_name, "tool_path": str(plan.tool.path), "tool_found_via": plan.tool.source,
+        "tool_version": tool_version(plan.tool), "argv": plan.argv, "soc_version": plan.soc_version,
+        "seconds": round(seconds, 3),
+        "inputs": {str(p): sha256_file(p) for p in [plan.model.path, plan.model.weight, plan.aipp] if p is not None},
+        "om": {"path": str(plan.om), "sha256": sha256_file(plan.om), "bytes": plan.om.stat().st_size},
+        "model_inputs": [[n, list(s)] for n, s in plan.model.inputs],
+        "aipp_config": plan.aipp.read_text(encoding="utf-8") if plan.aipp else None,
+    }
+    from .. import __version__
+
+    info["matteconv"] = __version__
+    with atomic_path(plan.record) as tmp:
+        tmp.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    return BuildResult(plan.om, plan.log, plan.record, seconds, info)
+
+
+def build_om(model: str | Path, out: str | Path, aipp: str | Path | None = None, soc_version: str = "Ascend310",
+             tool: str | None = None, input_shape: str | None = None, timeout: float = DEFAULT_TIMEOUT,
+             env=None) -> BuildResult:
+    """Plan and run in one call (library entry point for the verify `om` stage)."""
+    return run_build(plan_build(model, out, aipp, soc_version, tool, input_shape, env), timeout)

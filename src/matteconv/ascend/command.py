@@ -1,0 +1,260 @@
+"""Build the exact atc/omg argv for a model, and refuse models that Ascend would convert wrongly or reject.
+
+The argv is a list, never a shell string: paths with spaces or quotes reach the tool unchanged. `shlex.join` is
+used only to show the user a command they can paste on a machine with the toolkit.
+
+Flags (CANN ATC guide, DESIGN.md section 4): `--framework=5` ONNX / `0` Caffe, `--model`, `--weight`
+(Caffe), `--input_shape=name:1,3,H,W;name2:...`, `--insert_op_conf`, `--soc_version`, `--output` (atc appends
+.om), `--log=error`, `--input_format=NCHW` for ONNX. OMG (old DDK) takes Caffe or TensorFlow only.
+"""
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import MatteconvError
+
+SAFE_OPSETS = range(11, 16)  # ONNX opsets ATC parses across CANN versions (DESIGN.md section 4)
+HALF_PIXEL_OK = ("pytorch_half_pixel", "align_corners")
+INPLACE_TYPES = {"ReLU", "ReLU6", "BatchNorm", "Scale", "Dropout", "Sigmoid", "TanH", "Power", "PReLU", "ELU",
+                 "AbsVal", "BNLL", "Threshold", "Clip", "Swish", "Exp", "Log"}
+
+
+@dataclass
+class ModelInfo:
+    """What the compiler needs to know about a model file."""
+
+    kind: str  # onnx | caffe
+    path: Path
+    inputs: list[tuple[str, tuple[int, ...]]]  # name, shape (0 or -1 = unknown)
+    weight: Path | None = None
+    opset: int | None = None
+    problems: list[str] = field(default_factory=list)  # Ascend traps found
+
+
+# --- ONNX -----------------------------------------------------------------------------------------------------
+
+def inspect_onnx(path: Path) -> ModelInfo:
+    """Inputs (excluding initializers), opset, and the Resize trap."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as e:  # onnx raises DecodeError, OSError, ...
+        raise MatteconvError(f"{path}: not a readable ONNX model ({type(e).__name__}: {e})") from None
+    inits = {i.name for i in model.graph.initializer}
+    inputs = []
+    for vi in model.graph.input:
+        if vi.name in inits:
+            continue
+        dims = tuple(int(d.dim_value) if d.HasField("dim_value") else 0
+                     for d in vi.type.tensor_type.shape.dim)
+        inputs.append((vi.name, dims))
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    info = ModelInfo("onnx", path, inputs, opset=opset)
+    if opset is None or opset not in SAFE_OPSETS:
+        info.problems.append(f"{path}: ONNX opset {opset} is outside {SAFE_OPSETS.start}..{SAFE_OPSETS.stop - 1}, "
+                             "the range ATC parses safely; re-export with opset 11..15")
+    for node in _all_nodes(model.graph):
+        if node.op_type in ("Resize", "Upsample"):
+            attrs = {a.name: a for a in node.attribute}
+            mode = attrs["mode"].s.decode() if "mode" in attrs else "nearest"
+            ctm = (attrs["coordinate_transformation_mode"].s.decode()
+                   if "coordinate_transformation_mode" in attrs else "half_pixel")
+            if node.op_type == "Upsample" or (mode == "linear" and ctm not in HALF_PIXEL_OK) or \
+                    (mode != "linear" and ctm not in HALF_PIXEL_OK + ("asymmetric",)):
+                info.problems.append(
+                    f"{path}: {node.op_type} node {node.name or '(unnamed)'!r} uses coordinate_transformation_mode="
+                    f"{ctm!r} (mode {mode}): Ascend computes that as asymmetric; rewrite it to pytorch_half_pixel "
+                    "(matteconv export does)")
+    return info
+
+
+def _all_nodes(graph):
+    for node in graph.node:
+        yield node
+        for a in node.attribute:
+            if a.type == a.GRAPH:
+                yield from _all_nodes(a.g)
+            for g in a.graphs:
+                yield from _all_nodes(g)
+
+
+# --- Caffe ----------------------------------------------------------------------------------------------------
+
+_CAFFE_TOK = re.compile(r'\s+|#[^\n]*|[{}:]|"(?:[^"\\]|\\.)*"|[^\s{}:#"]+')
+
+
+def _caffe_parse(text: str, path: Path) -> dict:
+    """Protobuf text -> nested dict of lists (light; enough for input shapes and layer names)."""
+    toks = [t for t in _CAFFE_TOK.findall(text) if not t.isspace() and not t.startswith("#")]
+    stack: list[dict] = [{}]
+    i = 0
+    while i < len(toks):
+        t = toks[i]
+        if t == "}":
+            if len(stack) == 1:
+                raise MatteconvError(f"{path}: unbalanced '}}' in prototxt")
+            stack.pop()
+            i += 1
+            continue
+        if i + 1 >= len(toks):
+            raise MatteconvError(f"{path}: prototxt ends after {t!r}")
+        nxt = toks[i + 1]
+        if nxt == "{" or (nxt == ":" and i + 2 < len(toks) and toks[i + 2] == "{"):
+            child: dict = {}
+            stack[-1].setdefault(t, []).append(child)
+            stack.append(child)
+            i += 2 if nxt == "{" else 3
+        elif nxt == ":" and i + 2 < len(toks):
+            v = toks[i + 2]
+            stack[-1].setdefault(t, []).append(v[1:-1] if v.startswith('"') else v)
+            i += 3
+        else:
+            raise MatteconvError(f"{path}: cannot parse prototxt near {t!r}")
+    if len(stack) != 1:
+        raise MatteconvError(f"{path}: unbalanced '{{' in prototxt")
+    return stack[0]
+
+
+def inspect_caffe(path: Path) -> ModelInfo:
+    """Inputs from `input` + `input_shape`/`input_dim`, or Input layers; the caffemodel beside it."""
+    try:
+        net = _caffe_parse(path.read_text(encoding="utf-8", errors="replace"), path)
+    except OSError as e:
+        raise MatteconvError(f"{path}: cannot read ({e.strerror or e})") from None
+    names = net.get("input", [])
+    inputs: list[tuple[str, tuple[int, ...]]] = []
+    shapes = [tuple(int(d) for d in s.get("dim", [])) for s in net.get("input_shape", [])]
+    dims = [int(d) for d in net.get("input_dim", [])]
+    for k, name in enumerate(names):
+        if k < len(shapes):
+            inputs.append((name, shapes[k]))
+        elif dims and len(dims) >= 4 * (k + 1):
+            inputs.append((name, tuple(dims[4 * k: 4 * k + 4])))
+        else:
+            inputs.append((name, ()))
+    layers = net.get("layer", []) or net.get("layers", [])
+    for layer in layers:
+        if layer.get("type", [""])[0] in ("Input", "Data") and layer.get("input_param"):
+            sh = layer["input_param"][0].get("shape", [])
+            for top, s in zip(layer.get("top", []), sh):
+                inputs.append((top, tuple(int(d) for d in s.get("dim", []))))
+    weight = path.with_suffix(".caffemodel")
+    info = ModelInfo("caffe", path, inputs, weight=weight)
+    info.layers = layers  # type: ignore[attr-defined]
+    return info
+
+
+def omg_top_problems(info: ModelInfo) -> list[str]:
+    """OMG wants each top named like its layer, except in-place layers (top == bottom)."""
+    out = []
+    for layer in getattr(info, "layers", []):
+        name = layer.get("name", [""])[0]
+        ltype = layer.get("type", [""])[0]
+        tops, bottoms = layer.get("top", []), layer.get("bottom", [])
+        for top in tops:
+            if top == name or (top in bottoms and len(tops) == 1):
+                continue
+            if ltype in ("Input", "Data") and len(tops) == 1 and top == name:
+                continue
+            out.append(f"{info.path}: layer {name!r} ({ltype}) has top {top!r}: OMG requires top == layer name "
+                       "(in-place layers: top == bottom)")
+    return out
+
+
+# --- both -----------------------------------------------------------------------------------------------------
+
+def inspect_model(path: str | Path) -> ModelInfo:
+    p = Path(path)
+    if not p.is_file():
+        raise MatteconvError(f"{p}: model file not found")
+    if p.suffix.lower() == ".onnx":
+        return inspect_onnx(p)
+    if p.suffix.lower() == ".prototxt":
+        info = inspect_caffe(p)
+        if not info.weight.is_file():
+            raise MatteconvError(f"{p}: weights {info.weight.name} not found beside it (same stem, .caffemodel)")
+        return info
+    raise MatteconvError(f"{p}: expected a .onnx or .prototxt model")
+
+
+def model_problems(info: ModelInfo, tool: str, soc_version: str = "Ascend310") -> list[str]:
+    """Every known Ascend trap in this model for this tool (empty = none found)."""
+    out = list(info.problems)
+    if tool == "omg" and info.kind != "caffe":
+        out.append(f"{info.path}: omg (old DDK) converts Caffe or TensorFlow only, not ONNX: use atc, or "
+                   "convert with `matteconv caffe` first")
+    if info.kind == "caffe":
+        if tool == "omg":
+            out += omg_top_problems(info)
+        try:
+            from ..export.caffe.targets import unsupported_layers  # optional: provided by the Caffe exporter
+        except ImportError:
+            unsupported_layers = None
+        if unsupported_layers is not None:
+            try:  # the exporter's table of layers Ascend's Caffe parser (atc and omg) accepts
+                found = unsupported_layers(str(info.path), "ascend") or []
+            except ImportError:  # the exporter is only partly installed: skip this one check
+                found = []
+            for item in found:
+                what = f"layer {item[0]!r} ({item[1]})" if isinstance(item, tuple) else str(item)
+                out.append(f"{info.path}: {what} is not accepted by Ascend's Caffe parser ({tool})")
+    return out
+
+
+def parse_input_shape(text: str) -> list[tuple[str, tuple[int, ...]]]:
+    """'image:1,3,384,384;prev:1,1,384,384' -> [(name, shape)]."""
+    out = []
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        name, sep, dims = part.rpartition(":")
+        try:
+            shape = tuple(int(d) for d in dims.split(","))
+        except ValueError:
+            shape = ()
+        if not sep or not name or not shape:
+            raise MatteconvError(f"input shape {part!r} is not name:d0,d1,... (e.g. input:1,3,384,384)")
+        out.append((name, shape))
+    return out
+
+
+def format_input_shape(inputs: list[tuple[str, tuple[int, ...]]]) -> str:
+    bad = [n for n, s in inputs if not s or any(d <= 0 for d in s)]
+    if bad:
+        raise MatteconvError(f"model input(s) {', '.join(bad)} have unknown dimensions: pass --input-shape "
+                             "name:1,3,H,W")
+    return ";".join(f"{n}:{','.join(str(d) for d in s)}" for n, s in inputs)
+
+
+def build_argv(tool: str, tool_path: str | Path, info: ModelInfo, output_stem: str | Path,
+               aipp: str | Path | None = None, soc_version: str = "Ascend310",
+               inputs: list[tuple[str, tuple[int, ...]]] | None = None) -> list[str]:
+    """The compiler's argv (list of strings) for this model."""
+    if tool not in ("atc", "omg"):
+        raise MatteconvError(f"unknown tool {tool!r} (atc or omg)")
+    if tool == "omg" and info.kind != "caffe":
+        raise MatteconvError(f"{info.path}: omg (old DDK) converts Caffe only, not ONNX: use --tool atc")
+    argv = [str(tool_path)]
+    if info.kind == "onnx":
+        argv += ["--framework=5", f"--model={info.path}"]
+    else:
+        argv += ["--framework=0", f"--model={info.path}", f"--weight={info.weight}"]
+    if tool == "atc" or inputs:  # omg reads fixed shapes from the prototxt; pass them only when asked
+        argv.append(f"--input_shape={format_input_shape(inputs or info.inputs)}")
+    if info.kind == "onnx" and tool == "atc":
+        argv.append("--input_format=NCHW")
+    if aipp is not None:
+        argv.append(f"--insert_op_conf={aipp}")
+    if tool == "atc":
+        argv.append(f"--soc_version={soc_version}")
+    argv.append(f"--output={output_stem}")
+    if tool == "atc":
+        argv.append("--log=error")
+    return argv
+
+
+def display(argv: list[str]) -> str:
+    """A copy-pasteable command line (display only: we never run a string)."""
+    return shlex.join(argv)

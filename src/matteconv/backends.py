@@ -1,0 +1,94 @@
+"""One interface for every runtime: `Backend.run(x) -> alpha`, x a 1xCxHxW normalised float32 tensor
+(C = 3, or 4 with the previous alpha as channel 3), alpha 1x1xHxW. verify, compare and matte use only this.
+A new format is a class here plus its loader; `open_backend` picks one by file suffix."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from .errors import MatteconvError
+
+
+class Backend(Protocol):
+    name: str
+    in_channels: int
+    size: tuple[int, int] | None  # fixed model input size (H, W), or None when any multiple of 32 works
+
+    def run(self, x: np.ndarray) -> np.ndarray: ...
+
+
+class TorchBackend:
+    """The PyTorch model, in float32 (the noise floor) or float64 (the golden reference)."""
+
+    name = "torch"
+    size = None
+
+    def __init__(self, model: torch.nn.Module, dtype: torch.dtype = torch.float32, threads: int | None = None):
+        self.model = model.to(dtype).eval()
+        self.dtype = dtype
+        self.in_channels = model.in_channels
+        self.threads = threads
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        t = torch.from_numpy(np.ascontiguousarray(x)).to(self.dtype)
+        with torch.no_grad():
+            if self.model.split_inputs:
+                return self.model(t[:, :3], t[:, 3:4]).numpy()
+            return self.model(t).numpy()
+
+
+class OnnxBackend:
+    """An ONNX file in onnxruntime (CPU). Split-input models (image + prev_alpha) get the tensor split."""
+
+    name = "onnx"
+
+    def __init__(self, path: str | Path, threads: int = 2):
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        if not self.path.exists():
+            raise MatteconvError(f"{self.path}: ONNX model not found")
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        so.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(self.path), so, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own exception types
+            raise MatteconvError(f"{self.path}: onnxruntime cannot load it: {str(e).splitlines()[0]}") from None
+        inputs = self.session.get_inputs()
+        self.input_names = [i.name for i in inputs]
+        self.in_channels = sum(int(i.shape[1]) for i in inputs)
+        h, w = inputs[0].shape[2:4]
+        self.size = (h, w) if isinstance(h, int) and isinstance(w, int) else None
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.metadata = dict(meta)
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if len(self.input_names) == 2:
+            feeds = {self.input_names[0]: x[:, :3], self.input_names[1]: x[:, 3:4]}
+        else:
+            feeds = {self.input_names[0]: x}
+        return self.session.run(None, feeds)[0]
+
+
+def open_backend(artifact: str | Path, threads: int = 2) -> Backend:
+    """Checkpoint (.pt/.pth/.ckpt/.safetensors) -> torch; .onnx -> onnxruntime; .prototxt -> pycaffe."""
+    path = Path(artifact)
+    suffix = path.suffix.lower()
+    if suffix == ".onnx":
+        return OnnxBackend(path, threads)
+    if suffix == ".prototxt":
+        from .export.caffe.runner import CaffeBackend
+
+        return CaffeBackend(path)
+    if suffix in (".om",):
+        raise MatteconvError(f"{path}: .om models run only on an Ascend device (use `matteconv verify --om`)")
+    from .model.checkpoint import load_checkpoint
+
+    torch.set_num_threads(threads)
+    return TorchBackend(load_checkpoint(path).model)

@@ -1,0 +1,68 @@
+"""Thin typer layer. Each command group lives in its own module and registers itself on `app`;
+the work is done by the importable library. Every MatteconvError becomes one line and exit code 2."""
+from __future__ import annotations
+
+import functools
+import os
+import sys
+
+os.environ.setdefault("GLOG_minloglevel", "2")  # pycaffe's glog chatter
+
+import typer
+from rich.console import Console
+
+from .. import __version__
+from ..errors import MatteconvError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="MODNet portrait matting: checkpoint -> ONNX / Caffe -> Ascend .om, verified at every hop.")
+console = Console()
+err_console = Console(stderr=True)
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print one error line and exit non-zero."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def friendly(fn):
+    """Turn library errors (and bad values) into one-line messages instead of tracebacks."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (MatteconvError, ValueError, FileNotFoundError) as e:
+            fail(str(e))
+
+    return wrapper
+
+
+def _version(value: bool):
+    if value:
+        console.print(f"matteconv {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                      help="Print the version and exit.")):
+    pass
+
+
+def _register_all() -> None:
+    from . import doctor_cmd, export_cmd, golden_cmd, verify_cmd  # noqa: F401  (each registers on app)
+
+    for optional in ("caffe_cmd", "aipp_cmd", "om_cmd", "matte_cmd", "compare_cmd"):
+        try:
+            __import__(f"{__name__}.{optional}")
+        except ModuleNotFoundError as e:
+            if e.name != f"{__name__}.{optional}":
+                raise
+
+
+_register_all()
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

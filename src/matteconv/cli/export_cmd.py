@@ -1,0 +1,53 @@
+"""`matteconv export CKPT --to onnx|caffe`."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from . import app, console, friendly
+from ..preprocess import parse_size
+
+
+@app.command()
+@friendly
+def export(
+    ckpt: Path = typer.Argument(..., help="MODNet checkpoint (.pt/.pth/.ckpt/.safetensors)."),
+    to: str = typer.Option("onnx", "--to", help="onnx or caffe."),
+    output: Path = typer.Option(..., "-o", "--output", help="OUT.onnx, or the stem OUT for OUT.prototxt + OUT.caffemodel."),
+    size: str = typer.Option("512", "--size", help="N or HxW, multiples of 32."),
+    opset: int = typer.Option(11, "--opset", help="ONNX opset: 11, 13 or 17."),
+    dynamic: bool = typer.Option(False, "--dynamic", help="ONNX: dynamic height and width."),
+    no_simplify: bool = typer.Option(False, "--no-simplify", help="ONNX: skip onnxsim."),
+    split_inputs: bool = typer.Option(False, "--split-inputs", help="4-channel models: inputs `image` and `prev_alpha`."),
+    target: str = typer.Option("bvlc", "--target", help="Caffe: bvlc or ascend."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+):
+    """Load a checkpoint safely, export it, check the export numerically against PyTorch."""
+    from ..model.checkpoint import load_checkpoint
+
+    hw = parse_size(size)
+    if to not in ("onnx", "caffe"):
+        raise ValueError(f"--to {to}: choose onnx or caffe")
+    ckpt_obj = load_checkpoint(ckpt)
+    with console.status(f"exporting {ckpt} to {to} at {hw[0]}x{hw[1]}..."):
+        if to == "onnx":
+            from ..export.onnx_export import export_onnx
+
+            res = export_onnx(ckpt_obj, output, hw, opset, dynamic, not no_simplify, split_inputs)
+            info = {"output": str(res.path), "opset": res.opset, "nodes": res.nodes_after,
+                    "nodes_before_simplify": res.nodes_before, "resize_rewritten": res.resize_rewritten,
+                    "inputs": res.input_names, "max_abs_diff_vs_torch": res.max_abs_diff}
+        else:
+            from ..export.caffe import export_caffe
+
+            stem = output.with_suffix("") if output.suffix in (".prototxt", ".caffemodel") else output
+            res = export_caffe(ckpt_obj, stem, target=target, size=hw, split_inputs=split_inputs)
+            info = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(res).items()}
+    if as_json:
+        console.print_json(json.dumps(info))
+    else:
+        for k, v in info.items():
+            console.print(f"[bold]{k}[/]: {v}")
+        console.print(f"[green]ok[/]: max |d alpha| vs PyTorch on a real photo = {info.get('max_abs_diff_vs_torch', info.get('max_abs_diff'))}")

@@ -1,0 +1,47 @@
+"""`matteconv golden checkpoint|make`: the reference checkpoint and golden alpha sets."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from . import app, console, friendly
+from ..preprocess import parse_size
+
+golden_app = typer.Typer(no_args_is_help=True, help="Reference checkpoint and golden alpha mattes.")
+app.add_typer(golden_app, name="golden")
+
+
+@golden_app.command("checkpoint")
+@friendly
+def checkpoint(
+    output: Path = typer.Option(..., "-o", "--output", help="Where to write the checkpoint (.pt or .safetensors)."),
+    in_channels: int = typer.Option(3, "--in-channels", help="3, or 4 for the temporal model."),
+    seed: int = typer.Option(0, "--seed"),
+):
+    """Write the deterministic reference checkpoint (official layout: `module.` keys, backbone twice)."""
+    from ..reference import reference_model, save_reference
+
+    with console.status("building the reference checkpoint (BatchNorm calibration on built-in photos)..."):
+        sha = save_reference(reference_model(in_channels, seed), output)
+    console.print(f"wrote {output} (in_channels={in_channels}, seed={seed}, weights sha256 {sha[:16]})")
+
+
+@golden_app.command("make")
+@friendly
+def make(
+    output: Path = typer.Option(..., "-o", "--output", help="Golden set folder."),
+    ckpt: Path = typer.Option(None, "--ckpt", help="Checkpoint (default: the reference checkpoint)."),
+    images: Path = typer.Option(None, "--images", help="Folder of images (a clip, in name order, for 4 channels)."),
+    in_channels: int = typer.Option(3, "--in-channels", help="Reference checkpoint only: 3 or 4."),
+    seed: int = typer.Option(0, "--seed", help="Reference checkpoint only."),
+    size: str = typer.Option(None, "--size", help="Model size N or HxW (default 512 for photos, 320 for clips)."),
+    policy: str = typer.Option("device", "--policy", help="Resize policy: device or official (fixed size)."),
+):
+    """Write inputs, float64 golden alphas and manifest.json."""
+    from ..verify.golden import make_set
+
+    gset = make_set(output, ckpt, images, in_channels, seed, parse_size(size) if size else None, policy,
+                    progress=lambda name: console.log(f"golden alpha for {name}"))
+    console.print(f"wrote {len(gset.items)} golden alphas to {gset.root} ({gset.size[0]}x{gset.size[1]}, "
+                  f"{gset.in_channels}-channel)")

@@ -1,0 +1,52 @@
+"""`matteconv om`: compile an ONNX or Caffe model to an Ascend .om with an AIPP config, after checking both."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from ..ascend.build import DEFAULT_TIMEOUT, BuildError, plan_build, run_build
+from . import app, console, err_console, fail, friendly
+
+
+@app.command("om")
+@friendly
+def om(
+    model: Path = typer.Argument(..., help="Model: .onnx, or .prototxt with the .caffemodel beside it."),
+    output: Path = typer.Option(..., "-o", "--output", help="Output stem (the tool appends .om)."),
+    aipp: Path = typer.Option(None, "--aipp", help="AIPP config (see `matteconv aipp`)."),
+    soc_version: str = typer.Option("Ascend310", "--soc-version", help="Target SoC for atc."),
+    tool: str = typer.Option(None, "--tool", help="atc or omg (default: atc for ONNX, atc then omg for Caffe)."),
+    input_shape: str = typer.Option(None, "--input-shape", help="Override shapes: name:1,3,H,W;name2:..."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Check and print the command; do not run it."),
+    timeout: float = typer.Option(DEFAULT_TIMEOUT, "--timeout", min=1, help="Seconds before the tool is killed."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+):
+    """Compile MODEL to OUT.om with atc/omg; keeps OUT.build.log and OUT.build.json."""
+    if tool is not None and tool not in ("atc", "omg"):
+        fail(f"--tool {tool!r} is not atc or omg")
+    plan = plan_build(model, output, aipp, soc_version, tool, input_shape)
+    if dry_run or plan.tool is None:
+        if as_json:
+            print(json.dumps({"dry_run": dry_run, "tool_found": plan.tool is not None, "argv": plan.argv,
+                              "command": plan.command, "om": str(plan.om)}))
+        else:
+            console.print(plan.command, highlight=False, soft_wrap=True, markup=False)
+        if plan.tool is None and not dry_run:
+            fail(f"{plan.tool_name} not found (PATH, $ASCEND_TOOLKIT_HOME, $ASCEND_HOME_PATH, "
+                 "/usr/local/Ascend/ascend-toolkit/latest, ~/Ascend/ascend-toolkit/latest, $DDK_HOME/uihost/bin); "
+                 "run the command above on a machine with the toolkit")
+        return
+    try:
+        result = run_build(plan, timeout)
+    except BuildError as e:
+        for line in e.lines:
+            err_console.print(line, highlight=False, soft_wrap=True, markup=False)
+        fail(str(e), code=1)
+    if as_json:
+        print(json.dumps({"om": str(result.om), "log": str(result.log), "record": str(result.record),
+                          "seconds": round(result.seconds, 3), "sha256": result.info["om"]["sha256"]}))
+    else:
+        console.print(f"wrote {result.om} in {result.seconds:.1f} s (log {result.log}, record {result.record})",
+                      highlight=False)

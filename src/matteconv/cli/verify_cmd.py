@@ -1,0 +1,59 @@
+"""`matteconv verify`: every given artifact is a stage, judged against the golden set; exit 1 on regression."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.progress import Progress
+
+from . import app, console, friendly
+
+STAGE_NAMES = ("torch", "onnx", "caffe", "aipp", "om")
+
+
+@app.command()
+@friendly
+def verify(
+    golden: Path = typer.Option(Path("golden/photos"), "--golden", help="Golden set folder (manifest.json)."),
+    ckpt: Path = typer.Option(None, "--ckpt", help="Checkpoint for the torch stage (default: the golden set's reference)."),
+    onnx: Path = typer.Option(None, "--onnx", help="ONNX model: the onnx stage."),
+    caffe: Path = typer.Option(None, "--caffe", help="Caffe .prototxt (caffemodel beside it): the caffe stage."),
+    aipp: Path = typer.Option(None, "--aipp", help="AIPP config: the aipp stage (emulated AIPP into --onnx)."),
+    om: Path = typer.Option(None, "--om", help="Ascend .om: the om stage (needs msame or ais_bench)."),
+    require: list[str] = typer.Option([], "--require", help="A stage that must run (repeatable); a skip fails."),
+    json_out: Path = typer.Option(None, "--json", help="Write the report as JSON."),
+    junit: Path = typer.Option(None, "--junit", help="Write a JUnit XML report."),
+    html: Path = typer.Option(None, "--html", help="Write a self-contained HTML report."),
+):
+    """Run each stage on the golden inputs; exit 0 only if every stage is within tolerance."""
+    from ..verify.golden import load_golden
+    from ..verify.plan import plan_stages
+    from ..verify.report import table, write_json, write_junit
+    from ..verify.run import verify as run_verify
+
+    for r in require:
+        if r not in STAGE_NAMES:
+            raise ValueError(f"--require {r}: unknown stage (choose from {', '.join(STAGE_NAMES)})")
+    gset = load_golden(golden)
+    with console.status("loading models..."):
+        stages = plan_stages(gset, ckpt=ckpt, onnx=onnx, caffe=caffe, aipp=aipp, om=om, required=require)
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("verifying", total=len(gset.items) * sum(s.run is not None for s in stages))
+        report = run_verify(gset, stages, require, keep_alphas=html is not None,
+                            progress=lambda name: bar.update(task, advance=1, description=f"verifying {name}"))
+    console.print(table(report))
+    if json_out:
+        write_json(report, json_out)
+    if junit:
+        write_junit(report, junit)
+    if html:
+        from ..verify.html import write_html
+
+        write_html(report, gset, html)
+    if not report.ok:
+        bad = [f"{r.name} ({r.status})" for r in report.results if r.status in ("failed", "error")
+               or (r.status == "skipped" and r.name in require)]
+        missing = [q for q in require if not any(r.name == q for r in report.results)]
+        console.print(f"[bold red]FAILED[/]: {', '.join(bad + [f'{m} (required, not given)' for m in missing])}")
+        raise typer.Exit(1)
+    console.print("[green]all stages within tolerance[/]")

@@ -1,0 +1,1 @@
+"""Exporters: ONNX (export/onnx.py) and Caffe (export/caffe/)."""

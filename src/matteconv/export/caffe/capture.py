@@ -1,0 +1,68 @@
+"""Graph capture: torch.fx symbolic trace of the model with MODNet's composite norms kept whole, plus the
+shape of every value from one real forward (ShapeProp). No torch function is patched."""
+from __future__ import annotations
+
+import torch
+import torch.fx as fx
+from torch import nn
+from torch.fx.passes.shape_prop import ShapeProp
+
+from ...errors import MatteconvError
+from ...model.modnet import IBNorm, SEBlock
+
+# Kept as single nodes: their lowering needs the whole module (IBNorm's channel split, SE's broadcast).
+LEAVES = (IBNorm, SEBlock, nn.Conv2d, nn.BatchNorm2d, nn.InstanceNorm2d, nn.Linear)
+
+
+class _Tracer(fx.Tracer):
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        return isinstance(m, LEAVES) or super().is_leaf_module(m, qualname)
+
+
+def capture(model: nn.Module, inputs: dict[str, tuple[int, ...]]) -> fx.GraphModule:
+    """Trace `model` (eval) for the named inputs (forward argument name -> shape); arguments not named are
+    specialised to None. Every node gets meta['tensor_meta'] with its shape."""
+    model = model.eval()
+    import inspect
+
+    params = list(inspect.signature(model.forward).parameters)
+    unknown = [n for n in inputs if n not in params]
+    if unknown:
+        raise MatteconvError(f"{type(model).__name__}.forward has no argument {unknown[0]!r}")
+    concrete = {p: None for p in params if p not in inputs}
+    try:
+        graph = _Tracer().trace(model, concrete_args=concrete or None)
+    except Exception as e:  # fx raises TraceError, TypeError, ... on data-dependent control flow
+        raise MatteconvError(f"cannot capture {type(model).__name__} with torch.fx: {e}") from None
+    gm = fx.GraphModule(model, graph)
+    _drop_specialised_inputs(gm)
+    examples = [torch.zeros(inputs[n.target]) for n in gm.graph.nodes if n.op == "placeholder"]
+    with torch.no_grad():
+        ShapeProp(gm).propagate(*examples)
+    return gm
+
+
+def _drop_specialised_inputs(gm: fx.GraphModule) -> None:
+    """fx guards arguments fixed to None with an assert node; those inputs do not exist in the export."""
+    for node in list(gm.graph.nodes):
+        if node.op == "call_function" and getattr(node.target, "__name__", "") == "_assert_is_none":
+            gm.graph.erase_node(node)
+    for node in list(gm.graph.nodes):
+        if node.op == "placeholder" and not node.users:
+            gm.graph.erase_node(node)
+    gm.recompile()
+
+
+def shape(node: fx.Node) -> tuple[int, ...]:
+    return tuple(node.meta["tensor_meta"].shape)
+
+
+def scope(node: fx.Node) -> str:
+    """Module path a node belongs to: its own target for modules, the enclosing module for functions."""
+    if node.op == "call_module":
+        return str(node.target)
+    stack = node.meta.get("nn_module_stack") or {}
+    if not stack:
+        return ""
+    last = list(stack.values())[-1]
+    return last[0] if isinstance(last, tuple) else str(last)

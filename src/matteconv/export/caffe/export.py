@@ -1,0 +1,96 @@
+"""`export_caffe`: checkpoint -> OUT.prototxt + OUT.caffemodel for a target, written atomically and kept only
+if pycaffe reproduces the PyTorch fp32 matte on a real photo within MAX_DIFF."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ... import __version__, preprocess, samples
+from ...errors import MatteconvError
+from ...fileio import atomic_paths
+from ...model.checkpoint import Checkpoint
+from ...model.modnet import MODNet
+from .convert import convert
+from .runner import CaffeBackend
+from .writer import write_caffemodel, write_prototxt
+
+MAX_DIFF = 1e-3  # max |d alpha| vs torch fp32; the fp32 noise floor is ~4e-4 (DESIGN.md section 6)
+PROBE_PHOTO = "astronaut"
+
+
+@dataclass
+class CaffeExport:
+    prototxt: Path
+    caffemodel: Path
+    target: str
+    size: tuple[int, int]
+    input_names: list[str]
+    layer_counts: dict[str, int]
+    num_layers: int
+    num_params: int
+    max_abs_diff: float  # vs torch fp32 on the probe photo
+    mean_abs_diff: float
+    seconds: float
+
+
+def probe_input(in_channels: int, size: tuple[int, int]) -> np.ndarray:
+    """The real photo the export is checked on (1xCxHxW); 4-channel models get a plausible previous matte."""
+    x = preprocess.prepare(samples.photos()[PROBE_PHOTO], "device", size).tensor
+    if in_channels == 4:
+        h, w = size
+        prev = samples.soft_ellipse(h, w, h * 0.55, w / 2, h * 0.5, w * 0.3).astype(np.float32)
+        x = np.concatenate([x, prev[None, None]], axis=1)
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def _export_model(ckpt: Checkpoint, split_inputs: bool) -> MODNet:
+    if not split_inputs:
+        return ckpt.model.eval()
+    if ckpt.in_channels != 4:
+        raise MatteconvError(f"{ckpt.path}: --split-inputs needs a 4-channel (temporal) model, this one has "
+                             f"{ckpt.in_channels} input channels")
+    model = MODNet(in_channels=4, split_inputs=True)
+    model.load_state_dict(ckpt.model.state_dict())
+    return model.eval()
+
+
+def export_caffe(ckpt: Checkpoint, out_stem: Path, target: str = "bvlc", size: tuple[int, int] = (512, 512),
+                 split_inputs: bool = False) -> CaffeExport:
+    """Write out_stem.prototxt + out_stem.caffemodel (both or neither) and return what was written."""
+    t0 = time.perf_counter()
+    size = preprocess.parse_size(tuple(size))
+    out_stem = Path(out_stem)
+    prototxt, caffemodel = out_stem.with_suffix(".prototxt"), out_stem.with_suffix(".caffemodel")
+    model = _export_model(ckpt, split_inputs)
+    h, w = size
+    c = ckpt.in_channels
+    if split_inputs:
+        inputs, names = {"img": (1, 3, h, w), "prev_alpha": (1, 1, h, w)}, {"img": "image", "prev_alpha": "prev_alpha"}
+    else:
+        inputs, names = {"img": (1, c, h, w)}, {"img": "input"}
+    net = convert(model, inputs, target, names)
+    header = [f"matteconv {__version__} Caffe export (target: {target})",
+              f"checkpoint sha256: {ckpt.sha256} ({ckpt.path.name})",
+              "inputs: " + ", ".join(f"{n} {'x'.join(map(str, s))}" for n, s in net.inputs.items()),
+              "output: alpha 1x1x{}x{} in [0, 1]; input normalised (x - 127.5) / 127.5, RGB".format(h, w)]
+
+    x = probe_input(c, size)
+    with torch.no_grad():
+        t = torch.from_numpy(x)
+        ref = (model(t[:, :3], t[:, 3:4]) if split_inputs else model(t)).numpy()
+    with atomic_paths(prototxt, caffemodel) as (tmp_proto, tmp_model):
+        write_prototxt(tmp_proto, net, header)
+        write_caffemodel(tmp_model, net)
+        with CaffeBackend(tmp_proto, tmp_model) as backend:
+            alpha = backend.run(x)
+        diff = np.abs(alpha.astype(np.float64) - ref)
+        if not np.isfinite(diff).all() or diff.max() > MAX_DIFF:
+            raise MatteconvError(
+                f"{prototxt}: not written: Caffe's matte differs from PyTorch by max {np.nanmax(diff):.2e} "
+                f"(> {MAX_DIFF:g}) on the {PROBE_PHOTO} photo; this is a converter bug, please report it")
+    return CaffeExport(prototxt, caffemodel, target, size, list(net.inputs), net.counts(), len(net.layers),
+                       net.num_params(), float(diff.max()), float(diff.mean()), time.perf_counter() - t0)

@@ -1,0 +1,409 @@
+"""The lowering table: each captured torch op -> Caffe layers that compute the same numbers.
+
+Only exact lowerings are in the table (exact up to float32 rounding); anything else stops the export with
+one line naming the module path, the op and the target. Weights are folded in float64, stored as float32.
+
+Exactness notes (all checked layer by layer against torch in tests/test_caffe_lowering.py):
+- BatchNorm after a conv is folded into the conv; IBNorm's BatchNorm half is folded into the matching output
+  channels, and the conv is written as two Convolutions (one per half), so no Slice and one top per layer.
+- InstanceNorm: Caffe's MVN divides by (std + eps), torch by sqrt(var + eps); on low-variance channels that
+  differs by up to 3x, so MVN is used only to centre (normalize_variance false) and the scale is computed
+  exactly: Power(2) -> global AVE Pooling -> Power(shift eps, power -0.5) -> Flatten -> Scale(2 bottoms).
+- ReLU6 -> `ReLU6` where the target accepts it; else relu(x) - relu(x - 6) (ReLU, Power shift -6, ReLU,
+  Eltwise SUM 1,-1): exact for x <= 12 (Sterbenz), above that within half an ulp of x.
+- Bilinear x2 (align_corners False): fixed bilinear Deconvolution (k4 s2 p1, group C) then a fixed Scale over
+  (H, W) holding 1 / deconv(ones): the deconvolution zero-pads where torch clamps, and at the border the
+  missing weight belongs to the same pixel, so multiplying by that map is exact.
+- Bilinear 1/2 = 2x2 AVE Pooling stride 2; bilinear 1/4 = depthwise 4x4 stride-4 conv, outer([0,.5,.5,0]).
+"""
+from __future__ import annotations
+
+import operator
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.fx as fx
+import torch.nn.functional as F
+from torch import nn
+
+from ...errors import MatteconvError
+from ...model.modnet import IBNorm, SEBlock
+from .capture import scope, shape
+from .ir import Layer, Net
+from .targets import Target
+
+INPLACE_TYPES = ("ReLU", "BatchNorm", "Scale")  # OMG: in-place layers write their bottom, all others their name
+
+
+class Refusal(MatteconvError):
+    pass
+
+
+def _f32(a) -> np.ndarray:
+    if isinstance(a, torch.Tensor):
+        a = a.detach().cpu().double().numpy()
+    return np.ascontiguousarray(np.asarray(a, dtype=np.float64).astype(np.float32))
+
+
+def _bn_affine(bn: nn.BatchNorm2d) -> tuple[np.ndarray, np.ndarray]:
+    """Eval BatchNorm as y = a * x + b, in float64."""
+    mean = bn.running_mean.detach().double().numpy()
+    var = bn.running_var.detach().double().numpy()
+    a = 1.0 / np.sqrt(var + bn.eps)
+    b = -mean * a
+    if bn.affine:
+        g, beta = bn.weight.detach().double().numpy(), bn.bias.detach().double().numpy()
+        a, b = a * g, b * g + beta
+    return a, b
+
+
+class Lowering:
+    """Walks the fx graph in order, emitting layers; `tops` maps fx node name -> Caffe blob name."""
+
+    def __init__(self, gm: fx.GraphModule, target: Target, input_names: dict[str, str]):
+        self.gm = gm
+        self.target = target
+        self.modules = dict(gm.named_modules())
+        self.input_names = input_names  # placeholder name -> Caffe input name
+        self.layers: list[Layer] = []
+        self.tops: dict[str, str] = {}
+        self.absorbed: dict[str, str] = {}  # node name -> node that lowered it (BN folded into a conv)
+        self.node: fx.Node | None = None
+        self._names: set[str] = set()
+
+    # -- helpers used by the table --------------------------------------------------------------------
+    def refuse(self, why: str) -> None:
+        node = self.node
+        where = scope(node) or node.name
+        raise Refusal(f"{where}: {describe(node, self.modules)} {why} for Caffe target '{self.target.name}'")
+
+    def module(self, node: fx.Node) -> nn.Module:
+        return self.modules[node.target]
+
+    def blob(self, arg) -> str:
+        if not isinstance(arg, fx.Node):
+            self.refuse(f"takes a constant ({type(arg).__name__}) where a tensor is needed, which has no lowering")
+        return self.tops[arg.name]
+
+    def can_inplace(self, arg: fx.Node) -> bool:
+        """Safe to overwrite arg's blob: this node is its only reader and it is not a network input."""
+        return arg.op != "placeholder" and len(arg.users) == 1
+
+    def emit(self, name: str, type_: str, bottoms: list[str], params: dict | None = None,
+             blobs: list[np.ndarray] | None = None, inplace: bool = False, tops: list[str] | None = None) -> str:
+        if not self.target.accepts(type_):
+            self.refuse(f"needs a {type_} layer, which is not accepted")
+        if name in self._names:
+            raise AssertionError(f"duplicate layer name {name}")
+        self._names.add(name)
+        if tops is None:
+            tops = [bottoms[0]] if (inplace and type_ in INPLACE_TYPES) else [name]
+        source = scope(self.node) if self.node is not None else ""
+        self.layers.append(Layer(name, type_, list(bottoms), tops, params or {}, list(blobs or []), source))
+        return tops[0]
+
+    def name(self, suffix: str = "") -> str:
+        node = self.node
+        base = str(node.target) if node.op == "call_module" else ".".join(p for p in (scope(node), node.name) if p)
+        return base + suffix
+
+    # -- graph walk -----------------------------------------------------------------------------------
+    def run(self) -> Net:
+        inputs: dict[str, tuple[int, ...]] = {}
+        output = None
+        for node in self.gm.graph.nodes:
+            self.node = node
+            if node.name in self.absorbed:  # already lowered together with its producer
+                self.tops[node.name] = self.tops[self.absorbed[node.name]]
+                continue
+            if node.op == "placeholder":
+                name = self.input_names[node.name]
+                inputs[name] = shape(node)
+                self.tops[node.name] = self.emit(
+                    name, "Input", [], {"input_param": {"shape": [{"dim": list(shape(node))}]}}, tops=[name])
+            elif node.op == "output":
+                out = node.args[0]
+                if not isinstance(out, fx.Node):
+                    self.refuse("returns several values; the export needs one matte tensor")
+                output = self.tops[out.name]
+            else:
+                handler = lookup(node, self.modules)
+                if handler is None:
+                    self.refuse("has no exact lowering")
+                self.tops[node.name] = handler(self, node)
+        output = self._name_output(output)
+        return Net(type(self.gm).__name__, self.layers, inputs, output)
+
+    def _name_output(self, output: str) -> str:
+        """Call the final blob `alpha` when that renames only the last layer (nothing else reads it)."""
+        last = self.layers[-1]
+        readers = [la for la in self.layers if output in la.bottoms]
+        if last.tops == [output] and last.name == output and not readers and "alpha" not in self._names:
+            last.name = last.tops[0] = "alpha"
+            return "alpha"
+        return output
+
+
+# ---- the table: module types ------------------------------------------------------------------------
+
+def _conv_params(conv: nn.Conv2d, out_channels: int, bias: bool) -> dict:
+    kh, kw = conv.kernel_size
+    sh, sw = conv.stride
+    ph, pw = conv.padding
+    dh, dw = conv.dilation
+    p = {"num_output": out_channels, "kernel_h": kh, "kernel_w": kw, "stride_h": sh, "stride_w": sw,
+         "pad_h": ph, "pad_w": pw, "bias_term": bias}
+    if (dh, dw) != (1, 1):
+        p["dilation"] = [dh, dw]
+    if conv.groups != 1:
+        p["group"] = conv.groups
+    return {"convolution_param": p}
+
+
+def lower_conv(lw: Lowering, node: fx.Node) -> str:
+    conv = lw.module(node)
+    if isinstance(conv.padding, str) or conv.padding_mode != "zeros":
+        lw.refuse(f"uses padding {conv.padding!r}/{conv.padding_mode}, which Caffe cannot express exactly")
+    w = conv.weight.detach().double().numpy()
+    b = conv.bias.detach().double().numpy() if conv.bias is not None else np.zeros(w.shape[0])
+    users = list(node.users)
+    nxt = users[0] if len(users) == 1 and users[0].op == "call_module" else None
+    nxt_mod = lw.module(nxt) if nxt is not None else None
+    if type(nxt_mod) is nn.BatchNorm2d and _bn_ok(nxt_mod):
+        a, c = _bn_affine(nxt_mod)
+        w, b = w * a[:, None, None, None], b * a + c
+        lw.absorbed[nxt.name] = node.name
+        return lw.emit(lw.name(), "Convolution", [lw.blob(node.args[0])], _conv_params(conv, w.shape[0], True),
+                       [_f32(w), _f32(b)])
+    if type(nxt_mod) is IBNorm and _bn_ok(nxt_mod.bnorm) and _in_ok(nxt_mod.inorm) and conv.groups == 1:
+        return _conv_ibnorm(lw, node, conv, w, b, nxt, nxt_mod)
+    has_bias = conv.bias is not None
+    blobs = [_f32(w), _f32(b)] if has_bias else [_f32(w)]
+    return lw.emit(lw.name(), "Convolution", [lw.blob(node.args[0])], _conv_params(conv, w.shape[0], has_bias), blobs)
+
+
+def _conv_ibnorm(lw: Lowering, node, conv, w, b, ib_node, ib: IBNorm) -> str:
+    """Conv + IBNorm: the BN half folded into its output channels, the IN half through the exact norm."""
+    k = ib.bnorm_channels
+    a, c = _bn_affine(ib.bnorm)
+    bottom = lw.blob(node.args[0])
+    lw.absorbed[ib_node.name] = node.name
+    parts = []
+    if k:
+        wa, ba = w[:k] * a[:, None, None, None], b[:k] * a + c
+        parts.append(lw.emit(lw.name(), "Convolution", [bottom], _conv_params(conv, k, True), [_f32(wa), _f32(ba)]))
+    if w.shape[0] - k:
+        top = lw.emit(lw.name("/in"), "Convolution", [bottom], _conv_params(conv, w.shape[0] - k, True),
+                      [_f32(w[k:]), _f32(b[k:])])
+        parts.append(_instance_norm(lw, top, ib.inorm.eps, str(ib_node.target) + "/in"))
+    if len(parts) == 1:
+        return parts[0]
+    return lw.emit(str(ib_node.target), "Concat", parts, {"concat_param": {"axis": 1}})
+
+
+def _instance_norm(lw: Lowering, bottom: str, eps: float, base: str) -> str:
+    """(x - mean) / sqrt(var + eps) per channel, exactly as torch (see module docstring)."""
+    centred = lw.emit(base + "/mvn", "MVN", [bottom], {"mvn_param": {"normalize_variance": False,
+                                                                     "across_channels": False}})
+    sq = lw.emit(base + "/sq", "Power", [centred], {"power_param": {"power": 2.0}})
+    var = lw.emit(base + "/var", "Pooling", [sq], {"pooling_param": {"pool": "AVE", "global_pooling": True}})
+    inv = lw.emit(base + "/rstd", "Power", [var], {"power_param": {"power": -0.5, "shift": float(eps)}})
+    flat = lw.emit(base + "/rstd_flat", "Flatten", [inv], {"flatten_param": {"axis": 1}})
+    return lw.emit(base, "Scale", [centred, flat], {"scale_param": {"axis": 0}})
+
+
+def _bn_ok(bn: nn.BatchNorm2d) -> bool:
+    return (not bn.training) and bn.track_running_stats and bn.running_mean is not None
+
+
+def _in_ok(inorm: nn.InstanceNorm2d) -> bool:
+    return not inorm.affine and not inorm.track_running_stats
+
+
+def lower_batchnorm(lw: Lowering, node: fx.Node) -> str:
+    """A BatchNorm not after a conv: one Scale layer with bias (the folded affine)."""
+    bn = lw.module(node)
+    if not _bn_ok(bn):
+        lw.refuse("is in training mode or has no running statistics, so it has no fixed lowering")
+    a, c = _bn_affine(bn)
+    arg = node.args[0]
+    return lw.emit(lw.name(), "Scale", [lw.blob(arg)], {"scale_param": {"bias_term": True}}, [_f32(a), _f32(c)],
+                   inplace=lw.can_inplace(arg))
+
+
+def lower_instancenorm(lw: Lowering, node: fx.Node) -> str:
+    m = lw.module(node)
+    if not _in_ok(m):
+        lw.refuse("has affine parameters or running statistics, which have no lowering here")
+    return _instance_norm(lw, lw.blob(node.args[0]), m.eps, lw.name())
+
+
+def lower_ibnorm(lw: Lowering, node: fx.Node) -> str:
+    """IBNorm not after a conv: Slice the channels, BN half as Scale, IN half as the exact norm, Concat."""
+    ib = lw.module(node)
+    if not (_bn_ok(ib.bnorm) and _in_ok(ib.inorm)) or not ib.bnorm_channels:
+        lw.refuse("has a norm configuration with no lowering here")
+    base = lw.name()
+    a, c = _bn_affine(ib.bnorm)
+    lw.emit(base + "/slice", "Slice", [lw.blob(node.args[0])],
+            {"slice_param": {"axis": 1, "slice_point": [ib.bnorm_channels]}}, tops=[base + "/bn_in", base + "/in_in"])
+    bn = lw.emit(base + "/bn", "Scale", [base + "/bn_in"], {"scale_param": {"bias_term": True}},
+                 [_f32(a), _f32(c)], inplace=True)
+    inn = _instance_norm(lw, base + "/in_in", ib.inorm.eps, base + "/in")
+    return lw.emit(base, "Concat", [bn, inn], {"concat_param": {"axis": 1}})
+
+
+def lower_relu(lw: Lowering, node: fx.Node) -> str:
+    arg = node.args[0]
+    return lw.emit(lw.name(), "ReLU", [lw.blob(arg)], inplace=lw.can_inplace(arg))
+
+
+def lower_relu6(lw: Lowering, node: fx.Node) -> str:
+    m = lw.module(node)
+    if type(m) is nn.Hardtanh and (m.min_val, m.max_val) != (0.0, 6.0):
+        lw.refuse(f"clips to [{m.min_val}, {m.max_val}], which has no lowering here")
+    arg = node.args[0]
+    if lw.target.accepts("ReLU6"):
+        return lw.emit(lw.name(), "ReLU6", [lw.blob(arg)])
+    base = lw.name()
+    r = lw.emit(base + "/relu", "ReLU", [lw.blob(arg)], inplace=lw.can_inplace(arg))
+    over = lw.emit(base + "/minus6", "Power", [r], {"power_param": {"shift": -6.0}})
+    over = lw.emit(base + "/over6", "ReLU", [over], inplace=True)
+    return lw.emit(base, "Eltwise", [r, over], {"eltwise_param": {"operation": "SUM", "coeff": [1.0, -1.0]}})
+
+
+def lower_sigmoid(lw: Lowering, node: fx.Node) -> str:
+    return lw.emit(lw.name(), "Sigmoid", [lw.blob(node.args[0])])
+
+
+def lower_se(lw: Lowering, node: fx.Node) -> str:
+    """x * sigmoid(W2 relu(W1 avgpool(x))): pooling, two InnerProducts, broadcast Scale (axis 0, 2 bottoms)."""
+    se = lw.module(node)
+    fc = list(se.fc)
+    ok = (isinstance(se.pool, nn.AdaptiveAvgPool2d) and se.pool.output_size in (1, (1, 1)) and len(fc) == 4
+          and type(fc[0]) is nn.Linear and fc[0].bias is None and type(fc[1]) is nn.ReLU
+          and type(fc[2]) is nn.Linear and fc[2].bias is None and type(fc[3]) is nn.Sigmoid)
+    if not ok:
+        lw.refuse("is not the pool-Linear-ReLU-Linear-Sigmoid SE block this lowering knows")
+    base, x = lw.name(), lw.blob(node.args[0])
+    pooled = lw.emit(base + "/pool", "Pooling", [x], {"pooling_param": {"pool": "AVE", "global_pooling": True}})
+    h = lw.emit(base + "/fc1", "InnerProduct", [pooled],
+                {"inner_product_param": {"num_output": fc[0].out_features, "bias_term": False}}, [_f32(fc[0].weight)])
+    h = lw.emit(base + "/relu", "ReLU", [h], inplace=True)
+    h = lw.emit(base + "/fc2", "InnerProduct", [h],
+                {"inner_product_param": {"num_output": fc[2].out_features, "bias_term": False}}, [_f32(fc[2].weight)])
+    gate = lw.emit(base + "/sigmoid", "Sigmoid", [h])
+    return lw.emit(base, "Scale", [x, gate], {"scale_param": {"axis": 0}})
+
+
+# ---- the table: functions ---------------------------------------------------------------------------
+
+BILINEAR_UP2 = np.array([0.25, 0.75, 0.75, 0.25])
+BILINEAR_DOWN4 = np.array([0.0, 0.5, 0.5, 0.0])
+
+
+def lower_interpolate(lw: Lowering, node: fx.Node) -> str:
+    kw = dict(zip(("input", "size", "scale_factor", "mode", "align_corners", "recompute_scale_factor",
+                   "antialias"), node.args))
+    kw.update(node.kwargs)
+    mode, ac = kw.get("mode", "nearest"), kw.get("align_corners")
+    if mode != "bilinear" or ac or kw.get("antialias"):
+        lw.refuse(f"(mode={mode}, align_corners={ac}) has no exact lowering; only bilinear with "
+                  "align_corners=False is lowered")
+    n, c, h, w = shape(node.args[0])
+    _, _, oh, ow = shape(node)
+    x = lw.blob(node.args[0])
+    if (oh, ow) == (2 * h, 2 * w):
+        return _upsample2(lw, x, c, h, w)
+    if (oh * 2, ow * 2) == (h, w):
+        return lw.emit(lw.name(), "Pooling", [x], {"pooling_param": {"pool": "AVE", "kernel_size": 2, "stride": 2}})
+    if (oh * 4, ow * 4) == (h, w):
+        k = np.outer(BILINEAR_DOWN4, BILINEAR_DOWN4)
+        weight = np.broadcast_to(k, (c, 1, 4, 4))
+        return lw.emit(lw.name(), "Convolution", [x], {"convolution_param": {
+            "num_output": c, "kernel_size": [4], "stride": [4], "group": c, "bias_term": False}}, [_f32(weight)])
+    lw.refuse(f"resizes {h}x{w} -> {oh}x{ow}; only exact x2, 1/2 and 1/4 bilinear resizes are lowered")
+
+
+def _upsample2(lw: Lowering, x: str, c: int, h: int, w: int) -> str:
+    k = np.outer(BILINEAR_UP2, BILINEAR_UP2)
+    base = lw.name()
+    up = lw.emit(base, "Deconvolution", [x], {"convolution_param": {
+        "num_output": c, "kernel_size": [4], "stride": [2], "pad": [1], "group": c, "bias_term": False}},
+        [_f32(np.broadcast_to(k, (c, 1, 4, 4)))])
+    ones = torch.ones(1, 1, h, w, dtype=torch.float64)
+    cover = F.conv_transpose2d(ones, torch.from_numpy(k)[None, None], stride=2, padding=1)[0, 0].numpy()
+    return lw.emit(base + "/border", "Scale", [up], {"scale_param": {"axis": 2, "num_axes": 2, "bias_term": False}},
+                   [_f32(1.0 / cover)], inplace=True)
+
+
+def lower_cat(lw: Lowering, node: fx.Node) -> str:
+    tensors = node.args[0] if node.args else node.kwargs["tensors"]
+    dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0)
+    rank = len(shape(node))
+    if dim % rank != 1:
+        lw.refuse(f"concatenates along dim {dim}; only channels (dim 1) are lowered")
+    return lw.emit(lw.name(), "Concat", [lw.blob(t) for t in tensors], {"concat_param": {"axis": 1}})
+
+
+def lower_add(lw: Lowering, node: fx.Node) -> str:
+    a, b = node.args[:2]
+    if node.kwargs.get("alpha", 1) != 1 or not (isinstance(a, fx.Node) and isinstance(b, fx.Node)) \
+            or shape(a) != shape(b):
+        lw.refuse("is not an add of two same-shape tensors, which is all Eltwise SUM lowers")
+    return lw.emit(lw.name(), "Eltwise", [lw.blob(a), lw.blob(b)], {"eltwise_param": {"operation": "SUM"}})
+
+
+MODULES: dict[type, Callable[[Lowering, fx.Node], str]] = {
+    nn.Conv2d: lower_conv,
+    nn.BatchNorm2d: lower_batchnorm,
+    nn.InstanceNorm2d: lower_instancenorm,
+    IBNorm: lower_ibnorm,
+    nn.ReLU: lower_relu,
+    nn.ReLU6: lower_relu6,
+    nn.Hardtanh: lower_relu6,
+    nn.Sigmoid: lower_sigmoid,
+    SEBlock: lower_se,
+}
+
+FUNCTIONS: dict[object, Callable[[Lowering, fx.Node], str]] = {
+    F.interpolate: lower_interpolate,
+    torch.cat: lower_cat,
+    torch.concat: lower_cat,
+    operator.add: lower_add,
+    torch.add: lower_add,
+    torch.sigmoid: lower_sigmoid,
+    F.relu: lambda lw, node: lw.emit(lw.name(), "ReLU", [lw.blob(node.args[0])], inplace=lw.can_inplace(node.args[0])),
+}
+
+METHODS: dict[str, Callable[[Lowering, fx.Node], str]] = {
+    "contiguous": lambda lw, node: lw.blob(node.args[0]),
+    "sigmoid": lower_sigmoid,
+}
+
+
+def lookup(node: fx.Node, modules: dict[str, nn.Module]):
+    if node.op == "call_module":
+        return MODULES.get(type(modules[node.target]))
+    if node.op == "call_function":
+        return FUNCTIONS.get(node.target)
+    if node.op == "call_method":
+        return METHODS.get(node.target)
+    return None
+
+
+def describe(node: fx.Node, modules: dict[str, nn.Module]) -> str:
+    if node.op == "call_module":
+        return type(modules[node.target]).__name__
+    if node.op == "call_function":
+        return getattr(node.target, "__name__", str(node.target))
+    if node.op == "call_method":
+        return f".{node.target}()"
+    return node.op
+
+
+def lower(gm: fx.GraphModule, target: Target, input_names: dict[str, str]) -> Net:
+    """fx graph (with shapes) -> Net for `target`, or a MatteconvError naming the first op it cannot lower."""
+    with torch.no_grad():
+        return Lowering(gm, target, input_names).run()

@@ -1,0 +1,74 @@
+"""What `matteconv inspect` reports about a prototxt: layers, counts per type, parameter count, output
+shapes and the layers a target does not accept. Parsing is pure Python (never aborts); parameter counts and
+shapes come from pycaffe in the worker when the net loads there, else they are reported as unavailable."""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ...errors import MatteconvError
+from .runner import CaffeWorker
+from .targets import get_target
+from .writer import read_prototxt
+
+
+@dataclass
+class LayerInfo:
+    name: str
+    type: str
+    bottoms: list[str]
+    tops: list[str]
+    params: int | None = None
+    shapes: list[list[int]] | None = None  # one per top
+
+
+@dataclass
+class Summary:
+    path: str
+    target: str
+    layers: list[LayerInfo]
+    counts: dict[str, int]
+    unsupported: list[tuple[str, str]]
+    num_params: int | None = None
+    inputs: dict[str, list[int]] = field(default_factory=dict)
+    outputs: dict[str, list[int]] = field(default_factory=dict)
+    caffe_error: str | None = None  # why shapes/params are missing
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def summarize(path: str | Path, target: str = "bvlc") -> Summary:
+    path = Path(path)
+    tgt = get_target(target)
+    proto = read_prototxt(path)
+    layers = [LayerInfo(la.name, la.type, list(la.bottom), list(la.top)) for la in proto.layer]
+    counts = dict(sorted(Counter(la.type for la in layers).items()))
+    unsupported = [(la.name, la.type) for la in layers if not tgt.accepts(la.type)]
+    summary = Summary(str(path), target, layers, counts, unsupported)
+    caffemodel = path.with_suffix(".caffemodel")
+    try:
+        worker = CaffeWorker(path, caffemodel if caffemodel.is_file() else None)
+    except MatteconvError as e:
+        summary.caffe_error = str(e)
+        return summary
+    try:
+        info = worker.info
+    finally:
+        worker.close()
+    shapes, params = info["shapes"], info["params"]
+    for la in layers:
+        la.shapes = [list(shapes[t]) for t in la.tops if t in shapes]
+        la.params = sum(_prod(s) for s in params.get(la.name, []))
+    summary.num_params = sum(la.params or 0 for la in layers)
+    summary.inputs = {n: list(s) for n, s in info["inputs"]}
+    summary.outputs = {n: list(shapes[n]) for n in info["outputs"]}
+    return summary
+
+
+def _prod(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n

@@ -1,0 +1,101 @@
+"""Net -> prototxt (text, with a provenance header) and caffemodel (binary, with the weights), through the
+caffe_pb2 that ships with our pycaffe. caffe_pb2 is loaded from its file, without importing the `caffe`
+package: that would load the C++ library, whose glog CHECKs abort the process; only the worker does that."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ...errors import MatteconvError
+from .ir import Net
+
+_PB2 = "caffe.proto.caffe_pb2"
+
+
+def caffe_pb2():
+    """The protobuf module for caffe.proto (shared with pycaffe if it is already imported)."""
+    if _PB2 in sys.modules:
+        return sys.modules[_PB2]
+    spec = importlib.util.find_spec("caffe")
+    if spec is None or not spec.submodule_search_locations:
+        raise MatteconvError("pycaffe is not installed in this environment (run scripts/install-caffe.sh)")
+    path = Path(list(spec.submodule_search_locations)[0]) / "proto" / "caffe_pb2.py"
+    mod_spec = importlib.util.spec_from_file_location(_PB2, path)
+    module = importlib.util.module_from_spec(mod_spec)
+    sys.modules[_PB2] = module  # the name pycaffe itself uses, so the descriptors are registered once
+    try:
+        mod_spec.loader.exec_module(module)
+    except Exception as e:
+        del sys.modules[_PB2]
+        raise MatteconvError(f"{path}: cannot load Caffe's protobuf module: {e}") from None
+    return module
+
+
+def _fill(msg, values: dict) -> None:
+    """Set protobuf fields from a nested dict; enum values may be given by name ("AVE")."""
+    for key, value in values.items():
+        field = msg.DESCRIPTOR.fields_by_name[key]
+        repeated = field.label == field.LABEL_REPEATED
+        if field.message_type is not None:
+            if repeated:
+                for item in value:
+                    _fill(getattr(msg, key).add(), item)
+            else:
+                _fill(getattr(msg, key), value)
+            continue
+        if field.enum_type is not None:
+            value = [_enum(field, v) for v in value] if repeated else _enum(field, value)
+        if repeated:
+            getattr(msg, key).extend(value)
+        else:
+            setattr(msg, key, value)
+
+
+def _enum(field, value):
+    return field.enum_type.values_by_name[value].number if isinstance(value, str) else value
+
+
+def to_proto(net: Net, with_weights: bool):
+    pb = caffe_pb2()
+    proto = pb.NetParameter(name=net.name)
+    for layer in net.layers:
+        lp = proto.layer.add(name=layer.name, type=layer.type)
+        lp.bottom.extend(layer.bottoms)
+        lp.top.extend(layer.tops)
+        _fill(lp, layer.params)
+        if with_weights:
+            for blob in layer.blobs:
+                bp = lp.blobs.add()
+                bp.shape.dim.extend(int(d) for d in blob.shape)
+                bp.data.extend(np.ascontiguousarray(blob, dtype=np.float32).ravel().tolist())
+    return proto
+
+
+def write_prototxt(path: str | Path, net: Net, header: list[str]) -> None:
+    from google.protobuf import text_format
+
+    text = text_format.MessageToString(to_proto(net, with_weights=False))
+    lines = "".join(f"# {h}\n" for h in header)
+    Path(path).write_text(lines + text)
+
+
+def write_caffemodel(path: str | Path, net: Net) -> None:
+    Path(path).write_bytes(to_proto(net, with_weights=True).SerializeToString())
+
+
+def read_prototxt(path: str | Path):
+    """Parse a prototxt in Python (never aborts); a syntax error is a MatteconvError."""
+    from google.protobuf import text_format
+
+    path = Path(path)
+    if not path.is_file():
+        raise MatteconvError(f"{path}: prototxt not found")
+    proto = caffe_pb2().NetParameter()
+    try:
+        text_format.Parse(path.read_text(), proto)
+    except text_format.ParseError as e:
+        raise MatteconvError(f"{path}: not a valid Caffe prototxt: {e}") from None
+    return proto

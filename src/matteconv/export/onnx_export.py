@@ -1,0 +1,177 @@
+"""PyTorch -> ONNX, made safe for Ascend and checked numerically before it is kept.
+
+Why more than `torch.onnx.export`: Ascend's ONNX parser treats only `pytorch_half_pixel` as half-pixel
+bilinear, but torch may write `half_pixel` (same numbers in onnxruntime, wrong on the device); the dynamo
+exporter may write a newer opset than asked. So we rewrite Resize attributes, check the opset actually written,
+simplify, record provenance, and compare onnxruntime against PyTorch on a real image.
+"""
+from __future__ import annotations
+
+import io
+import json
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+
+from .. import __version__
+from ..errors import MatteconvError
+from ..fileio import atomic_path
+from ..model.checkpoint import Checkpoint
+from .. import preprocess
+
+SUPPORTED_OPSETS = (11, 13, 17)
+ASCEND_RESIZE_MODES = ("pytorch_half_pixel", "align_corners")
+PARITY_MAX = 1e-3  # fp32 ONNX vs fp32 PyTorch, max |d alpha|
+
+
+@dataclass
+class OnnxExport:
+    path: Path
+    opset: int
+    nodes_before: int
+    nodes_after: int
+    resize_rewritten: int
+    max_abs_diff: float
+    input_names: list[str] = field(default_factory=list)
+
+
+def input_names_for(in_channels: int, split_inputs: bool) -> list[str]:
+    return ["image", "prev_alpha"] if split_inputs else ["input"]
+
+
+def dummy_inputs(in_channels: int, split_inputs: bool, size: tuple[int, int]) -> tuple[torch.Tensor, ...]:
+    h, w = size
+    if split_inputs:
+        return torch.zeros(1, 3, h, w), torch.zeros(1, 1, h, w)
+    return (torch.zeros(1, in_channels, h, w),)
+
+
+def fix_resize_modes(model: onnx.ModelProto) -> int:
+    """Rewrite every bilinear Resize's `half_pixel` to `pytorch_half_pixel` (identical unless a side is 1)."""
+    n = 0
+    for node in model.graph.node:
+        if node.op_type != "Resize":
+            continue
+        attrs = {a.name: a for a in node.attribute}
+        mode = attrs.get("coordinate_transformation_mode")
+        if mode is None:
+            node.attribute.append(onnx.helper.make_attribute("coordinate_transformation_mode", "pytorch_half_pixel"))
+            n += 1
+        elif mode.s == b"half_pixel":
+            mode.s = b"pytorch_half_pixel"
+            n += 1
+    return n
+
+
+def check_ascend_safe(model: onnx.ModelProto, where: str, opsets: tuple[int, ...] = (11, 12, 13, 14, 15, 16, 17)) -> int:
+    """Raise if a Resize would be computed differently on Ascend; return the default-domain opset."""
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    if opset not in opsets:
+        raise MatteconvError(f"{where}: ONNX opset {opset} is outside {opsets[0]}..{opsets[-1]}")
+    for node in model.graph.node:
+        if node.op_type == "Resize":
+            mode = next((a.s.decode() for a in node.attribute if a.name == "coordinate_transformation_mode"),
+                        "half_pixel")
+            if mode not in ASCEND_RESIZE_MODES:
+                raise MatteconvError(f"{where}: Resize node {node.name!r} uses coordinate_transformation_mode="
+                                     f"{mode}; Ascend computes that as asymmetric (wrong mattes)")
+    return opset
+
+
+def _torch_export(model: torch.nn.Module, args, names, opset: int, dynamic: bool) -> onnx.ModelProto:
+    dyn = {n: {2: "height", 3: "width"} for n in names} | {"alpha": {2: "height", 3: "width"}} if dynamic else None
+    buf = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, args, buf, opset_version=opset, input_names=names, output_names=["alpha"],
+                          dynamic_axes=dyn, do_constant_folding=True, dynamo=False)
+    return onnx.load_from_string(buf.getvalue())
+
+
+def simplify(model: onnx.ModelProto) -> onnx.ModelProto:
+    import onnxsim
+
+    simplified, ok = onnxsim.simplify(model)
+    if not ok:
+        raise MatteconvError("onnxsim could not validate the simplified model")
+    return simplified
+
+
+def run_onnx(model_bytes_or_path, feeds: dict[str, np.ndarray], threads: int = 2) -> np.ndarray:
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    sess = ort.InferenceSession(model_bytes_or_path, so, providers=["CPUExecutionProvider"])
+    return sess.run(None, feeds)[0]
+
+
+def parity_image(size: tuple[int, int]) -> np.ndarray:
+    """A real portrait photo (scikit-image's astronaut) prepared with the device policy at the model size."""
+    from skimage import data
+
+    return preprocess.prepare(data.astronaut(), "device", size).tensor
+
+
+def export_onnx(ckpt: Checkpoint, out: str | Path, size: tuple[int, int] = (512, 512), opset: int = 11,
+                dynamic: bool = False, do_simplify: bool = True, split_inputs: bool = False) -> OnnxExport:
+    """Export, fix, simplify, check and parity-test; the file appears only if everything passed."""
+    out = Path(out)
+    if opset not in SUPPORTED_OPSETS:
+        raise MatteconvError(f"opset {opset} not supported (choose from {', '.join(map(str, SUPPORTED_OPSETS))})")
+    if split_inputs and ckpt.in_channels != 4:
+        raise MatteconvError(f"{ckpt.path}: --split-inputs needs a 4-channel (temporal) checkpoint")
+    model = ckpt.model
+    if split_inputs != model.split_inputs:
+        from ..model import MODNet
+
+        model = MODNet(ckpt.in_channels, split_inputs=split_inputs)
+        model.load_state_dict(ckpt.model.state_dict())
+        model.eval()
+    names = input_names_for(ckpt.in_channels, split_inputs)
+    args = dummy_inputs(ckpt.in_channels, split_inputs, size)
+    onnx_model = _torch_export(model, args, names, opset, dynamic)
+    before = len(onnx_model.graph.node)
+    if do_simplify:
+        onnx_model = simplify(onnx_model)
+    rewritten = fix_resize_modes(onnx_model)
+    written = check_ascend_safe(onnx_model, str(out))
+    if written != opset:
+        raise MatteconvError(f"{out}: asked for opset {opset} but the exporter wrote {written}")
+    meta = {"matteconv_version": __version__, "checkpoint_sha256": ckpt.sha256,
+            "weights_sha256": ckpt.weights_sha256, "input_size": f"{size[0]}x{size[1]}",
+            "in_channels": str(ckpt.in_channels), "input_names": ",".join(names), "dynamic": str(dynamic).lower(),
+            "preprocessing": json.dumps({"color": "RGB", "mean": preprocess.MEAN, "std": preprocess.STD,
+                                         "layout": "NCHW"})}
+    del onnx_model.metadata_props[:]
+    for k, v in meta.items():
+        onnx_model.metadata_props.add(key=k, value=v)
+    onnx.checker.check_model(onnx_model, full_check=True)
+
+    image = parity_image(size)
+    feeds, targs = _parity_feeds(image, ckpt.in_channels, split_inputs)
+    with torch.no_grad():
+        ref = model(*[torch.from_numpy(t) for t in targs]).numpy()
+    got = run_onnx(onnx_model.SerializeToString(), feeds)
+    diff = float(np.abs(got - ref).max())
+    if not np.isfinite(diff) or diff > PARITY_MAX:
+        raise MatteconvError(f"{out}: onnxruntime differs from PyTorch by max |d alpha| = {diff:.3g} "
+                             f"(> {PARITY_MAX:g}); not written")
+    with atomic_path(out) as tmp:
+        onnx.save(onnx_model, str(tmp))
+    return OnnxExport(out, written, before, len(onnx_model.graph.node), rewritten, diff, names)
+
+
+def _parity_feeds(image: np.ndarray, in_channels: int, split_inputs: bool):
+    """The same real image for both runtimes; for temporal models, a smooth non-zero previous alpha."""
+    h, w = image.shape[-2:]
+    prev = np.broadcast_to(np.linspace(0, 1, w, dtype=np.float32), (1, 1, h, w)).copy()
+    if split_inputs:
+        return {"image": image, "prev_alpha": prev}, (image, prev)
+    x = image if in_channels == 3 else np.concatenate([image, prev], axis=1)
+    return {"input": x}, (x,)

@@ -1,0 +1,96 @@
+"""The deterministic reference checkpoint: MODNet with random weights that behave like a trained model.
+
+Why not just random init: with default init, BatchNorm statistics are wrong (activations explode or vanish) and
+the matte saturates to 0/1, which hides conversion errors. So: random init from a seed, random BatchNorm affine
+parameters (so BN folding is really exercised), BatchNorm statistics calibrated in float64 on the built-in photos,
+and the final logits scaled so most pixels land in the sigmoid's sensitive range. Data-dependent values are
+rounded to the float16 grid, so float64 noise across CPUs cannot change the weights (and their hash).
+"""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import preprocess, samples
+from .model.modnet import MODNet
+
+CALIBRATION_SIZE = (256, 256)
+LOGIT_STD = 3.0
+
+
+def _fp16_grid(t: torch.Tensor) -> torch.Tensor:
+    return t.to(torch.float16).to(t.dtype)
+
+
+def calibration_batch(in_channels: int) -> torch.Tensor:
+    frames = [preprocess.prepare(img, "device", CALIBRATION_SIZE, dtype=np.float64).tensor
+              for img in samples.photos().values()]
+    x = torch.from_numpy(np.concatenate(frames))
+    if in_channels == 4:
+        h, w = CALIBRATION_SIZE
+        prev = samples.soft_ellipse(h, w, h * 0.55, w / 2, h * 0.5, w * 0.3)
+        x = torch.cat([x, torch.from_numpy(prev)[None, None].expand(len(x), 1, h, w)], dim=1)
+    return x
+
+
+def reference_model(in_channels: int = 3, seed: int = 0) -> MODNet:
+    """Build the reference MODNet for (in_channels, seed); float32, eval mode."""
+    torch.manual_seed(seed)
+    model = MODNet(in_channels)
+    gen = torch.Generator().manual_seed(seed + 1)
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    with torch.no_grad():
+        for bn in bns:
+            bn.weight.copy_(torch.rand(bn.num_features, generator=gen) + 0.5)
+            bn.bias.copy_(torch.randn(bn.num_features, generator=gen) * 0.1)
+            bn.reset_running_stats()
+            bn.momentum = None  # cumulative average over the calibration pass
+        model = model.double().train()
+        x = calibration_batch(in_channels)
+        model(x)
+        model.eval()
+        for bn in bns:
+            bn.running_mean.copy_(_fp16_grid(bn.running_mean))
+            bn.running_var.copy_(_fp16_grid(bn.running_var.clamp_min(1e-3)))
+            bn.momentum = 0.1
+        last = model.f_branch.conv_f[1].layers[0]
+        logits = torch.logit(model(x).clamp(1e-12, 1 - 1e-12))
+        mean, std = float(logits.mean()), float(logits.std())
+        last.weight.copy_(_fp16_grid(last.weight * (LOGIT_STD / std)))
+        last.bias.copy_(_fp16_grid((last.bias - mean) * (LOGIT_STD / std)))
+    return model.float().eval()
+
+
+def weights_sha256(state_dict: dict[str, torch.Tensor]) -> str:
+    """Hash of the weights themselves (names, dtypes, shapes, bytes), independent of the file format.
+    torch.save embeds a random serialization id, so file hashes cannot identify weights."""
+    from .model.checkpoint import normalize_keys
+
+    h = hashlib.sha256()
+    for k, v in sorted(normalize_keys(state_dict).items()):
+        t = v.detach().contiguous().cpu()
+        h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()
+
+
+def save_reference(model: MODNet, path) -> str:
+    """Save in the released checkpoints' layout (so the loader's real path is exercised); return weights hash."""
+    from pathlib import Path
+
+    from .fileio import atomic_path
+    from .model.checkpoint import official_state_dict
+
+    path = Path(path)
+    sd = official_state_dict(model)
+    with atomic_path(path) as tmp:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import save_file
+
+            save_file({k: v.contiguous() for k, v in sd.items()}, str(tmp))
+        else:
+            torch.save(sd, str(tmp))
+    return weights_sha256(sd)

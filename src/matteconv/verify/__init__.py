@@ -1,0 +1,1 @@
+"""Verification of converted models against golden alpha mattes: metrics and comparisons."""

@@ -1,0 +1,218 @@
+"""Golden sets: real inputs, float64 PyTorch alphas and a manifest saying how they were made.
+
+A golden set is one checkpoint plus an ordered list of inputs. For a 4-channel (temporal) checkpoint the inputs
+are a clip: frame t is fed the golden alpha of frame t-1 (zeros for the first), and every stage is fed the same
+previous alphas, so each frame measures the conversion, not accumulated drift.
+Golden alphas come from the model in float64, the one reference that is not itself an fp32 guess.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+import torch
+
+from .. import __version__, preprocess
+from ..errors import MatteconvError
+from ..fileio import atomic_path, write_image
+from ..reference import reference_model, weights_sha256
+
+MANIFEST = "manifest.json"
+FORMAT = 1
+FP32 = {"max_abs": 1e-3, "mean_abs": 5e-5}
+# The .om runs at fp16 (atc's default precision_mode force_fp16): judged at fp16 tolerance, not fp32.
+FP16 = {"max_abs": 2e-2, "mean_abs": 1e-3}
+# AIPP on a YUV camera frame quantises colour (chroma subsampling, integer CSC): the stage is judged against the
+# same RGB->YUV->RGB round trip through the reference preprocessing; this bounds that round trip's own effect.
+DEFAULT_TOLERANCES = {"torch": FP32, "onnx": FP32, "caffe": FP32, "aipp": FP32, "om": FP16}
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+@dataclass
+class GoldenItem:
+    name: str
+    input: Path
+    alpha: Path
+
+    def image(self) -> np.ndarray:
+        return read_image(self.input)
+
+    def golden_alpha(self) -> np.ndarray:
+        with np.load(self.alpha) as z:
+            return z["alpha"]
+
+
+@dataclass
+class GoldenSet:
+    root: Path
+    manifest: dict
+    items: list[GoldenItem]
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return tuple(self.manifest["size"])
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.manifest["checkpoint"]["in_channels"])
+
+    @property
+    def temporal(self) -> bool:
+        return self.in_channels == 4
+
+    def tolerance(self, stage: str) -> dict[str, float]:
+        return self.manifest.get("tolerances", {}).get(stage, DEFAULT_TOLERANCES.get(stage, FP32))
+
+    def frames(self) -> list[np.ndarray]:
+        """Model-size uint8 RGB frames under the manifest's policy (what every stage starts from)."""
+        return [preprocess.prepare(it.image(), self.manifest["policy"], self.size).frame for it in self.items]
+
+    def prev_alphas(self) -> list[np.ndarray | None]:
+        """What each frame is fed as previous alpha: None for 3-channel sets."""
+        if not self.temporal:
+            return [None] * len(self.items)
+        h, w = self.size
+        alphas = [it.golden_alpha() for it in self.items]
+        return [np.zeros((h, w), np.float32)] + alphas[:-1]
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Read an image as RGB uint8 with a clear error."""
+    data = np.fromfile(str(path), dtype=np.uint8) if Path(path).is_file() else None
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data is not None and data.size else None
+    if img is None:
+        raise MatteconvError(f"{path}: not a readable image")
+    if img.ndim == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA if img.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+    return preprocess.to_rgb(img)
+
+
+def list_images(folder: Path) -> list[Path]:
+    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise MatteconvError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)})")
+    return files
+
+
+def model_input(frame: np.ndarray, prev_alpha: np.ndarray | None, dtype=np.float32) -> np.ndarray:
+    """uint8 frame (+ previous alpha) -> 1xCxHxW normalised tensor."""
+    x = preprocess.normalize(frame, dtype)
+    if prev_alpha is None:
+        return x
+    return np.concatenate([x, np.asarray(prev_alpha, dtype)[None, None]], axis=1)
+
+
+def load_golden(root: str | Path) -> GoldenSet:
+    root = Path(root)
+    mpath = root / MANIFEST
+    if not mpath.is_file():
+        raise MatteconvError(f"{root}: not a golden set (no {MANIFEST}); make one with `matteconv golden make`")
+    try:
+        manifest = json.loads(mpath.read_text())
+        items = [GoldenItem(i["name"], root / i["input"], root / i["alpha"]) for i in manifest["items"]]
+        manifest["size"], manifest["checkpoint"]["in_channels"], manifest["policy"]  # noqa: B018 (required keys)
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise MatteconvError(f"{mpath}: malformed manifest ({type(e).__name__}: {e})") from None
+    for it in items:
+        for p in (it.input, it.alpha):
+            if not p.is_file():
+                raise MatteconvError(f"{mpath}: listed file {p} is missing")
+    return GoldenSet(root, manifest, items)
+
+
+def make_golden(model: torch.nn.Module, images: list[tuple[str, np.ndarray]], out: str | Path,
+                size: tuple[int, int], policy: str = "device", checkpoint_info: dict | None = None,
+                progress: Callable[[str], None] | None = None) -> GoldenSet:
+    """Write inputs (PNG), float64-model alphas (float32 .npz + 16-bit PNG preview) and manifest.json."""
+    out = Path(out)
+    (out / "inputs").mkdir(parents=True, exist_ok=True)
+    (out / "alphas").mkdir(parents=True, exist_ok=True)
+    model64 = model.double().eval()
+    in_channels = model.in_channels
+    prev = np.zeros(size, np.float64) if in_channels == 4 else None
+    items = []
+    for name, img in images:
+        if progress:
+            progress(name)
+        rgb = preprocess.to_rgb(img)
+        frame = preprocess.prepare(rgb, policy, size).frame
+        x = torch.from_numpy(model_input(frame, prev, np.float64))
+        with torch.no_grad():
+            alpha = model64(x).numpy()[0, 0]
+        if prev is not None:
+            prev = alpha
+        inp, apath, ppath = out / "inputs" / f"{name}.png", out / "alphas" / f"{name}.npz", out / "alphas" / f"{name}.png"
+        write_image(inp, rgb)
+        with atomic_path(apath) as tmp, open(tmp, "wb") as f:
+            np.savez_compressed(f, alpha=alpha.astype(np.float32))
+        write_image(ppath, np.rint(alpha * 65535).astype(np.uint16))
+        items.append({"name": name, "input": f"inputs/{name}.png", "alpha": f"alphas/{name}.npz",
+                      "preview": f"alphas/{name}.png"})
+    manifest = {
+        "format": FORMAT,
+        "matteconv_version": __version__,
+        "torch_version": torch.__version__.split("+")[0],
+        "size": list(size),
+        "policy": policy,
+        "preprocessing": {"color": "RGB", "mean": preprocess.MEAN, "std": preprocess.STD},
+        "reference_dtype": "float64",
+        "temporal_feedback": "golden alpha of the previous frame (zeros first)" if in_channels == 4 else None,
+        "checkpoint": {"in_channels": in_channels, "weights_sha256": weights_sha256(model.state_dict()),
+                       **(checkpoint_info or {})},
+        "tolerances": DEFAULT_TOLERANCES,
+        "items": items,
+    }
+    with atomic_path(out / MANIFEST) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    model.float()
+    return load_golden(out)
+
+
+def golden_model(gset: GoldenSet, ckpt_path: str | Path | None = None) -> tuple[torch.nn.Module, str]:
+    """The checkpoint a golden set was made from (given, or the reference it names), checked by weights hash."""
+    from ..model.checkpoint import load_checkpoint
+
+    info = gset.manifest["checkpoint"]
+    if ckpt_path is not None:
+        model = load_checkpoint(ckpt_path).model
+        where = str(ckpt_path)
+    elif "reference" in info:
+        ref = info["reference"]
+        model = reference_model(int(ref["in_channels"]), int(ref["seed"]))
+        where = f"reference checkpoint (in_channels={ref['in_channels']}, seed={ref['seed']})"
+    else:
+        raise MatteconvError(f"{gset.root}: this golden set was made from a user checkpoint: pass it with --ckpt")
+    got = weights_sha256(model.state_dict())
+    if got != info["weights_sha256"]:
+        raise MatteconvError(
+            f"{gset.root}: checkpoint weights sha256 mismatch: {where} has {got[:12]}, the golden set was made "
+            f"from {info['weights_sha256'][:12]} (torch {gset.manifest.get('torch_version', '?')}, now "
+            f"{torch.__version__.split('+')[0]}); regenerate with `matteconv golden make`, this is not a parity failure")
+    return model, where
+
+
+def make_set(out: str | Path, ckpt: str | Path | None = None, images: str | Path | None = None,
+             in_channels: int = 3, seed: int = 0, size: tuple[int, int] | None = None, policy: str = "device",
+             progress: Callable[[str], None] | None = None) -> GoldenSet:
+    """The `golden make` recipe: a checkpoint (given or reference) over images (given or built-in)."""
+    from .. import samples
+    from ..model.checkpoint import load_checkpoint
+
+    if ckpt is not None:
+        loaded = load_checkpoint(ckpt)
+        model, info = loaded.model, {"file": Path(ckpt).name, "file_sha256": loaded.sha256}
+    else:
+        model, info = reference_model(in_channels, seed), {"reference": {"in_channels": in_channels, "seed": seed}}
+    temporal = model.in_channels == 4
+    if images is not None:
+        pics = [(p.stem, read_image(p)) for p in list_images(Path(images))]
+    elif temporal:
+        pics = [(f"frame_{i:03d}", f) for i, f in enumerate(samples.clip())]
+    else:
+        pics = list(samples.photos().items())
+    size = size or ((320, 320) if temporal else (512, 512))
+    return make_golden(model, pics, out, size, policy, info, progress)

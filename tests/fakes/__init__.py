@@ -1,0 +1,41 @@
+"""Stand-in executables for Ascend tools (atc, msame) and helpers to install them for a test."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import stat
+import sys
+import types
+from pathlib import Path
+
+HERE = Path(__file__).parent
+
+
+def install(name: str, dest: Path, as_name: str | None = None) -> Path:
+    """Copy fake `name` into dest (created), with a shebang pointing at this interpreter; returns its path."""
+    dest.mkdir(parents=True, exist_ok=True)
+    text = (HERE / name).read_text().split("\n", 1)[1]
+    target = dest / (as_name or name)
+    target.write_text(f"#!{sys.executable}\n{text}")
+    target.chmod(target.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return target
+
+
+def cli_app():
+    """matteconv.cli.app, stubbing sibling command modules other engineers have not written yet."""
+    for mod in ("doctor_cmd", "export_cmd", "golden_cmd", "verify_cmd"):
+        full = f"matteconv.cli.{mod}"
+        if full not in sys.modules and importlib.util.find_spec(full) is None:
+            sys.modules[full] = types.ModuleType(full)
+    from matteconv.cli import app
+
+    return app
+
+
+def env_with_path(*dirs: Path, **extra: str) -> dict[str, str]:
+    """A copy of os.environ whose PATH has only `dirs` plus the system bins (no real Ascend tools)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ASCEND_", "DDK_", "FAKE_"))}
+    env["PATH"] = os.pathsep.join([*(str(d) for d in dirs), "/usr/bin", "/bin"])
+    env["HOME"] = extra.pop("HOME", env.get("HOME", "/nonexistent"))
+    env.update(extra)
+    return env
