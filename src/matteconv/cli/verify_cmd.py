@@ -28,7 +28,7 @@ def verify(
     """Run each stage on the golden inputs; exit 0 only if every stage is within tolerance."""
     from ..verify.golden import load_golden
     from ..verify.plan import plan_stages
-    from ..verify.report import table, write_json, write_junit
+    from ..verify.report import notes, table, write_json, write_junit
     from ..verify.run import verify as run_verify
 
     for r in require:
@@ -42,6 +42,8 @@ def verify(
         report = run_verify(gset, stages, require, keep_alphas=html is not None,
                             progress=lambda name: bar.update(task, advance=1, description=f"verifying {name}"))
     console.print(table(report))
+    for line in notes(report):
+        console.print(line, highlight=False)
     if json_out:
         write_json(report, json_out)
     if junit:

@@ -15,33 +15,46 @@ HEADERS = {"max_abs": "max|d|", "mean_abs": "mean|d|", "sad": "SAD", "mse": "MSE
 STYLE = {"passed": "green", "failed": "bold red", "skipped": "yellow", "error": "bold red"}
 
 
+def _tol(tol: dict) -> str:
+    if "max_abs" in tol:
+        return f"{tol['max_abs']:g} / {tol['mean_abs']:g}"
+    return f"input {tol.get('input_max_lsb', 0):g} / {tol.get('input_mean_lsb', 0):g} LSB"
+
+
 def table(report: VerifyReport) -> Table:
+    """Stage x metric (worst over inputs); reasons and extra comparisons go in `notes`."""
     floor = report.floor
-    t = Table(title=f"verify {report.golden} ({len(report.inputs)} inputs, {report.size[0]}x{report.size[1]}; "
-                    f"errors vs float64 golden, worst input)", title_justify="left")
-    t.add_column("stage")
-    t.add_column("status")
-    for k in METRIC_KEYS:
-        t.add_column(HEADERS[k], justify="right")
-    t.add_column("worst input")
-    t.add_column("tolerance max/mean", justify="right")
-    t.add_column("x floor (max)", justify="right")
+    t = Table(title=f"verify {report.golden}: {len(report.inputs)} inputs at {report.size[0]}x{report.size[1]}, "
+                    f"errors vs float64 golden (worst input)", title_justify="left")
+    for c in ("stage", "status", *(HEADERS[k] for k in METRIC_KEYS), "worst input", "tolerance max/mean", "x floor"):
+        t.add_column(c, justify="left" if c in ("stage", "status", "worst input") else "right")
     for r in report.results:
         status = f"[{STYLE[r.status]}]{r.status}[/]"
-        if r.status in ("skipped", "error"):
-            label = "skipped" if r.status == "skipped" else "error"
-            t.add_row(r.name, f"[{STYLE[r.status]}]{label}: {r.reason}[/]", *[""] * (len(METRIC_KEYS) + 3))
+        if not r.worst:
+            t.add_row(r.name, status, *[""] * len(METRIC_KEYS), "", _tol(r.tolerance), "")
             continue
         ratio = f"{r.worst['max_abs'] / floor.worst['max_abs']:.2f}" if floor and floor.worst["max_abs"] else ""
-        tol = f"{r.tolerance.get('max_abs', 0):g} / {r.tolerance.get('mean_abs', 0):g}"
-        t.add_row(r.name, status + (f" {r.reason}" if r.reason else ""), *[f"{r.worst[k]:.3g}" for k in METRIC_KEYS],
-                  r.worst_input, tol, ratio)
-        if r.baseline:
-            t.add_row(f"  {r.name} vs baseline", "", *[f"{r.baseline[k]:.3g}" for k in METRIC_KEYS], "", "", "")
+        t.add_row(r.name, status, *[f"{r.worst[k]:.3g}" for k in METRIC_KEYS], r.worst_input, _tol(r.tolerance),
+                  ratio)
     if floor:
-        t.caption = (f"noise floor: PyTorch fp32 vs float64 = max {floor.worst['max_abs']:.3g}, "
-                     f"mean {floor.worst['mean_abs']:.3g}")
+        t.caption = (f"noise floor (x floor = stage max / this): PyTorch fp32 vs float64 = max "
+                     f"{floor.worst['max_abs']:.3g}, mean {floor.worst['mean_abs']:.3g}")
     return t
+
+
+def notes(report: VerifyReport) -> list[str]:
+    """One line per skip, error, failure reason and extra comparison."""
+    out = []
+    for r in report.results:
+        if r.reason:
+            out.append(f"{r.name}: {r.status}: {r.reason}")
+        if r.inputs:
+            out.append(f"{r.name}: model input vs reference path: max {r.inputs['input_max_lsb']:.3g} LSB, "
+                       f"mean {r.inputs['input_mean_lsb']:.3g} LSB")
+        if r.baseline:
+            out.append(f"{r.name}: alpha vs reference path (YUV round trip, not judged): max "
+                       f"{r.baseline['max_abs']:.3g}, mean {r.baseline['mean_abs']:.3g}")
+    return out
 
 
 def to_dict(report: VerifyReport) -> dict:
@@ -56,7 +69,7 @@ def to_dict(report: VerifyReport) -> dict:
         "noise_floor": {k: floor.worst[k] for k in ("max_abs", "mean_abs")} if floor else None,
         "stages": [{"name": r.name, "artifact": r.artifact, "status": r.status, "reason": r.reason,
                     "tolerance": r.tolerance, "worst": r.worst, "worst_input": r.worst_input,
-                    "baseline": r.baseline, "per_input": r.per_input, "seconds": round(r.seconds, 3)}
+                    "baseline": r.baseline, "inputs": r.inputs, "per_input": r.per_input, "seconds": round(r.seconds, 3)}
                    for r in report.results],
     }
 

@@ -25,6 +25,7 @@ class StageResult:
     worst_input: str = ""
     per_input: list[dict] = field(default_factory=list)
     baseline: dict | None = None  # worst metrics of the stage's baseline comparison, if any
+    inputs: dict | None = None  # worst model-input difference (input_max_lsb, input_mean_lsb), if judged on it
     seconds: float = 0.0
     alphas: list[np.ndarray] = field(default_factory=list, repr=False)
 
@@ -64,7 +65,7 @@ def run_stage(stage: Stage, gset: GoldenSet, frames, prevs, goldens, keep_alphas
     if stage.error:
         return StageResult(stage.name, stage.artifact, "error", stage.error, tol)
     t0 = time.perf_counter()
-    rows, base_rows, alphas = [], [], []
+    rows, base_rows, alphas, input_rows = [], [], [], []
     try:
         for item, frame, prev, gold in zip(gset.items, frames, prevs, goldens):
             alpha = np.asarray(stage.run(frame, prev), dtype=np.float64)
@@ -72,6 +73,8 @@ def run_stage(stage: Stage, gset: GoldenSet, frames, prevs, goldens, keep_alphas
             if stage.baseline is not None:
                 base = np.asarray(stage.baseline(frame, prev), dtype=np.float64)
                 base_rows.append({"input": item.name, **metrics.all_metrics(alpha, base)})
+            if stage.input_check is not None:
+                input_rows.append(stage.input_check(frame))
             if keep_alphas:
                 alphas.append(alpha.astype(np.float32))
             if progress:
@@ -81,12 +84,14 @@ def run_stage(stage: Stage, gset: GoldenSet, frames, prevs, goldens, keep_alphas
         return StageResult(stage.name, stage.artifact, "error", msg, tol, seconds=time.perf_counter() - t0)
     worst, worst_input = _worst(rows)
     baseline = _worst(base_rows)[0] if base_rows else None
-    judged = baseline if baseline is not None else worst
+    inputs = ({"input_max_lsb": max(r[0] for r in input_rows), "input_mean_lsb": max(r[1] for r in input_rows)}
+              if input_rows else None)
+    judged = {**worst, **(baseline or {}), **(inputs or {})}
     over = [f"{k} {judged[k]:.3g} > {v:g}" for k, v in tol.items() if judged[k] > v]
     status = "failed" if over else "passed"
-    reason = ("; ".join(over) + (f" ({stage.baseline_label})" if baseline is not None else "")) if over else ""
+    reason = ("; ".join(over) + (f" ({stage.baseline_label})" if stage.baseline_label else "")) if over else ""
     return StageResult(stage.name, stage.artifact, status, reason, tol, worst, worst_input, rows, baseline,
-                       time.perf_counter() - t0, alphas)
+                       inputs, time.perf_counter() - t0, alphas)
 
 
 def verify(gset: GoldenSet, stages: list[Stage], required: list[str] = (), keep_alphas: bool = False,

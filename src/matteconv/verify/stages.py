@@ -2,7 +2,7 @@
 Adding a format is one builder here; a stage that cannot run carries its reason and is reported as skipped."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -25,7 +25,8 @@ class Stage:
     # An extra comparison shown beside the stage (for aipp: the YUV round trip through the reference path).
     baseline: RunFn | None = None
     baseline_label: str = ""
-    extras: dict = field(default_factory=dict)
+    # For stages judged on their model input rather than the alpha (aipp): frame -> (max, mean) difference.
+    input_check: Callable[[np.ndarray], tuple[float, float]] | None = None
 
 
 def backend_stage(name: str, artifact: str, backend: Backend) -> Stage:

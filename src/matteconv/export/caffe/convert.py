@@ -20,4 +20,4 @@ def convert(model: nn.Module, inputs: dict[str, tuple[int, ...]], target: str = 
     placeholders = [n.name for n in gm.graph.nodes if n.op == "placeholder"]
     args = list(inputs)
     mapping = {ph: (names.get(arg) or ("input" if len(args) == 1 else arg)) for ph, arg in zip(placeholders, args)}
-    return lower(gm, get_target(target), mapping)
+    return lower(gm, get_target(target), mapping, type(model).__name__)

@@ -61,8 +61,9 @@ def _bn_affine(bn: nn.BatchNorm2d) -> tuple[np.ndarray, np.ndarray]:
 class Lowering:
     """Walks the fx graph in order, emitting layers; `tops` maps fx node name -> Caffe blob name."""
 
-    def __init__(self, gm: fx.GraphModule, target: Target, input_names: dict[str, str]):
+    def __init__(self, gm: fx.GraphModule, target: Target, input_names: dict[str, str], name: str):
         self.gm = gm
+        self.net_name = name
         self.target = target
         self.modules = dict(gm.named_modules())
         self.input_names = input_names  # placeholder name -> Caffe input name
@@ -133,7 +134,7 @@ class Lowering:
                     self.refuse("has no exact lowering")
                 self.tops[node.name] = handler(self, node)
         output = self._name_output(output)
-        return Net(type(self.gm).__name__, self.layers, inputs, output)
+        return Net(self.net_name, self.layers, inputs, output)
 
     def _name_output(self, output: str) -> str:
         """Call the final blob `alpha` when that renames only the last layer (nothing else reads it)."""
@@ -403,7 +404,7 @@ def describe(node: fx.Node, modules: dict[str, nn.Module]) -> str:
     return node.op
 
 
-def lower(gm: fx.GraphModule, target: Target, input_names: dict[str, str]) -> Net:
+def lower(gm: fx.GraphModule, target: Target, input_names: dict[str, str], name: str = "net") -> Net:
     """fx graph (with shapes) -> Net for `target`, or a MatteconvError naming the first op it cannot lower."""
     with torch.no_grad():
-        return Lowering(gm, target, input_names).run()
+        return Lowering(gm, target, input_names, name).run()

@@ -38,7 +38,7 @@ def _fill(msg, values: dict) -> None:
     """Set protobuf fields from a nested dict; enum values may be given by name ("AVE")."""
     for key, value in values.items():
         field = msg.DESCRIPTOR.fields_by_name[key]
-        repeated = field.label == field.LABEL_REPEATED
+        repeated = field.is_repeated
         if field.message_type is not None:
             if repeated:
                 for item in value:

@@ -1,0 +1,118 @@
+"""The two Ascend stages.
+
+aipp: each golden frame is encoded to the config's raw camera format, put through the emulated AIPP and into the
+ONNX model. The baseline is the same raw frame decoded by OpenCV, then our reference preprocessing (the YUV round
+trip's own effect). The stage is judged on the model input (emulated AIPP vs that baseline, in LSB), where a wrong
+matrix, swap or mean shows up and chroma subsampling (which no config can undo) does not; alpha errors vs golden
+and vs the baseline are reported beside it.
+
+om: the .om on a device through msame/ais_bench; raw uint8 frames when it was built with AIPP.
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..backends import OnnxBackend
+from ..errors import MatteconvError
+from .golden import GoldenSet, model_input
+from .stages import Stage, check_size
+
+OPENCV_DECODE = {(True, "YUV420SP_U8"): cv2.COLOR_YUV2RGB_NV21, (False, "YUV420SP_U8"): cv2.COLOR_YUV2RGB_NV12}
+
+
+def reference_decode(op, raw: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """What a host would do with the raw frame: OpenCV's decoder (BT.601 video range), as RGB uint8."""
+    from ..aipp.emulate import decode_raw
+
+    if op.input_format == "YUV420SP_U8":
+        yuv = np.asarray(raw, np.uint8).reshape(hw[0] * 3 // 2, hw[1])
+        return cv2.cvtColor(yuv, OPENCV_DECODE[(bool(op.get("rbuv_swap_switch", False)), op.input_format)])
+    return decode_raw(op, raw, hw)
+
+
+def aipp_stage(cfg_path: Path | None, onnx_path: Path | None, gset: GoldenSet) -> Stage:
+    from ..aipp import aipp_model_input, load_config
+    from ..aipp.emulate import encode_for
+
+    if cfg_path is None:
+        return Stage("aipp", "-", skip="no --aipp config given")
+    if onnx_path is None:
+        return Stage("aipp", str(cfg_path), error=f"{cfg_path}: the aipp stage feeds the --onnx model; give one")
+    try:
+        cfg = load_config(cfg_path)
+        backend = OnnxBackend(onnx_path)
+    except MatteconvError as e:
+        return Stage("aipp", str(cfg_path), error=str(e))
+    problem = check_size(backend, gset, str(onnx_path))
+    op = cfg.op_for_input(0)
+    if op is None:
+        problem = problem or f"{cfg_path}: no aipp_op for input 0 (the image)"
+    elif op.src_hw() not in (None, gset.size):
+        problem = problem or (f"{cfg_path}: AIPP source is {op.src_hw()[1]}x{op.src_hw()[0]}, golden frames are "
+                              f"{gset.size[1]}x{gset.size[0]}")
+    if problem:
+        return Stage("aipp", str(cfg_path), error=problem)
+
+    def run(frame, prev):
+        x = aipp_model_input(frame, cfg)
+        if prev is not None:
+            x = np.concatenate([x, np.asarray(prev, np.float32)[None, None]], axis=1)
+        return backend.run(x)[0, 0]
+
+    def baseline(frame, prev):
+        rgb = reference_decode(op, encode_for(op, frame), gset.size)
+        return backend.run(model_input(rgb, prev))[0, 0]
+
+    def input_check(frame):
+        """Emulated AIPP output vs OpenCV's decode of the same raw frame + our normalisation, in LSB."""
+        rgb = reference_decode(op, encode_for(op, frame), gset.size)
+        d = np.abs(aipp_model_input(frame, cfg).astype(np.float64) - model_input(rgb, None, np.float64)) * 127.5
+        return float(d.max()), float(d.mean())
+
+    return Stage("aipp", f"{cfg_path} -> {onnx_path}", run, baseline=baseline, input_check=input_check,
+                 baseline_label="AIPP model input vs the same raw frame through OpenCV + reference preprocessing")
+
+
+def om_stage(om_path: Path | None, gset: GoldenSet) -> Stage:
+    from ..ascend.runners import find_runner, run_om
+
+    if om_path is None:
+        return Stage("om", "-", skip="no --om model given")
+    runner = find_runner()
+    if runner is None:
+        return Stage("om", str(om_path), skip="no Ascend runtime found (msame or ais_bench)")
+    if not Path(om_path).is_file():
+        return Stage("om", str(om_path), error=f"{om_path}: .om file not found")
+    op, n_inputs = _build_record(Path(om_path))
+    work = Path(tempfile.mkdtemp(prefix="matteconv-om-"))
+
+    def run(frame, prev):
+        from ..aipp.emulate import encode_for
+
+        if n_inputs == 2:  # split temporal model: image (raw frame under AIPP) + prev_alpha (float)
+            image = encode_for(op, frame) if op is not None else model_input(frame, None)
+            inputs = [image, np.asarray(prev, np.float32)[None, None]]
+        else:
+            inputs = [encode_for(op, frame) if op is not None else model_input(frame, prev)]
+        out = run_om(om_path, inputs, work, runner=runner)[0]
+        return np.asarray(out, np.float32).reshape(gset.size)
+
+    return Stage("om", str(om_path), run)
+
+
+def _build_record(om_path: Path):
+    """From OUT.build.json beside the .om: the AIPP op of input 0 (None: plain float input), input count."""
+    record = om_path.with_suffix(".build.json")
+    if not record.is_file():
+        return None, 1
+    from ..aipp import parse_config
+
+    info = json.loads(record.read_text())
+    text = info.get("aipp_config")
+    op = parse_config(text, str(record)).op_for_input(0) if text else None
+    return op, max(1, len(info.get("model_inputs") or [None]))

@@ -1,0 +1,98 @@
+"""Full MODNet -> Caffe for both targets, 3- and 4-channel, checked in real pycaffe against float64 torch
+on real photos (the reference model's weights, loaded from an official-layout checkpoint)."""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from matteconv.errors import MatteconvError
+from matteconv.export.caffe import export_caffe
+from matteconv.export.caffe import export as export_mod
+from matteconv.export.caffe.export import probe_input
+from matteconv.export.caffe.runner import CaffeBackend
+from matteconv.export.caffe.writer import read_prototxt
+from matteconv.model.checkpoint import Checkpoint, load_checkpoint, official_state_dict
+from matteconv.reference import reference_model
+
+pytest.importorskip("caffe")
+
+MAX, MEAN = 1e-3, 5e-5  # vs float64 torch; fp32 torch itself is 3.7e-4 / 2e-5 away (DESIGN.md section 6)
+PHOTOS = ("astronaut", "camera")
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ckpt")
+    out = {}
+    for c in (3, 4):
+        path = d / f"modnet{c}.ckpt"
+        torch.save(official_state_dict(reference_model(in_channels=c)), path)
+        out[c] = path
+    return out
+
+
+def check_parity(result, ckpt: Checkpoint, split: bool):
+    model64 = copy.deepcopy(ckpt.model).double().eval()
+    with CaffeBackend(result.prototxt) as backend:
+        for photo in PHOTOS:
+            x = probe_input(ckpt.in_channels, result.size, photo)
+            with torch.no_grad():
+                ref = model64(torch.from_numpy(x).double()).numpy()
+            d = np.abs(backend.run(x).astype(np.float64) - ref)
+            assert d.max() < MAX and d.mean() < MEAN, (photo, d.max(), d.mean())
+    assert backend.in_channels == ckpt.in_channels and backend.size == result.size
+    assert [n for n, _ in backend.inputs] == (["image", "prev_alpha"] if split else ["input"])
+
+
+@pytest.mark.parametrize("channels,split,target,size", [
+    (3, False, "bvlc", 512),
+    (4, True, "ascend", 512),
+    (3, False, "ascend", 256),
+    (4, False, "bvlc", 256),
+    (4, True, "bvlc", 256),
+    (4, False, "ascend", 256),
+])
+def test_export_matches_float64_torch(channels, split, target, size, checkpoints, tmp_path):
+    ckpt = load_checkpoint(checkpoints[channels])
+    result = export_caffe(ckpt, tmp_path / "modnet", target=target, size=(size, size), split_inputs=split)
+    assert result.prototxt.is_file() and result.caffemodel.is_file()
+    assert result.max_abs_diff < MAX
+    text = result.prototxt.read_text()
+    assert ckpt.sha256 in text and f"target: {target}" in text
+    proto = read_prototxt(result.prototxt)
+    types = [la.type for la in proto.layer]
+    by_top = {t: la.type for la in proto.layer for t in la.top}
+    assert "BatchNorm" not in types
+    assert not any(la.type in ("BatchNorm", "Scale") and by_top.get(la.bottom[0]) == "Convolution"
+                   and len(la.bottom) == 1 and la.top[0] == la.bottom[0] and "/border" not in la.name
+                   for la in proto.layer)
+    assert ("ReLU6" in types) == (target == "ascend")
+    assert result.layer_counts["Input"] == (2 if split else 1)
+    check_parity(result, ckpt, split)
+
+
+def test_unsupported_module_is_refused_with_its_path(checkpoints, tmp_path):
+    ckpt = load_checkpoint(checkpoints[3])
+    model = copy.deepcopy(ckpt.model)
+    model.hr_branch.conv_hr2x[0].layers[2] = nn.GELU()
+    patched = Checkpoint(model, ckpt.path, ckpt.sha256, 3)
+    with pytest.raises(MatteconvError) as e:
+        export_caffe(patched, tmp_path / "m", target="ascend", size=(64, 64))
+    assert str(e.value) == "hr_branch.conv_hr2x.0.layers.2: GELU has no exact lowering for Caffe target 'ascend'"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_files_not_kept_when_caffe_disagrees(checkpoints, tmp_path, monkeypatch):
+    monkeypatch.setattr(export_mod, "MAX_DIFF", 0.0)  # any fp32 difference now counts as a failure
+    with pytest.raises(MatteconvError, match="not written"):
+        export_caffe(load_checkpoint(checkpoints[3]), tmp_path / "m", size=(64, 64))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_split_inputs_needs_a_temporal_model(checkpoints, tmp_path):
+    with pytest.raises(MatteconvError, match="4-channel"):
+        export_caffe(load_checkpoint(checkpoints[3]), tmp_path / "m", size=(64, 64), split_inputs=True)

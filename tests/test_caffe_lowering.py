@@ -1,0 +1,223 @@
+"""Each lowering against torch on small random tensors, through real pycaffe (the child-process runner)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from matteconv.errors import MatteconvError
+from matteconv.export.caffe.convert import convert
+from matteconv.export.caffe.lower import INPLACE_TYPES
+from matteconv.export.caffe.runner import CaffeBackend
+from matteconv.export.caffe.writer import write_caffemodel, write_prototxt
+from matteconv.model.modnet import IBNorm, SEBlock
+
+pytest.importorskip("caffe")
+
+TOL = 1e-5
+
+
+def err(out: np.ndarray, ref: np.ndarray) -> float:
+    """max |caffe - torch float64| relative to the output's scale (at least 1): float32 sums of N terms carry
+    ~N * 6e-8 relative error, so a normalised output of magnitude 10 cannot be judged at 1e-5 absolute."""
+    return float(np.abs(out - ref).max() / max(1.0, float(np.abs(ref).max())))
+
+
+def run_caffe(module: nn.Module, x: torch.Tensor, tmp_path, target: str = "bvlc"):
+    """Convert, write, run in pycaffe; return (caffe output, float64 torch output, net)."""
+    module = module.eval()
+    net = convert(module, {"x": tuple(x.shape)}, target)
+    proto, weights = tmp_path / f"{target}.prototxt", tmp_path / f"{target}.caffemodel"
+    write_prototxt(proto, net, ["test"])
+    write_caffemodel(weights, net)
+    with CaffeBackend(proto, weights) as backend:
+        out = backend.run(x.numpy())
+    with torch.no_grad():
+        ref = module.double()(x.double()).numpy()
+    module.float()
+    return out, ref, net
+
+
+def randomize_bn(bn: nn.BatchNorm2d, gen: torch.Generator) -> None:
+    with torch.no_grad():
+        n = bn.num_features
+        bn.running_mean.copy_(torch.randn(n, generator=gen))
+        bn.running_var.copy_(torch.rand(n, generator=gen) * 2 + 0.1)
+        bn.weight.copy_(torch.rand(n, generator=gen) + 0.5)
+        bn.bias.copy_(torch.randn(n, generator=gen) * 0.3)
+
+
+class Seq(nn.Sequential):
+    def forward(self, x):  # fx traces Sequential children as separate nodes, like MODNet's blocks
+        return super().forward(x)
+
+
+class Fn(nn.Module):
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x):
+        return self.fn(x)
+
+
+@pytest.fixture
+def gen():
+    torch.manual_seed(0)
+    return torch.Generator().manual_seed(1)
+
+
+@pytest.mark.parametrize("conv", [
+    dict(in_channels=3, out_channels=8, kernel_size=3, stride=2, padding=1, bias=True),
+    dict(in_channels=8, out_channels=8, kernel_size=3, stride=1, padding=1, groups=8, bias=False),  # depthwise
+    dict(in_channels=4, out_channels=6, kernel_size=5, stride=1, padding=2, bias=True),
+    dict(in_channels=4, out_channels=6, kernel_size=3, stride=1, padding=2, dilation=2, bias=True),
+])
+def test_convolution(conv, tmp_path, gen):
+    m = Seq(nn.Conv2d(**conv))
+    x = torch.randn(1, conv["in_channels"], 16, 16, generator=gen)
+    out, ref, net = run_caffe(m, x, tmp_path)
+    assert net.counts() == {"Convolution": 1, "Input": 1}
+    assert err(out, ref) < TOL
+
+
+def test_batchnorm_folds_into_conv(tmp_path, gen):
+    m = Seq(nn.Conv2d(4, 6, 3, padding=1, bias=False), nn.BatchNorm2d(6))
+    randomize_bn(m[1], gen)
+    x = torch.randn(1, 4, 16, 16, generator=gen)
+    out, ref, net = run_caffe(m, x, tmp_path)
+    assert net.counts() == {"Convolution": 1, "Input": 1}
+    assert err(out, ref) < TOL
+
+
+def test_standalone_batchnorm_is_one_scale(tmp_path, gen):
+    m = Seq(nn.ReLU(), nn.BatchNorm2d(5))
+    randomize_bn(m[1], gen)
+    x = torch.randn(1, 5, 8, 8, generator=gen)
+    out, ref, net = run_caffe(m, x, tmp_path)
+    assert net.counts() == {"Input": 1, "ReLU": 1, "Scale": 1}
+    assert err(out, ref) < TOL
+
+
+def low_variance_input(gen: torch.Generator, c: int = 6, h: int = 16, w: int = 16) -> torch.Tensor:
+    """Channels with std from 1e-3 to 3: where Caffe's MVN (x - m) / (std + eps) is far from torch's."""
+    stds = torch.logspace(-3, 0.5, c)
+    return (torch.randn(1, c, h, w, generator=gen) * stds[None, :, None, None] + torch.randn(c, generator=gen)[None, :, None, None])
+
+
+def test_instance_norm_exact_on_low_variance_channels(tmp_path, gen):
+    m = Seq(nn.InstanceNorm2d(6, affine=False))
+    x = low_variance_input(gen)
+    out, ref, net = run_caffe(m, x, tmp_path)
+    assert net.counts()["MVN"] == 1
+    assert np.abs(out - ref).max() < TOL  # absolute, on channels with std 1e-3 .. 3
+    # Caffe's own variance normalisation would be far off on the std=1e-3 channel: that is why it is not used.
+    xc = x.double().numpy()
+    centred = xc - xc.mean(axis=(2, 3), keepdims=True)
+    caffe_mvn = centred / (centred.std(axis=(2, 3), keepdims=True) + 1e-5)
+    assert np.abs(caffe_mvn - ref).max() > 0.1
+
+
+def test_conv_ibnorm_splits_conv_and_folds_bn_half(tmp_path, gen):
+    m = Seq(nn.Conv2d(4, 8, 3, padding=1, bias=True), IBNorm(8), nn.ReLU())
+    randomize_bn(m[1].bnorm, gen)
+    with torch.no_grad():
+        m[0].weight[4:] *= 1e-3  # low-variance IN channels
+    x = torch.randn(1, 4, 16, 16, generator=gen)
+    out, ref, net = run_caffe(m, x, tmp_path)
+    counts = net.counts()
+    assert counts["Convolution"] == 2 and "BatchNorm" not in counts and "Slice" not in counts
+    assert err(out, ref) < TOL
+
+
+def test_ibnorm_without_conv_uses_slice(tmp_path, gen):
+    m = Seq(nn.ReLU(), IBNorm(7))
+    randomize_bn(m[1].bnorm, gen)
+    x = low_variance_input(gen, c=7)
+    out, ref, net = run_caffe(m, x, tmp_path)
+    assert net.counts()["Slice"] == 1
+    assert err(out, ref) < TOL
+
+
+@pytest.mark.parametrize("target,expected", [("bvlc", "Eltwise"), ("ascend", "ReLU6")])
+def test_relu6(target, expected, tmp_path, gen):
+    m = Seq(nn.Conv2d(3, 4, 1), nn.ReLU6())
+    x = torch.randn(1, 3, 8, 8, generator=gen) * 20  # values below 0, inside, above 6 and above 12
+    out, ref, net = run_caffe(m, x, tmp_path, target)
+    assert net.layers[-1].type == expected
+    assert (ref >= 6).any() and (ref <= 0).any()
+    assert err(out, ref) < TOL
+
+
+@pytest.mark.parametrize("h,w", [(8, 8), (5, 7)])
+def test_bilinear_up2_including_border(h, w, tmp_path, gen):
+    m = Fn(lambda x: F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False))
+    x = torch.randn(1, 3, h, w, generator=gen) + 2.0
+    out, ref, net = run_caffe(m, x, tmp_path)
+    assert net.counts() == {"Deconvolution": 1, "Input": 1, "Scale": 1}
+    border = np.ones(ref.shape[2:], bool)
+    border[1:-1, 1:-1] = False
+    assert np.abs(out - ref)[..., border].max() < TOL  # where a plain deconvolution is off by 25-44 %
+    assert err(out, ref) < TOL
+
+
+@pytest.mark.parametrize("factor,layer", [(0.5, "Pooling"), (0.25, "Convolution")])
+def test_bilinear_downsample(factor, layer, tmp_path, gen):
+    m = Fn(lambda x: F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False))
+    x = torch.randn(1, 4, 16, 16, generator=gen)
+    out, ref, net = run_caffe(m, x, tmp_path)
+    assert net.layers[-1].type == layer
+    assert err(out, ref) < TOL
+
+
+def test_se_block(tmp_path, gen):
+    m = Seq(SEBlock(16, 16, reduction=4))
+    x = torch.randn(1, 16, 6, 6, generator=gen)
+    out, ref, net = run_caffe(m, x, tmp_path)
+    assert net.counts() == {"InnerProduct": 2, "Input": 1, "Pooling": 1, "ReLU": 1, "Scale": 1, "Sigmoid": 1}
+    assert err(out, ref) < TOL
+
+
+class CatAddSigmoid(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(3, 3, 3, padding=1)
+        self.b = nn.Conv2d(6, 3, 1)
+
+    def forward(self, x):
+        y = torch.cat((self.a(x), x), dim=1)
+        return torch.sigmoid(self.b(y) + x)
+
+
+def test_cat_add_sigmoid(tmp_path, gen):
+    x = torch.randn(1, 3, 8, 8, generator=gen)
+    out, ref, net = run_caffe(CatAddSigmoid(), x, tmp_path)
+    assert {"Concat", "Eltwise", "Sigmoid"} <= set(net.counts())
+    assert err(out, ref) < TOL
+
+
+def test_omg_naming_rule_and_no_bn_after_conv():
+    """OMG: every top equals its layer name, except in-place ReLU/BatchNorm/Scale whose top is their bottom."""
+    from matteconv.model.modnet import MODNet
+
+    for target in ("bvlc", "ascend"):
+        net = convert(MODNet(3).eval(), {"img": (1, 3, 64, 64)}, target)
+        for layer in net.layers:
+            if layer.tops != [layer.name]:
+                assert layer.type in INPLACE_TYPES and layer.tops == layer.bottoms[:1], layer
+        names = [la.name for la in net.layers]
+        assert len(names) == len(set(names))
+        assert "BatchNorm" not in net.counts()
+
+
+@pytest.mark.parametrize("op", [
+    lambda x: F.interpolate(x, scale_factor=2, mode="nearest"),
+    lambda x: F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True),
+    lambda x: F.interpolate(x, scale_factor=3, mode="bilinear", align_corners=False),
+    lambda x: x * 2,
+])
+def test_inexact_ops_are_refused(op):
+    with pytest.raises(MatteconvError, match="for Caffe target 'bvlc'"):
+        convert(Fn(op), {"x": (1, 3, 8, 8)}, "bvlc")
