@@ -51,10 +51,10 @@ def check_parity(result, ckpt: Checkpoint, split: bool):
 @pytest.mark.parametrize("channels,split,target,size", [
     (3, False, "bvlc", 512),
     (4, True, "ascend", 512),
-    (3, False, "ascend", 256),
-    (4, False, "bvlc", 256),
-    (4, True, "bvlc", 256),
-    (4, False, "ascend", 256),
+    (3, False, "ascend", 128),
+    (4, False, "bvlc", 128),
+    (4, True, "bvlc", 128),
+    (4, False, "ascend", 128),
 ])
 def test_export_matches_float64_torch(channels, split, target, size, checkpoints, tmp_path):
     ckpt = load_checkpoint(checkpoints[channels])

@@ -1,0 +1,81 @@
+"""`matteconv inspect` and `unsupported_layers`: what a prototxt holds and whether a target accepts it."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch import nn
+from typer.testing import CliRunner
+
+from matteconv.cli import app
+from matteconv.export.caffe import TARGETS, unsupported_layers
+from matteconv.export.caffe.convert import convert
+from matteconv.export.caffe.writer import write_caffemodel, write_prototxt
+
+pytest.importorskip("caffe")
+
+
+class Tiny(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.act = nn.ReLU6()
+
+    def forward(self, x):
+        return torch.sigmoid(self.act(self.conv(x)))
+
+
+def export_tiny(tmp_path, target: str):
+    net = convert(Tiny().eval(), {"x": (1, 3, 16, 16)}, target)
+    proto = tmp_path / f"tiny_{target}.prototxt"
+    write_prototxt(proto, net, ["tiny"])
+    write_caffemodel(proto.with_suffix(".caffemodel"), net)
+    return proto
+
+
+def test_inspect_reports_layers_params_shapes(tmp_path):
+    proto = export_tiny(tmp_path, "bvlc")
+    result = CliRunner().invoke(app, ["inspect", str(proto), "--target", "bvlc", "--json"])
+    assert result.exit_code == 0, result.output
+    s = json.loads(result.output)
+    assert s["counts"] == {"Convolution": 1, "Eltwise": 1, "Input": 1, "Power": 1, "ReLU": 2, "Sigmoid": 1}
+    assert s["num_params"] == 4 * 3 * 9 + 4
+    assert s["inputs"] == {"input": [1, 3, 16, 16]} and s["outputs"] == {"alpha": [1, 4, 16, 16]}
+    assert s["unsupported"] == []
+
+
+def test_inspect_exits_nonzero_on_layers_outside_the_target(tmp_path):
+    proto = export_tiny(tmp_path, "ascend")  # uses ReLU6, which BVLC Caffe does not have
+    assert unsupported_layers(proto, "bvlc") == [("act", "ReLU6")]
+    assert unsupported_layers(proto, "ascend") == []
+    result = CliRunner().invoke(app, ["inspect", str(proto), "--target", "bvlc"])
+    assert result.exit_code == 1
+    assert "act (ReLU6)" in result.output and "not accepted by target 'bvlc'" in result.output
+
+
+def test_inspect_a_net_caffe_cannot_load(tmp_path):
+    proto = tmp_path / "interp.prototxt"
+    proto.write_text('layer { name: "input" type: "Input" top: "input" input_param { shape { dim: 1 dim: 3 '
+                     'dim: 8 dim: 8 } } }\nlayer { name: "up" type: "Interp" bottom: "input" top: "up" }\n')
+    result = CliRunner().invoke(app, ["inspect", str(proto), "--target", "ascend", "--json"])
+    assert result.exit_code == 1
+    s = json.loads(result.output)
+    assert s["unsupported"] == [["up", "Interp"]]
+    assert "Unknown layer type: Interp" in s["caffe_error"] and s["num_params"] is None
+
+
+def test_inspect_missing_file_is_one_line_error(tmp_path):
+    result = CliRunner().invoke(app, ["inspect", str(tmp_path / "nope.prototxt")])
+    assert result.exit_code == 2 and "prototxt not found" in result.output
+
+
+def test_target_tables_only_hold_layers_our_pycaffe_runs():
+    code = "import caffe; print(' '.join(caffe.layer_type_list()))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={"GLOG_minloglevel": "2", "PATH": ""}).stdout.split()
+    for target in TARGETS.values():
+        assert target.layers <= set(out), (target.name, target.layers - set(out))
+    assert "ReLU6" not in TARGETS["bvlc"].layers and "ReLU6" in TARGETS["ascend"].layers

@@ -1,0 +1,102 @@
+"""ONNX export: Ascend-safe Resize modes, the opset actually written, provenance, parity on real photos."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from matteconv import preprocess, samples
+from matteconv.backends import OnnxBackend
+from matteconv.errors import MatteconvError
+from matteconv.export import onnx_export
+from matteconv.export.onnx_export import check_ascend_safe, export_onnx, fix_resize_modes
+from matteconv.model.checkpoint import load_checkpoint
+from matteconv.verify.metrics import max_abs, mean_abs
+
+
+def resize_modes(path):
+    m = onnx.load(str(path))
+    return [next(a.s.decode() for a in n.attribute if a.name == "coordinate_transformation_mode")
+            for n in m.graph.node if n.op_type == "Resize"], m
+
+
+def test_default_export_is_ascend_safe_with_provenance(ref3_onnx, ref3_ckpt):
+    modes, m = resize_modes(ref3_onnx)
+    assert len(modes) == 8 and set(modes) == {"pytorch_half_pixel"}  # 7 x2 upsamples (one shared) + 2 downsamples
+    assert check_ascend_safe(m, "x") == 11
+    meta = {p.key: p.value for p in m.metadata_props}
+    ck = load_checkpoint(ref3_ckpt)
+    assert meta["checkpoint_sha256"] == ck.sha256 and meta["weights_sha256"] == ck.weights_sha256
+    assert meta["input_size"] == "512x512" and json.loads(meta["preprocessing"])["mean"] == 127.5
+    assert len(m.graph.node) < 300  # onnxsim ran (the raw export has ~480 nodes)
+
+
+def test_half_pixel_is_rewritten_and_refused_unfixed():
+    node = onnx.helper.make_node("Resize", ["x", "", "s"], ["y"], mode="linear",
+                                 coordinate_transformation_mode="half_pixel", name="r")
+    graph = onnx.helper.make_graph([node], "g", [onnx.helper.make_tensor_value_info("x", 1, [1, 1, 4, 4])],
+                                   [onnx.helper.make_tensor_value_info("y", 1, [1, 1, 8, 8])],
+                                   [onnx.numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "s")])
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 13)])
+    with pytest.raises(MatteconvError, match="half_pixel; Ascend computes that as asymmetric"):
+        check_ascend_safe(model, "m.onnx")
+    assert fix_resize_modes(model) == 1
+    assert check_ascend_safe(model, "m.onnx") == 13
+
+
+@pytest.mark.parametrize("opset", [13, 17])
+def test_newer_opsets_written_as_asked(opset, ref3_ckpt, tmp_path):
+    out = tmp_path / f"m{opset}.onnx"
+    res = export_onnx(load_checkpoint(ref3_ckpt), out, (128, 128), opset=opset)
+    modes, m = resize_modes(out)
+    assert res.opset == opset and check_ascend_safe(m, "x") == opset
+    assert modes and set(modes) == {"pytorch_half_pixel"}
+
+
+def test_non_square_official_policy_parity(ref3_ckpt, ref3_model, tmp_path):
+    """Coffee (400x600) under the MODNet demo rule -> 384x576; ONNX within fp32 tolerance of float64 torch."""
+    prep = preprocess.prepare(samples.photos()["coffee"], "official")
+    assert prep.tensor.shape[-2:] == (384, 576)
+    out = tmp_path / "wide.onnx"
+    export_onnx(load_checkpoint(ref3_ckpt), out, (384, 576))
+    got = OnnxBackend(out).run(prep.tensor)[0, 0]
+    with torch.no_grad():
+        gold = ref3_model.double()(torch.from_numpy(prep.tensor.astype(np.float64))).numpy()[0, 0]
+    ref3_model.float()
+    assert max_abs(got, gold) <= 1e-3 and mean_abs(got, gold) <= 5e-5
+    restored = preprocess.restore(got, prep)
+    assert restored.shape == (400, 600)
+
+
+def test_split_inputs_match_single_input(ref4_ckpt, tmp_path):
+    ck = load_checkpoint(ref4_ckpt)
+    a = export_onnx(ck, tmp_path / "one.onnx", (128, 128))
+    b = export_onnx(ck, tmp_path / "two.onnx", (128, 128), split_inputs=True)
+    assert a.input_names == ["input"] and b.input_names == ["image", "prev_alpha"]
+    x = preprocess.prepare(samples.photos()["astronaut"], "device", (128, 128)).tensor
+    prev = samples.soft_ellipse(128, 128, 70, 64, 60, 40).astype(np.float32)[None, None]
+    x4 = np.concatenate([x, prev], axis=1)
+    one, two = OnnxBackend(a.path).run(x4), OnnxBackend(b.path).run(x4)
+    assert np.abs(one - two).max() <= 1e-5
+    assert np.abs(one - OnnxBackend(a.path).run(np.concatenate([x, 0 * prev], axis=1))).max() > 1e-3
+
+
+def test_dynamic_export_runs_other_sizes(ref3_ckpt, tmp_path):
+    out = tmp_path / "dyn.onnx"
+    export_onnx(load_checkpoint(ref3_ckpt), out, (128, 128), dynamic=True)
+    b = OnnxBackend(out)
+    assert b.size is None
+    assert b.run(np.zeros((1, 3, 64, 96), np.float32)).shape == (1, 1, 64, 96)
+
+
+def test_bad_size_and_parity_failure_leave_nothing(ref3_ckpt, tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match="multiples of 32"):
+        preprocess.parse_size("500")
+    monkeypatch.setattr(onnx_export, "PARITY_MAX", 0.0)
+    out = tmp_path / "never.onnx"
+    with pytest.raises(MatteconvError, match="differs from PyTorch"):
+        export_onnx(load_checkpoint(ref3_ckpt), out, (64, 64))
+    assert list(tmp_path.iterdir()) == []

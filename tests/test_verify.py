@@ -1,0 +1,108 @@
+"""verify: passes on the committed golden sets, fails on tampered models, says sha mismatch plainly."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import numpy_helper
+
+from matteconv.backends import TorchBackend
+from matteconv.errors import MatteconvError
+from matteconv.verify.golden import golden_model, load_golden
+from matteconv.verify.plan import plan_stages
+from matteconv.verify.run import verify
+from matteconv.verify.stages import backend_stage
+
+from conftest import GOLDEN_CLIP, GOLDEN_PHOTOS
+
+
+@pytest.fixture(scope="module")
+def photos():
+    return load_golden(GOLDEN_PHOTOS)
+
+
+def test_golden_sets_are_what_the_issue_asks(photos):
+    assert len(photos.items) >= 5 and photos.size == (512, 512)
+    clip = load_golden(GOLDEN_CLIP)
+    assert clip.temporal and len(clip.items) >= 8
+    frames = clip.frames()
+    assert all(np.abs(a.astype(int) - b).mean() > 0.5 for a, b in zip(frames, frames[1:]))  # motion
+    for gset in (photos, clip):
+        gold = np.concatenate([it.golden_alpha().ravel() for it in gset.items])
+        assert ((gold > 0.05) & (gold < 0.95)).mean() >= 0.2  # not saturated
+
+
+def test_reference_regenerates_to_the_golden_weights(photos):
+    model, where = golden_model(photos)
+    assert "reference" in where
+
+
+def test_torch_and_onnx_pass_on_golden(photos, ref3_onnx):
+    report = verify(photos, plan_stages(photos, onnx=ref3_onnx))
+    by = {r.name: r for r in report.results}
+    assert report.ok, [(r.name, r.status, r.reason) for r in report.results]
+    assert by["onnx"].worst["max_abs"] <= 1e-3 and by["onnx"].worst["mean_abs"] <= 5e-5
+    assert by["torch"].worst["max_abs"] > 0  # fp32 is never bit-equal to float64: the floor is real
+
+
+@pytest.mark.parametrize("conv", ["backbone.model.features.0.0", "hr_branch.conv_hr4x.1.layers.0",
+                                  "f_branch.conv_f.1.layers.0"])
+def test_one_percent_nudge_of_one_conv_fails(conv, photos, ref3_model):
+    """First, middle and last conv: each 1% nudge of one weight must be caught by the fp32 tolerance."""
+    import copy
+
+    model = copy.deepcopy(ref3_model)
+    w = dict(model.named_modules())[conv].weight
+    with torch.no_grad():
+        idx = np.unravel_index(int(w.abs().argmax()), w.shape)
+        w[idx] *= 1.01
+    report = verify(photos, [backend_stage("torch", "nudged", TorchBackend(model))])
+    assert report.results[0].status == "failed", report.results[0].worst
+
+
+def test_tampered_onnx_fails(photos, ref3_onnx, tmp_path):
+    m = onnx.load(str(ref3_onnx))
+    init = next(i for i in m.graph.initializer if numpy_helper.to_array(i).ndim == 4)
+    arr = numpy_helper.to_array(init).copy()
+    arr.flat[0] *= 1.05
+    init.CopyFrom(numpy_helper.from_array(arr, init.name))
+    bad = tmp_path / "tampered.onnx"
+    onnx.save(m, str(bad))
+    report = verify(photos, plan_stages(photos, onnx=bad))
+    onnx_row = next(r for r in report.results if r.name == "onnx")
+    assert not report.ok and onnx_row.status == "failed"
+
+
+def test_other_weights_are_a_sha_mismatch_not_a_parity_failure(photos, ref4_ckpt):
+    with pytest.raises(MatteconvError, match="sha256 mismatch"):
+        golden_model(photos, ref4_ckpt)
+
+
+def test_temporal_clip_passes(ref4_ckpt, tmp_path):
+    from matteconv.export.onnx_export import export_onnx
+    from matteconv.model.checkpoint import load_checkpoint
+
+    clip = load_golden(GOLDEN_CLIP)
+    out = tmp_path / "ref4_split.onnx"
+    export_onnx(load_checkpoint(ref4_ckpt), out, clip.size, split_inputs=True)
+    report = verify(clip, plan_stages(clip, ckpt=ref4_ckpt, onnx=out))
+    assert report.ok, [(r.name, r.status, r.reason, r.worst) for r in report.results]
+
+
+def test_cli_required_skip_fails_and_reports(photos, tmp_path):
+    """Through the CLI: a required stage that was not given is a failure; JSON and JUnit say so."""
+    j, x = tmp_path / "r.json", tmp_path / "r.xml"
+    proc = subprocess.run([sys.executable, "-m", "matteconv.cli", "verify", "--golden", str(GOLDEN_PHOTOS),
+                           "--require", "caffe", "--json", str(j), "--junit", str(x)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "skipped" in proc.stdout and "no --caffe model given" in proc.stdout
+    data = json.loads(j.read_text())
+    assert data["ok"] is False and {s["name"]: s["status"] for s in data["stages"]} == {"torch": "passed",
+                                                                                      "caffe": "skipped"}
+    assert 'failures="1"' in x.read_text()
