@@ -9,7 +9,6 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-import fakes
 from matteconv.aipp import AippSpec, render_config
 from matteconv.ascend.build import plan_build
 from matteconv.ascend.command import build_argv, display, inspect_model, model_problems

@@ -15,24 +15,18 @@ from matteconv.export.caffe import export as export_mod
 from matteconv.export.caffe.export import probe_input
 from matteconv.export.caffe.runner import CaffeBackend
 from matteconv.export.caffe.writer import read_prototxt
-from matteconv.model.checkpoint import Checkpoint, load_checkpoint, official_state_dict
-from matteconv.reference import reference_model
+from matteconv.model.checkpoint import Checkpoint, load_checkpoint
 
-pytest.importorskip("caffe")
+import caffe  # noqa: E402,F401  (real pycaffe is required: make install builds it; no skip)
 
 MAX, MEAN = 1e-3, 5e-5  # vs float64 torch; fp32 torch itself is 3.7e-4 / 2e-5 away (DESIGN.md section 6)
 PHOTOS = ("astronaut", "camera")
 
 
 @pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory):
-    d = tmp_path_factory.mktemp("ckpt")
-    out = {}
-    for c in (3, 4):
-        path = d / f"modnet{c}.ckpt"
-        torch.save(official_state_dict(reference_model(in_channels=c)), path)
-        out[c] = path
-    return out
+def checkpoints(ref3_ckpt, ref4_ckpt):
+    """The session's reference checkpoints (official layout), built once in conftest."""
+    return {3: ref3_ckpt, 4: ref4_ckpt}
 
 
 def check_parity(result, ckpt: Checkpoint, split: bool):

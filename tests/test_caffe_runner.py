@@ -9,7 +9,7 @@ import pytest
 from matteconv.errors import MatteconvError
 from matteconv.export.caffe.runner import CaffeBackend, CaffeWorker, caffe_message
 
-pytest.importorskip("caffe")
+import caffe  # noqa: E402,F401  (real pycaffe is required: make install builds it; no skip)
 
 INPUT = 'layer { name: "input" type: "Input" top: "input" input_param { shape { dim: 1 dim: 3 dim: 8 dim: 8 } } }\n'
 

@@ -1,7 +1,6 @@
 """The one loader: every layout users have loads; every bad file gets a one-line error naming file and cause."""
 from __future__ import annotations
 
-import pickle
 import subprocess
 import sys
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import shutil
 
 PACKAGES = [
     ("torch", "torch", "checkpoints, golden mattes, the torch stage"),
@@ -24,21 +23,17 @@ def _version(module: str) -> tuple[bool, str]:
 
 
 def _tools() -> list[tuple[str, str | None, str]]:
-    try:
-        from .ascend.discover import find_tool
-    except ImportError:
-        find_tool = None
+    """Ascend tools through the same discovery `om` and `verify --om` use."""
+    from .ascend.discover import find_tool
+    from .ascend.runners import find_runner
+
     out = []
-    for name, enables in (("atc", "building .om from ONNX/Caffe (CANN)"), ("omg", "building .om from Caffe (old DDK)"),
-                          ("msame", "the om stage on a device"), ("ais_bench", "the om stage on a device")):
-        path = None
-        if find_tool is not None:
-            try:
-                path = find_tool(name)
-            except Exception:  # discovery problems mean "not found" here
-                path = None
-        path = path or shutil.which(name)
-        out.append((name, str(path) if path else None, enables))
+    for name, enables in (("atc", "building .om from ONNX/Caffe (CANN)"), ("omg", "building .om from Caffe (old DDK)")):
+        tool = find_tool(name)
+        out.append((name, f"{tool.path} (via {tool.source})" if tool else None, enables))
+    for kind in ("msame", "ais_bench"):
+        runner = find_runner(prefer=kind)
+        out.append((kind, " ".join(runner.prefix) if runner else None, "the om stage on an Ascend device"))
     return out
 
 

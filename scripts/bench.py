@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""`make bench`: latency of PyTorch eager, a plain torch.onnx.export and our ONNX export in onnxruntime
+(2 threads each), timed alternately in one run so machine noise hits all equally; reported as ratios.
+Goals (issue 2): ours / plain <= 1.0 and eager / ours >= 1.4. Further sections (pycaffe, peers, matte
+throughput) run when their scripts exist. `--json FILE` writes the numbers."""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("GLOG_minloglevel", "2")
+import numpy as np  # noqa: E402
+import onnxruntime as ort  # noqa: E402
+import torch  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from matteconv import preprocess, samples  # noqa: E402
+from matteconv.export.onnx_export import export_onnx  # noqa: E402
+from matteconv.model.checkpoint import load_checkpoint  # noqa: E402
+from matteconv.reference import reference_model, save_reference  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+console = Console(width=140)
+
+
+def session(model_bytes: bytes) -> ort.InferenceSession:
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 2
+    so.inter_op_num_threads = 1
+    return ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
+
+
+def plain_export(model: torch.nn.Module, size: tuple[int, int]) -> bytes:
+    """What users do today: torch.onnx.export at opset 11, nothing else."""
+    buf = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.zeros(1, 3, *size),), buf, opset_version=11, input_names=["input"],
+                          output_names=["alpha"], dynamo=False)
+    return buf.getvalue()
+
+
+def time_alternately(runners: dict, repeats: int, warmup: int = 2) -> dict[str, float]:
+    for fn in runners.values():
+        for _ in range(warmup):
+            fn()
+    times = {k: [] for k in runners}
+    for _ in range(repeats):
+        for k, fn in runners.items():
+            t0 = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) * 1000 for k, v in times.items()}
+
+
+def bench_core(ckpt: Path, work: Path, sizes, repeats: int) -> list[dict]:
+    torch.set_num_threads(2)
+    ck = load_checkpoint(ckpt)
+    rows = []
+    for size in sizes:
+        x = preprocess.prepare(samples.photos()["astronaut"], "device", size).tensor
+        ours_path = work / f"ours_{size[0]}.onnx"
+        t0 = time.perf_counter()
+        export_onnx(ck, ours_path, size)
+        export_s = time.perf_counter() - t0
+        ours, plain = session(ours_path.read_bytes()), session(plain_export(ck.model, size))
+        xt = torch.from_numpy(x)
+
+        def eager():
+            with torch.no_grad():
+                ck.model(xt)
+
+        ms = time_alternately({"eager": eager, "plain": lambda: plain.run(None, {"input": x}),
+                               "ours": lambda: ours.run(None, {"input": x})}, repeats)
+        rows.append({"size": f"{size[0]}x{size[1]}", "torch_eager_ms": ms["eager"], "plain_onnx_ms": ms["plain"],
+                     "ours_onnx_ms": ms["ours"], "ours_vs_plain": ms["ours"] / ms["plain"],
+                     "eager_vs_ours": ms["eager"] / ms["ours"], "export_s": export_s})
+    return rows
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    results: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        ckpt = work / "ref3.ckpt"
+        with console.status("building the reference checkpoint..."):
+            save_reference(reference_model(3, 0), ckpt)
+        with console.status("timing torch eager / plain ONNX / our ONNX at 384 and 512..."):
+            results["onnx"] = bench_core(ckpt, work, [(384, 384), (512, 512)], args.repeats)
+        t = Table(title="MODNet latency, median ms (2 threads, timed alternately)")
+        for c in ("size", "torch eager", "plain torch.onnx.export", "ours (matteconv)", "ours/plain (goal <= 1.0)",
+                  "eager/ours (goal >= 1.4)", "export s"):
+            t.add_column(c, justify="right")
+        for r in results["onnx"]:
+            t.add_row(r["size"], f"{r['torch_eager_ms']:.1f}", f"{r['plain_onnx_ms']:.1f}", f"{r['ours_onnx_ms']:.1f}",
+                      f"{r['ours_vs_plain']:.3f}", f"{r['eager_vs_ours']:.2f}", f"{r['export_s']:.1f}")
+        console.print(t)
+        for extra in ("bench_caffe.py", "bench_matte.py"):
+            script = ROOT / "scripts" / extra
+            if script.exists():
+                out = work / f"{extra}.json"
+                proc = subprocess.run([sys.executable, str(script), "--json", str(out)], check=False)
+                if proc.returncode == 0 and out.exists():
+                    results[extra.removesuffix(".py")] = json.loads(out.read_text())
+                else:
+                    console.print(f"[red]{extra} failed (exit {proc.returncode})[/]")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# `make demo`: the whole job on built-in data, from nothing: reference checkpoints -> ONNX and Caffe ->
+# AIPP config -> `om --dry-run` -> verify (every stage this machine can run, HTML report) -> matte on the clip.
+set -euo pipefail
+OUT=${1:-build/demo}
+MC=${MC:-.venv/bin/matteconv}
+mkdir -p "$OUT"
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "reference checkpoints (3-channel photos, 4-channel temporal)"
+$MC golden checkpoint --in-channels 3 -o "$OUT/modnet_ref3.ckpt"
+$MC golden checkpoint --in-channels 4 -o "$OUT/modnet_ref4.ckpt"
+
+step "export: ONNX and Caffe (Ascend target)"
+$MC export "$OUT/modnet_ref3.ckpt" --to onnx -o "$OUT/modnet_ref3.onnx" --size 512
+$MC export "$OUT/modnet_ref3.ckpt" --to caffe --target ascend -o "$OUT/modnet_ref3" --size 512
+$MC export "$OUT/modnet_ref4.ckpt" --to onnx --split-inputs -o "$OUT/modnet_ref4.onnx" --size 320
+
+step "AIPP config for NV21 camera frames, and the .om build command"
+$MC aipp --input-format nv21 --size 512 -o "$OUT/aipp_nv21_512.cfg"
+$MC om "$OUT/modnet_ref3.onnx" --aipp "$OUT/aipp_nv21_512.cfg" --soc-version Ascend310 --dry-run -o "$OUT/modnet_ref3"
+
+step "verify every stage against the golden alpha mattes"
+$MC verify --golden golden/photos --onnx "$OUT/modnet_ref3.onnx" --caffe "$OUT/modnet_ref3.prototxt" \
+  --aipp "$OUT/aipp_nv21_512.cfg" --om "$OUT/modnet_ref3.om" \
+  --html "$OUT/verify.html" --json "$OUT/verify.json" | tee "$OUT/verify.txt"
+
+step "matte the golden clip with the temporal model (background replacement, side by side)"
+$MC matte golden/clip/inputs --model "$OUT/modnet_ref4.onnx" --background "#2e8b57" --side-by-side \
+  -o "$OUT/clip_matted"
+
+step "artifacts"
+for f in modnet_ref3.ckpt modnet_ref3.onnx modnet_ref3.prototxt modnet_ref3.caffemodel aipp_nv21_512.cfg \
+         verify.html verify.json clip_matted; do
+  printf '  %-26s %s\n' "$f" "$OUT/$f"
+done
+cat "$OUT/verify.txt"

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# `make verify`: export the reference checkpoints to every format this machine can check, then run
+# `matteconv verify --require ...` on the committed golden sets. Exits non-zero on any regression.
+set -euo pipefail
+OUT=${1:-build}
+MC=${MC:-.venv/bin/matteconv}
+mkdir -p "$OUT"
+
+# 3-channel photos at 512x512: torch, onnx, caffe (both targets), aipp (NV21 camera frames)
+$MC golden checkpoint --in-channels 3 -o "$OUT/ref3.ckpt"
+$MC export "$OUT/ref3.ckpt" --to onnx -o "$OUT/ref3.onnx" --size 512
+$MC export "$OUT/ref3.ckpt" --to caffe --target ascend -o "$OUT/ref3_ascend" --size 512
+$MC export "$OUT/ref3.ckpt" --to caffe --target bvlc -o "$OUT/ref3_bvlc" --size 512
+$MC verify --golden golden/photos --onnx "$OUT/ref3.onnx" --caffe "$OUT/ref3_ascend.prototxt" \
+  --aipp aipp/nv21_512.cfg --require torch --require onnx --require caffe --require aipp \
+  --json "$OUT/verify_photos.json" --junit "$OUT/verify_photos.xml"
+$MC verify --golden golden/photos --caffe "$OUT/ref3_bvlc.prototxt" --require caffe
+
+# 4-channel temporal clip at 320x320: split inputs (image through AIPP, prev_alpha plain)
+$MC golden checkpoint --in-channels 4 -o "$OUT/ref4.ckpt"
+$MC export "$OUT/ref4.ckpt" --to onnx --split-inputs -o "$OUT/ref4.onnx" --size 320
+$MC export "$OUT/ref4.ckpt" --to caffe --target ascend --split-inputs -o "$OUT/ref4_ascend" --size 320
+$MC verify --golden golden/clip --onnx "$OUT/ref4.onnx" --caffe "$OUT/ref4_ascend.prototxt" \
+  --aipp aipp/nv21_320.cfg --require torch --require onnx --require caffe --require aipp \
+  --json "$OUT/verify_clip.json" --junit "$OUT/verify_clip.xml"
