@@ -1,6 +1,8 @@
 """AIPP config: rendering, the checked-in presets, the parser/validator on hand-written configs, and fuzzing."""
 from __future__ import annotations
 
+from matteconv.cli import app
+
 import json
 from pathlib import Path
 
@@ -208,9 +210,6 @@ def test_fuzz_mutated_valid_config(edits):
 def test_cli_writes_config_and_json(tmp_path):
     from typer.testing import CliRunner
 
-    import fakes
-
-    app = fakes.cli_app()
     out = tmp_path / "cam.cfg"
     r = CliRunner().invoke(app, ["aipp", "--input-format", "nv21", "--size", "384", "--src-size", "640x480",
                                  "--crop", "128,48,384,384", "--json", "-o", str(out)])

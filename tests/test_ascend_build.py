@@ -1,6 +1,8 @@
 """`matteconv om` end to end with a stand-in atc: exact flags, paths with spaces, failures, dry run, no tool."""
 from __future__ import annotations
 
+from matteconv.cli import app
+
 import json
 import shlex
 
@@ -32,7 +34,7 @@ def setup(tmp_path, monkeypatch):
 
 
 def run(*args):
-    return CliRunner().invoke(fakes.cli_app(), ["om", *map(str, args)])
+    return CliRunner().invoke(app, ["om", *map(str, args)])
 
 
 def test_fake_atc_gets_exact_flags(setup):

@@ -1,11 +1,9 @@
 """Stand-in executables for Ascend tools (atc, msame) and helpers to install them for a test."""
 from __future__ import annotations
 
-import importlib.util
 import os
 import stat
 import sys
-import types
 from pathlib import Path
 
 HERE = Path(__file__).parent
@@ -19,17 +17,6 @@ def install(name: str, dest: Path, as_name: str | None = None) -> Path:
     target.write_text(f"#!{sys.executable}\n{text}")
     target.chmod(target.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     return target
-
-
-def cli_app():
-    """matteconv.cli.app, stubbing sibling command modules other engineers have not written yet."""
-    for mod in ("doctor_cmd", "export_cmd", "golden_cmd", "verify_cmd"):
-        full = f"matteconv.cli.{mod}"
-        if full not in sys.modules and importlib.util.find_spec(full) is None:
-            sys.modules[full] = types.ModuleType(full)
-    from matteconv.cli import app
-
-    return app
 
 
 def env_with_path(*dirs: Path, **extra: str) -> dict[str, str]:
