@@ -33,7 +33,9 @@ def table(report: VerifyReport) -> Table:
         if not r.worst:
             t.add_row(r.name, status, *[""] * len(METRIC_KEYS), "", _tol(r.tolerance), "")
             continue
-        ratio = f"{r.worst['max_abs'] / floor.worst['max_abs']:.2f}" if floor and floor.worst["max_abs"] else ""
+        judged_on_alpha = r.inputs is None
+        ratio = (f"{r.worst['max_abs'] / floor.worst['max_abs']:.2f}"
+                 if judged_on_alpha and floor and floor.worst["max_abs"] else "")
         t.add_row(r.name, status, *[f"{r.worst[k]:.3g}" for k in METRIC_KEYS], r.worst_input, _tol(r.tolerance),
                   ratio)
     if floor:
