@@ -217,15 +217,15 @@ def test_unreadable_or_empty_video(onnx128, tmp_path, content, match):
 
 def test_bad_paths_are_clear_errors(data, onnx128, tmp_path):
     cases = [
-        (dict(input=tmp_path / "missing.mp4", output=tmp_path / "o.mp4"), "input not found"),
-        (dict(input=data / "clip.avi", output=tmp_path / "nodir" / "o.mp4"), "does not exist"),
-        (dict(input=data / "clip.avi", output=tmp_path / "o.mkv"), r"must be \.mp4"),
-        (dict(input=data / "clip.avi", output=tmp_path / "o.png"), "folder .or video. output"),
-        (dict(input=data / "frame.png", output=tmp_path / "o.mp4"), "needs a video input"),
-        (dict(input=data / "frame.png", output=tmp_path / "o.jpg", background="none"), "RGBA: use .png"),
-        (dict(input=data / "frame.png", output=tmp_path / "o.png", background="#12345"), "not a colour"),
-        (dict(input=data / "frame.png", output=tmp_path / "o.png", background="nofile.png"), "no such file"),
-        (dict(input=data / "frame.png", output=data / "frame.png"), "overwrite the input"),
+        ({"input": tmp_path / "missing.mp4", "output": tmp_path / "o.mp4"}, "input not found"),
+        ({"input": data / "clip.avi", "output": tmp_path / "nodir" / "o.mp4"}, "does not exist"),
+        ({"input": data / "clip.avi", "output": tmp_path / "o.mkv"}, r"must be \.mp4"),
+        ({"input": data / "clip.avi", "output": tmp_path / "o.png"}, "folder .or video. output"),
+        ({"input": data / "frame.png", "output": tmp_path / "o.mp4"}, "needs a video input"),
+        ({"input": data / "frame.png", "output": tmp_path / "o.jpg", "background": "none"}, "RGBA: use .png"),
+        ({"input": data / "frame.png", "output": tmp_path / "o.png", "background": "#12345"}, "not a colour"),
+        ({"input": data / "frame.png", "output": tmp_path / "o.png", "background": "nofile.png"}, "no such file"),
+        ({"input": data / "frame.png", "output": data / "frame.png"}, "overwrite the input"),
     ]
     for kw, match in cases:
         inp, out = kw.pop("input"), kw.pop("output")

@@ -5,11 +5,18 @@ import json
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.text import Text
 
-from . import app, console, err_console, friendly
 from ..matte import BACKGROUND_HELP, DEFAULT_BACKGROUND
+from . import app, console, err_console, friendly
 
 
 class FpsColumn(ProgressColumn):
@@ -53,8 +60,8 @@ def matte(
     8-bit. Output appears only when complete (written to a temporary file or folder, then renamed)."""
     from ..matte import matte as run_matte
 
-    kw = dict(background=background, size=size, policy=policy, mirror=mirror, alpha_out=alpha_out,
-              side_by_side_out=side_by_side, temporal=not no_temporal)
+    kw = {"background": background, "size": size, "policy": policy, "mirror": mirror, "alpha_out": alpha_out,
+          "side_by_side_out": side_by_side, "temporal": not no_temporal}
     if as_json:
         summary = run_matte(input, model, output, **kw)
         print(json.dumps(summary.to_dict(), indent=1))

@@ -21,6 +21,7 @@ from .. import __version__
 from ..errors import MatteconvError
 from ..fileio import atomic_path
 from ..model.checkpoint import Checkpoint
+from ..model.fold import fold_ibnorm
 from .. import preprocess
 
 SUPPORTED_OPSETS = (11, 13, 17)
@@ -135,7 +136,7 @@ def export_onnx(ckpt: Checkpoint, out: str | Path, size: tuple[int, int] = (512,
         model.eval()
     names = input_names_for(ckpt.in_channels, split_inputs)
     args = dummy_inputs(ckpt.in_channels, split_inputs, size)
-    onnx_model = _torch_export(model, args, names, opset, dynamic)
+    onnx_model = _torch_export(fold_ibnorm(model), args, names, opset, dynamic)
     before = len(onnx_model.graph.node)
     if do_simplify:
         onnx_model = simplify(onnx_model)

@@ -181,9 +181,9 @@ def render_html(report: VerifyReport, gset: GoldenSet) -> str:
     ok_color = STATUS_COLOR["passed" if report.ok else "failed"]
     h, w = report.size
     parts = [f"<h1>matteconv verify: {html.escape(str(report.golden))}</h1>",
-             f'<div class="sub">{len(report.inputs)} inputs at {h}x{w} ({html.escape(gset.manifest.get("policy", ""))} '
-             f"policy{', temporal' if gset.temporal else ''}), errors vs the float64 golden alpha (worst input). "
-             f'<b style="color:{ok_color}">{status}</b></div>',
+             (f'<div class="sub">{len(report.inputs)} inputs at {h}x{w} ({html.escape(gset.manifest.get("policy", ""))} '
+              f"policy{', temporal' if gset.temporal else ''}), errors vs the float64 golden alpha (worst input). "
+              f'<b style="color:{ok_color}">{status}</b></div>'),
              "<h2>Metrics</h2>", _metrics_table(report)]
     reasons = {f"{r.name}: {r.status}: {r.reason}" for r in report.results if r.reason}
     lines = [n for n in notes(report) if n not in reasons]  # reasons are already in the table

@@ -1,0 +1,100 @@
+"""`matteconv compare`: layer-by-layer diff of a converted model against its checkpoint, naming the first
+PyTorch module where the numbers go wrong."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from . import app, console, friendly
+
+
+def _fmt(v: float) -> str:
+    return "nan" if math.isnan(v) else f"{v:.2e}"
+
+
+def _module(path: str) -> str:
+    return path if path else "(model output)"
+
+
+def divergence_lines(report) -> list[str]:
+    d = report.first_divergence
+    if d is None:
+        worst = max((r.rel for r in report.rows), default=float("nan"))
+        return [(f"[green]no divergence[/]: all {len(report.rows)} matched layers within relative error "
+                 f"{report.threshold:g} (worst {_fmt(worst)})")]
+    prev = f"{d.previous_layer} at {_fmt(d.previous_rel)}" if d.previous_layer else "none before it"
+    return [f"[bold red]first divergence[/]: module [bold]{_module(d.module)}[/] (block {_module(d.block)})",
+            (f"  candidate layer {d.layer} ({d.op}): rel err {_fmt(d.rel)}, max|d| {_fmt(d.max_abs)}; "
+             f"previous matched layer {prev}")]
+
+
+def rows_table(report, top: int) -> Table:
+    rows = report.worst(top)
+    first = report.first_divergence.layer if report.first_divergence else None
+    title = f"worst {len(rows)} of {len(report.rows)} matched layers (execution order)"
+    if first is not None:  # the divergence and the layer before it are always shown, for context
+        pos = next(i for i, r in enumerate(report.rows) if r.layer == first)
+        extra = [r for r in report.rows[max(pos - 1, 0): pos + 1] if r not in rows]
+        rows = sorted(rows + extra, key=lambda r: r.index)
+        if extra:
+            title += ", with the first divergence"
+    t = Table(title=title)
+    for col, just in (("#", "right"), ("layer", "left"), ("module", "left"), ("op", "left"), ("shape", "left"),
+                      ("max|d|", "right"), ("rel err", "right")):
+        t.add_column(col, justify=just, overflow="fold")
+    for r in rows:
+        style = "bold red" if r.layer == first else ("yellow" if r.rel > report.threshold else None)
+        t.add_row(str(r.index), r.layer, _module(r.module), r.op, "x".join(map(str, r.shape)), _fmt(r.max_abs),
+                  _fmt(r.rel), style=style)
+    return t
+
+
+@app.command()
+@friendly
+def compare(
+    reference: Path = typer.Argument(..., help="The PyTorch checkpoint the candidate was converted from."),
+    candidate: Path = typer.Argument(..., help="The converted model: .onnx, or .prototxt (.caffemodel beside it)."),
+    golden: Path = typer.Option(Path("golden/photos"), "--golden", help="Golden set folder: its input is used."),
+    input_name: str = typer.Option(None, "--input", help="Golden input to run (default: the first)."),
+    top: int = typer.Option(12, "--top", help="Rows in the worst-layers table."),
+    float64: bool = typer.Option(False, "--float64", help="Run PyTorch in float64 (slow on CPU; default float32)."),
+    show_unmatched: bool = typer.Option(False, "--unmatched", help="List candidate layers with no PyTorch match."),
+    json_out: bool = typer.Option(False, "--json", help="Print the full report as JSON instead of tables."),
+):
+    """Compare every intermediate tensor of CANDIDATE with the PyTorch module it came from; print the first
+    layer whose error jumps and the worst layers."""
+    import torch
+
+    from ..verify.compare import compare_models
+
+    with console.status("comparing layer by layer..."):
+        report = compare_models(reference, candidate, golden, input_name,
+                                dtype=torch.float64 if float64 else torch.float32)
+    if json_out:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+        return
+    console.print(f"{report.candidate} ({report.kind}) vs {report.reference} (torch {report.reference_dtype}) on "
+                  f"golden input {report.input_name!r} {report.size[0]}x{report.size[1]}: {len(report.rows)} "
+                  f"layers matched, {len(report.unmatched)} unmatched, alpha max|d| {_fmt(report.alpha_max_abs)} "
+                  f"({report.seconds:.1f} s)", highlight=False)
+    for line in divergence_lines(report):
+        console.print(line, highlight=False)
+    console.print(rows_table(report, top))
+    if show_unmatched:
+        t = Table(title=f"{len(report.unmatched)} candidate layers with no exact PyTorch counterpart")
+        for col in ("#", "layer", "op", "why"):
+            t.add_column(col, overflow="fold")
+        for u in report.unmatched:
+            t.add_row(str(u.index), u.layer, u.op, u.reason)
+        console.print(t)
+    elif report.unmatched:
+        console.print(f"{len(report.unmatched)} candidate layers have no exact PyTorch counterpart (partial "
+                      "convs, slices, resizes inside a branch); --unmatched lists them", highlight=False)
+    if report.reference_vs_golden > 1e-3:
+        console.print(f"[yellow]note[/]: the checkpoint's alpha differs from the golden alpha by "
+                      f"{_fmt(report.reference_vs_golden)}: the golden set was made from another checkpoint",
+                      highlight=False)
