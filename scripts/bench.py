@@ -18,7 +18,6 @@ import warnings
 from pathlib import Path
 
 os.environ.setdefault("GLOG_minloglevel", "2")
-import numpy as np  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 import torch  # noqa: E402
 from rich.console import Console  # noqa: E402
