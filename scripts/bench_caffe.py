@@ -20,7 +20,6 @@ import copy
 import json
 import os
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench import time_alternately  # noqa: E402  (one timing loop for every benchmark)
 
 PEER = "brocolli==4.0.2"
 PEER_DEPS = ("loguru==0.7.3", "tabulate==0.10.0")  # what brocolli's Caffe path imports; pure Python
@@ -194,21 +196,6 @@ def run_peer(target: Path, ckpt: Path, work: Path, sizes: list[int], toy_weights
         tail = [ln for ln in (err or "").splitlines() if ln.strip() and not ln.startswith("    @")]
         result["child_error"] = f"brocolli child exited with {code}: {tail[-1] if tail else 'no message'}"
     return result
-
-
-def time_alternately(runners: dict, repeats: int, warmup: int = 2) -> dict[str, float]:
-    """Median ms per runner; runners take turns so machine noise hits all equally. The warm-up rounds
-    (the first pycaffe forward allocates every blob) are not timed."""
-    for fn in runners.values():
-        for _ in range(warmup):
-            fn()
-    times = {k: [] for k in runners}
-    for _ in range(repeats):
-        for k, fn in runners.items():
-            t0 = time.perf_counter()
-            fn()
-            times[k].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) * 1000 for k, v in times.items()}
 
 
 def diff_stats(alpha: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
