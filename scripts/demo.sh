@@ -26,6 +26,7 @@ $MC verify --golden golden/photos --onnx "$OUT/modnet_ref3.onnx" --caffe "$OUT/m
   --html "$OUT/verify.html" --json "$OUT/verify.json" | tee "$OUT/verify.txt"
 
 step "matte the golden clip with the temporal model (background replacement, side by side)"
+rm -rf "$OUT/clip_matted"
 $MC matte golden/clip/inputs --model "$OUT/modnet_ref4.onnx" --background "#2e8b57" --side-by-side \
   -o "$OUT/clip_matted"
 
