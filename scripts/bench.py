@@ -18,25 +18,18 @@ import warnings
 from pathlib import Path
 
 os.environ.setdefault("GLOG_minloglevel", "2")
-import onnxruntime as ort  # noqa: E402
 import torch  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from matteconv import preprocess, samples  # noqa: E402
+from matteconv.backends import ort_session  # noqa: E402
 from matteconv.export.onnx_export import export_onnx  # noqa: E402
 from matteconv.model.checkpoint import load_checkpoint  # noqa: E402
 from matteconv.reference import reference_model, save_reference  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 console = Console(width=140)
-
-
-def session(model_bytes: bytes) -> ort.InferenceSession:
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 2
-    so.inter_op_num_threads = 1
-    return ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
 
 
 def plain_export(model: torch.nn.Module, size: tuple[int, int]) -> bytes:
@@ -50,14 +43,17 @@ def plain_export(model: torch.nn.Module, size: tuple[int, int]) -> bytes:
 
 
 def time_alternately(runners: dict, repeats: int, warmup: int = 2) -> dict[str, float]:
+    """Median ms per runner. Runners take turns, and the turn order rotates every round, so neither machine
+    noise nor the one running just before (threads still winding down) favours any of them."""
     for fn in runners.values():
         for _ in range(warmup):
             fn()
     times = {k: [] for k in runners}
-    for _ in range(repeats):
-        for k, fn in runners.items():
+    order = list(runners)
+    for i in range(repeats):
+        for k in order[i % len(order):] + order[: i % len(order)]:
             t0 = time.perf_counter()
-            fn()
+            runners[k]()
             times[k].append(time.perf_counter() - t0)
     return {k: statistics.median(v) * 1000 for k, v in times.items()}
 
@@ -72,7 +68,7 @@ def bench_core(ckpt: Path, work: Path, sizes, repeats: int) -> list[dict]:
         t0 = time.perf_counter()
         export_onnx(ck, ours_path, size)
         export_s = time.perf_counter() - t0
-        ours, plain = session(ours_path.read_bytes()), session(plain_export(ck.model, size))
+        ours, plain = ort_session(ours_path.read_bytes()), ort_session(plain_export(ck.model, size))
         xt = torch.from_numpy(x)
 
         def eager():

@@ -40,25 +40,34 @@ class TorchBackend:
             return self.model(t).numpy()
 
 
+def ort_session(model: str | Path | bytes, threads: int = 2, where: str | Path = "model"):
+    """The one way we open onnxruntime: CPU, `threads` intra-op threads, quiet; load errors are one line.
+    Spinning is off: idle onnxruntime threads otherwise spin after each run and steal the cores from the
+    matte pipeline's decode/encode threads (and from whatever is timed next in a benchmark)."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    try:
+        return ort.InferenceSession(model if isinstance(model, bytes) else str(model), so,
+                                    providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own exception types
+        raise MatteconvError(f"{where}: onnxruntime cannot load it: {str(e).splitlines()[0]}") from None
+
+
 class OnnxBackend:
     """An ONNX file in onnxruntime (CPU). Split-input models (image + prev_alpha) get the tensor split."""
 
     name = "onnx"
 
     def __init__(self, path: str | Path, threads: int = 2):
-        import onnxruntime as ort
-
         self.path = Path(path)
         if not self.path.exists():
             raise MatteconvError(f"{self.path}: ONNX model not found")
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
-        so.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(self.path), so, providers=["CPUExecutionProvider"])
-        except Exception as e:  # onnxruntime raises its own exception types
-            raise MatteconvError(f"{self.path}: onnxruntime cannot load it: {str(e).splitlines()[0]}") from None
+        self.session = ort_session(self.path, threads, self.path)
         inputs = self.session.get_inputs()
         self.input_names = [i.name for i in inputs]
         self.in_channels = sum(int(i.shape[1]) for i in inputs)

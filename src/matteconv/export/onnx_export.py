@@ -18,6 +18,7 @@ import onnx
 import torch
 
 from .. import __version__
+from ..backends import ort_session
 from ..errors import MatteconvError
 from ..fileio import atomic_path
 from ..model.checkpoint import Checkpoint
@@ -102,16 +103,6 @@ def simplify(model: onnx.ModelProto) -> onnx.ModelProto:
     return simplified
 
 
-def run_onnx(model_bytes_or_path, feeds: dict[str, np.ndarray], threads: int = 2) -> np.ndarray:
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    sess = ort.InferenceSession(model_bytes_or_path, so, providers=["CPUExecutionProvider"])
-    return sess.run(None, feeds)[0]
-
-
 def parity_image(size: tuple[int, int]) -> np.ndarray:
     """A real portrait photo (scikit-image's astronaut) prepared with the device policy at the model size."""
     from skimage import data
@@ -158,7 +149,7 @@ def export_onnx(ckpt: Checkpoint, out: str | Path, size: tuple[int, int] = (512,
     feeds, targs = _parity_feeds(image, ckpt.in_channels, split_inputs)
     with torch.no_grad():
         ref = model(*[torch.from_numpy(t) for t in targs]).numpy()
-    got = run_onnx(onnx_model.SerializeToString(), feeds)
+    got = ort_session(onnx_model.SerializeToString(), where=out).run(None, feeds)[0]
     diff = float(np.abs(got - ref).max())
     if not np.isfinite(diff) or diff > PARITY_MAX:
         raise MatteconvError(f"{out}: onnxruntime differs from PyTorch by max |d alpha| = {diff:.3g} "

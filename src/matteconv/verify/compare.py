@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..backends import ort_session
 from ..errors import MatteconvError
 
 REL_THRESHOLD = 1e-3  # relative error (max|d| / max|ref|) above which a layer counts as diverged
@@ -393,7 +394,6 @@ def _torch_outputs(model: nn.Module, tree: ModuleTree, wanted: set[str], x: np.n
 
 def _onnx_outputs(path: Path, values: list[str], x: np.ndarray, threads: int) -> dict[str, np.ndarray]:
     import onnx
-    import onnxruntime as ort
 
     model = onnx.load(str(path))
     try:
@@ -407,15 +407,7 @@ def _onnx_outputs(path: Path, values: list[str], x: np.ndarray, threads: int) ->
             continue
         vi = infos.get(v) or onnx.helper.make_tensor_value_info(v, onnx.TensorProto.FLOAT, None)
         model.graph.output.append(vi)
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.log_severity_level = 3
-    try:
-        sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    except Exception as e:
-        raise MatteconvError(f"{path}: onnxruntime cannot load it with intermediate outputs: "
-                             f"{str(e).splitlines()[0]}") from None
+    sess = ort_session(model.SerializeToString(), threads, f"{path} (with intermediate outputs)")
     inputs = sess.get_inputs()
     x = np.ascontiguousarray(x, dtype=np.float32)
     if len(inputs) == 2:
