@@ -18,7 +18,7 @@ import numpy as np
 
 from ..fileio import atomic_path
 from .golden import GoldenSet
-from .report import HEADERS, _tol, notes
+from .report import HEADERS, floor_ratio, notes, tolerance_text
 from .run import METRIC_KEYS, VerifyReport
 
 PREVIEW = 256
@@ -143,13 +143,12 @@ def _metrics_table(report: VerifyReport) -> str:
                  f'<td class="l st" style="color:{color}">{html.escape(r.status)}</td>']
         if r.worst:
             cells += [f"<td>{r.worst[k]:.3g}</td>" for k in METRIC_KEYS]
-            ratio = (f"{r.worst['max_abs'] / floor.worst['max_abs']:.2f}"
-                     if floor and floor.worst.get("max_abs") else "")
-            cells += [f'<td class="l">{html.escape(r.worst_input)}</td>', f"<td>{html.escape(_tol(r.tolerance))}</td>",
+            ratio = floor_ratio(r, floor)
+            cells += [f'<td class="l">{html.escape(r.worst_input)}</td>', f"<td>{html.escape(tolerance_text(r.tolerance))}</td>",
                       f"<td>{ratio}</td>"]
         else:
             cells += ["<td></td>"] * len(METRIC_KEYS)
-            cells += ['<td class="l"></td>', f"<td>{html.escape(_tol(r.tolerance)) if r.tolerance else ''}</td>",
+            cells += ['<td class="l"></td>', f"<td>{html.escape(tolerance_text(r.tolerance)) if r.tolerance else ''}</td>",
                       "<td></td>"]
         rows.append("<tr>" + "".join(cells) + "</tr>")
         if r.reason:

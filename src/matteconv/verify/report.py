@@ -15,7 +15,14 @@ HEADERS = {"max_abs": "max|d|", "mean_abs": "mean|d|", "sad": "SAD", "mse": "MSE
 STYLE = {"passed": "green", "failed": "bold red", "skipped": "yellow", "error": "bold red"}
 
 
-def _tol(tol: dict) -> str:
+def floor_ratio(r, floor) -> str:
+    """Stage max / the fp32 PyTorch max, for stages judged on their alpha (blank for input-judged ones)."""
+    if r.inputs is not None or not floor or not floor.worst.get("max_abs"):
+        return ""
+    return f"{r.worst['max_abs'] / floor.worst['max_abs']:.2f}"
+
+
+def tolerance_text(tol: dict) -> str:
     if "max_abs" in tol:
         return f"{tol['max_abs']:g} / {tol['mean_abs']:g}"
     return f"input {tol.get('input_max_lsb', 0):g} / {tol.get('input_mean_lsb', 0):g} LSB"
@@ -31,12 +38,10 @@ def table(report: VerifyReport) -> Table:
     for r in report.results:
         status = f"[{STYLE[r.status]}]{r.status}[/]"
         if not r.worst:
-            t.add_row(r.name, status, *[""] * len(METRIC_KEYS), "", _tol(r.tolerance), "")
+            t.add_row(r.name, status, *[""] * len(METRIC_KEYS), "", tolerance_text(r.tolerance), "")
             continue
-        judged_on_alpha = r.inputs is None
-        ratio = (f"{r.worst['max_abs'] / floor.worst['max_abs']:.2f}"
-                 if judged_on_alpha and floor and floor.worst["max_abs"] else "")
-        t.add_row(r.name, status, *[f"{r.worst[k]:.3g}" for k in METRIC_KEYS], r.worst_input, _tol(r.tolerance),
+        ratio = floor_ratio(r, floor)
+        t.add_row(r.name, status, *[f"{r.worst[k]:.3g}" for k in METRIC_KEYS], r.worst_input, tolerance_text(r.tolerance),
                   ratio)
     if floor:
         t.caption = (f"noise floor (x floor = stage max / this): PyTorch fp32 vs float64 = max "
