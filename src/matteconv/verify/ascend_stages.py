@@ -6,7 +6,9 @@ trip's own effect). The stage is judged on the model input (emulated AIPP vs tha
 matrix, swap or mean shows up and chroma subsampling (which no config can undo) does not; alpha errors vs golden
 and vs the baseline are reported beside it.
 
-om: the .om on a device through msame/ais_bench; raw uint8 frames when it was built with AIPP.
+om: the .om on a device through msame/ais_bench; raw uint8 frames when it was built with AIPP. Built with AIPP,
+it is judged against the emulated AIPP feeding the model it was built from (found through OUT.build.json), so
+the fp16 tolerance measures the device and not the YUV round trip; without AIPP, against the golden alpha.
 """
 from __future__ import annotations
 
@@ -88,12 +90,16 @@ def om_stage(om_path: Path | None, gset: GoldenSet) -> Stage:
         return Stage("om", str(om_path), skip="no Ascend runtime found (msame or ais_bench)")
     if not Path(om_path).is_file():
         return Stage("om", str(om_path), error=f"{om_path}: .om file not found")
-    op, n_inputs = _build_record(Path(om_path))
+    from ..aipp import aipp_model_input
+    from ..aipp.emulate import encode_for
+
+    op, n_inputs, source = _build_record(Path(om_path))
     work = Path(tempfile.mkdtemp(prefix="matteconv-om-"))
 
-    def run(frame, prev):
-        from ..aipp.emulate import encode_for
+    def with_prev(x, prev):
+        return x if prev is None else np.concatenate([x, np.asarray(prev, np.float32)[None, None]], axis=1)
 
+    def run(frame, prev):
         if n_inputs == 2:  # split temporal model: image (raw frame under AIPP) + prev_alpha (float)
             image = encode_for(op, frame) if op is not None else model_input(frame, None)
             inputs = [image, np.asarray(prev, np.float32)[None, None]]
@@ -102,17 +108,35 @@ def om_stage(om_path: Path | None, gset: GoldenSet) -> Stage:
         out = run_om(om_path, inputs, work, runner=runner)[0]
         return np.asarray(out, np.float32).reshape(gset.size)
 
-    return Stage("om", str(om_path), run)
+    if op is None:
+        return Stage("om", str(om_path), run)
+    if source is None or not source.is_file():
+        return Stage("om", str(om_path), error=f"{om_path}: built with AIPP from {source}, which is not here to "
+                                                f"compare against (keep the model beside OUT.build.json)")
+    try:
+        from ..backends import open_backend
+
+        backend = open_backend(source)
+    except MatteconvError as e:
+        return Stage("om", str(om_path), error=str(e))
+
+    def baseline(frame, prev):
+        return backend.run(with_prev(aipp_model_input(frame, op), prev))[0, 0]
+
+    return Stage("om", str(om_path), run, baseline=baseline,
+                 baseline_label=f"vs emulated AIPP into {source.name}")
 
 
 def _build_record(om_path: Path):
-    """From OUT.build.json beside the .om: the AIPP op of input 0 (None: plain float input), input count."""
+    """From OUT.build.json beside the .om: the AIPP op of input 0 (None: plain float input), the input count and
+    the source model it was built from."""
     record = om_path.with_suffix(".build.json")
     if not record.is_file():
-        return None, 1
+        return None, 1, None
     from ..aipp import parse_config
 
     info = json.loads(record.read_text())
     text = info.get("aipp_config")
     op = parse_config(text, str(record)).op_for_input(0) if text else None
-    return op, max(1, len(info.get("model_inputs") or [None]))
+    source = next((Path(a.split("=", 1)[1]) for a in info.get("argv", []) if a.startswith("--model=")), None)
+    return op, max(1, len(info.get("model_inputs") or [None])), source
