@@ -106,3 +106,32 @@ def test_cli_required_skip_fails_and_reports(photos, tmp_path):
     assert data["ok"] is False and {s["name"]: s["status"] for s in data["stages"]} == {"torch": "passed",
                                                                                       "caffe": "skipped"}
     assert 'failures="1"' in x.read_text()
+
+
+def _aipp_row(photos, onnx_path, cfg):
+    report = verify(photos, plan_stages(photos, onnx=onnx_path, aipp=cfg))
+    return next(r for r in report.results if r.name == "aipp")
+
+
+def test_aipp_stage_passes_the_preset_and_catches_wrong_mean_and_matrix(photos, ref3_onnx, tmp_path):
+    """The NV21 preset passes; mean 127 (instead of 127.5) and GraphEngine's default B,G,R row order fail."""
+    from conftest import ROOT
+
+    good = _aipp_row(photos, ref3_onnx, ROOT / "aipp" / "nv21_512.cfg")
+    assert good.status == "passed", good.reason
+    assert good.inputs["input_max_lsb"] <= 1.0 + 1e-4 and good.inputs["input_fraction_lsb"] < 1e-3
+    text = (ROOT / "aipp" / "nv21_512.cfg").read_text()
+    mean127 = tmp_path / "mean127.cfg"
+    mean127.write_text(text.replace("min_chn_0 : 0.5", "min_chn_0 : 0.0").replace("min_chn_1 : 0.5", "min_chn_1 : 0.0")
+                       .replace("min_chn_2 : 0.5", "min_chn_2 : 0.0"))
+    row = _aipp_row(photos, ref3_onnx, mean127)
+    assert row.status == "failed" and row.inputs["input_fraction_lsb"] > 0.45, row.inputs
+    bgr = text
+    for j in range(3):  # swap rows 0 and 2: B,G,R output order
+        r0, r2 = f"matrix_r0c{j} :", f"matrix_r2c{j} :"
+        bgr = bgr.replace(r0, "@TMP@").replace(r2, r0).replace("@TMP@", r2)
+    assert bgr != text
+    bgr_cfg = tmp_path / "bgr.cfg"
+    bgr_cfg.write_text(bgr)
+    row = _aipp_row(photos, ref3_onnx, bgr_cfg)
+    assert row.status == "failed" and row.inputs["input_max_lsb"] > 50, row.inputs

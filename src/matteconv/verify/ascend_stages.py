@@ -71,10 +71,13 @@ def aipp_stage(cfg_path: Path | None, onnx_path: Path | None, gset: GoldenSet) -
         return backend.run(model_input(rgb, prev))[0, 0]
 
     def input_check(frame):
-        """Emulated AIPP output vs OpenCV's decode of the same raw frame + our normalisation, in LSB."""
+        """Emulated AIPP output vs OpenCV's decode of the same raw frame + our normalisation, in LSB. Both decode to
+        whole pixel values, so with the right mean and scale every difference is a whole number of LSB: a fractional
+        part (mean 127 instead of 127.5 gives 0.5 everywhere) is a normalisation error, whatever the rounding."""
         rgb = reference_decode(op, encode_for(op, frame), gset.size)
         d = np.abs(aipp_model_input(frame, cfg).astype(np.float64) - model_input(rgb, None, np.float64)) * 127.5
-        return float(d.max()), float(d.mean())
+        return {"input_max_lsb": float(d.max()), "input_mean_lsb": float(d.mean()),
+                "input_fraction_lsb": float(np.abs(d - np.rint(d)).mean())}
 
     return Stage("aipp", f"{cfg_path} -> {onnx_path}", run, baseline=baseline, input_check=input_check,
                  baseline_label="AIPP model input vs the same raw frame through OpenCV + reference preprocessing")

@@ -57,7 +57,8 @@ def notes(report: VerifyReport) -> list[str]:
             out.append(f"{r.name}: {r.status}: {r.reason}")
         if r.inputs:
             out.append(f"{r.name}: model input vs reference path: max {r.inputs['input_max_lsb']:.3g} LSB, "
-                       f"mean {r.inputs['input_mean_lsb']:.3g} LSB")
+                       f"mean {r.inputs['input_mean_lsb']:.3g} LSB, off the whole-LSB grid by "
+                       f"{r.inputs.get('input_fraction_lsb', 0):.3g} LSB")
         if r.baseline:
             out.append(f"{r.name}: alpha vs reference path (YUV round trip, not judged): max "
                        f"{r.baseline['max_abs']:.3g}, mean {r.baseline['mean_abs']:.3g}")

@@ -25,7 +25,7 @@ class StageResult:
     worst_input: str = ""
     per_input: list[dict] = field(default_factory=list)
     baseline: dict | None = None  # worst metrics of the stage's baseline comparison, if any
-    inputs: dict | None = None  # worst model-input difference (input_max_lsb, input_mean_lsb), if judged on it
+    inputs: dict | None = None  # worst model-input differences (input_*_lsb), if the stage is judged on them
     seconds: float = 0.0
     alphas: list[np.ndarray] = field(default_factory=list, repr=False)
 
@@ -84,8 +84,7 @@ def run_stage(stage: Stage, gset: GoldenSet, frames, prevs, goldens, keep_alphas
         return StageResult(stage.name, stage.artifact, "error", msg, tol, seconds=time.perf_counter() - t0)
     worst, worst_input = _worst(rows)
     baseline = _worst(base_rows)[0] if base_rows else None
-    inputs = ({"input_max_lsb": max(r[0] for r in input_rows), "input_mean_lsb": max(r[1] for r in input_rows)}
-              if input_rows else None)
+    inputs = {k: max(r[k] for r in input_rows) for k in input_rows[0]} if input_rows else None
     judged = {**worst, **(baseline or {}), **(inputs or {})}
     over = [f"{k} {judged[k]:.3g} > {v:g}" for k, v in tol.items() if judged[k] > v]
     status = "failed" if over else "passed"

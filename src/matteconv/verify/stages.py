@@ -26,7 +26,7 @@ class Stage:
     baseline: RunFn | None = None
     baseline_label: str = ""
     # For stages judged on their model input rather than the alpha (aipp): frame -> (max, mean) difference.
-    input_check: Callable[[np.ndarray], tuple[float, float]] | None = None
+    input_check: Callable[[np.ndarray], dict[str, float]] | None = None
 
 
 def backend_stage(name: str, artifact: str, backend: Backend) -> Stage:
