@@ -34,3 +34,13 @@ def test_bad_size_is_one_line(tmp_path):
                             "--size", "500"])
     assert r.exit_code == 2
     assert "multiples of 32" in r.output and "Traceback" not in r.output
+
+
+def test_export_prints_a_result_table(ref3_ckpt, tmp_path):
+    out = tmp_path / "m.onnx"
+    r = runner.invoke(app, ["export", str(ref3_ckpt), "--to", "onnx", "-o", str(out), "--size", "64"])
+    assert r.exit_code == 0, r.output
+    assert "export to onnx" in r.output and "pytorch_half_pixel" in r.output
+    diff = float(r.output.split("max |d alpha| vs PyTorch")[1].split("│")[1].split()[0])
+    assert 0 < diff < 1e-3
+    assert out.is_file() and [p.name for p in tmp_path.iterdir()] == ["m.onnx"]

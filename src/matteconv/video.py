@@ -8,7 +8,6 @@ codecs opencv-python-headless can encode without extra libraries; H.264 is not a
 """
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ import cv2
 import numpy as np
 
 from .errors import MatteconvError
+from .fileio import atomic_path, check_output_folder, encode_image, publish, temp_path_beside
 from .preprocess import to_rgb
 from .verify.golden import IMAGE_SUFFIXES
 
@@ -150,13 +150,6 @@ def open_source(path: str | Path) -> Source:
 # ---------------------------------------------------------------- writing
 
 
-def _check_parent(target: Path) -> None:
-    if not target.parent.exists():
-        raise MatteconvError(f"{target}: output folder {target.parent} does not exist")
-    if not target.parent.is_dir():
-        raise MatteconvError(f"{target}: {target.parent} is not a folder")
-
-
 class Sink:
     """Write frames; `commit()` makes them appear at `target` all at once; `abort()` removes everything."""
 
@@ -172,40 +165,24 @@ class Sink:
         raise NotImplementedError
 
 
-def _encode(image: np.ndarray, suffix: str, where: Path) -> bytes:
-    img = np.asarray(image)
-    if img.ndim == 3:
-        img = cv2.cvtColor(img, cv2.COLOR_RGBA2BGRA if img.shape[2] == 4 else cv2.COLOR_RGB2BGR)
-    ok, buf = cv2.imencode(suffix, img)
-    if not ok:
-        raise MatteconvError(f"{where}: cannot encode an image as {suffix}")
-    return buf.tobytes()
-
-
 class ImageSink(Sink):
     """One image file (the suffix picks the format), written atomically on commit."""
 
     def __init__(self, target: str | Path):
         self.target = Path(target)
-        _check_parent(self.target)
+        check_output_folder(self.target)
         if self.target.suffix.lower() not in IMAGE_SUFFIXES:
             raise MatteconvError(f"{self.target}: not an image file name ({', '.join(IMAGE_SUFFIXES)})")
         self._data: bytes | None = None
 
     def write(self, image, name=None):
-        self._data = _encode(image, self.target.suffix.lower(), self.target)
+        self._data = encode_image(image, self.target.suffix.lower(), self.target)
 
     def commit(self):
         if self._data is None:
             raise MatteconvError(f"{self.target}: nothing to write")
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.target.name}.", suffix=".tmp", dir=self.target.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(self._data)
-            os.replace(tmp, self.target)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        with atomic_path(self.target) as tmp:
+            tmp.write_bytes(self._data)
 
     def abort(self):
         self._data = None
@@ -217,7 +194,7 @@ class FolderSink(Sink):
 
     def __init__(self, target: str | Path, suffix: str = ".png"):
         self.target = Path(target)
-        _check_parent(self.target)
+        check_output_folder(self.target)
         if self.target.exists() and (not self.target.is_dir() or any(self.target.iterdir())):
             raise MatteconvError(f"{self.target}: output exists and is not an empty folder (remove it or pick another)")
         self.suffix = suffix
@@ -226,13 +203,13 @@ class FolderSink(Sink):
 
     def write(self, image, name=None):
         name = name or f"frame_{self.n:06d}"
-        (self.tmp / f"{name}{self.suffix}").write_bytes(_encode(image, self.suffix, self.target))
+        (self.tmp / f"{name}{self.suffix}").write_bytes(encode_image(image, self.suffix, self.target))
         self.n += 1
 
     def commit(self):
         if self.target.exists():
             self.target.rmdir()  # empty (checked at open)
-        os.replace(self.tmp, self.target)
+        publish(self.tmp, self.target)
 
     def abort(self):
         shutil.rmtree(self.tmp, ignore_errors=True)
@@ -244,16 +221,14 @@ class VideoSink(Sink):
 
     def __init__(self, target: str | Path, fps: float):
         self.target = Path(target)
-        _check_parent(self.target)
+        check_output_folder(self.target)
         suffix = self.target.suffix.lower()
         if suffix not in VIDEO_CODECS:
             raise MatteconvError(f"{self.target}: video output must be "
                                  f"{' or '.join(f'{s} ({c})' for s, c in VIDEO_CODECS.items())}")
         self.fps = fps
         self.codec = VIDEO_CODECS[suffix]
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.target.stem}.", suffix=f".tmp{suffix}", dir=self.target.parent)
-        os.close(fd)
-        self.tmp = Path(tmp)
+        self.tmp = temp_path_beside(self.target, suffix=f".tmp{suffix}")
         self.writer: cv2.VideoWriter | None = None
         self.size: tuple[int, int] | None = None
         self.n = 0
@@ -280,7 +255,7 @@ class VideoSink(Sink):
             raise MatteconvError(f"{self.target}: no frames to write")
         self.writer.release()
         self.writer = None
-        os.replace(self.tmp, self.target)
+        publish(self.tmp, self.target)
 
     def abort(self):
         if self.writer is not None:

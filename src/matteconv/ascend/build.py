@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import MatteconvError
-from ..fileio import atomic_path, sha256_file
+from ..fileio import atomic_path, publish, sha256_file
 from .command import ModelInfo, build_argv, display, inspect_model, model_problems, parse_input_shape
 from .discover import Tool, find_any, find_tool, tool_version
 
@@ -153,7 +153,7 @@ def run_build(plan: BuildPlan, timeout: float = DEFAULT_TIMEOUT) -> BuildResult:
             else:
                 why = f"exited 0 but wrote no {tmp_om.name}"
             raise BuildError(f"{plan.tool_name} {why} building {plan.om} (full log: {plan.log})", lines, plan.log)
-        os.replace(tmp_om, plan.om)
+        publish(tmp_om, plan.om)
     finally:
         for leftover in plan.om.parent.glob(f"{tmp_stem.name}*"):
             try:

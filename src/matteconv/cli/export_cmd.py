@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import typer
+from rich.table import Table
 
 from . import app, console, friendly
 from ..preprocess import parse_size
@@ -47,7 +48,22 @@ def export(
             info = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(res).items()}
     if as_json:
         console.print_json(json.dumps(info))
+        return
+    t = Table(title=f"export to {to}", show_header=False)
+    t.add_column(style="bold")
+    t.add_column()
+    if to == "onnx":
+        rows = [("file", info["output"]), ("inputs", ", ".join(info["inputs"])), ("opset", str(info["opset"])),
+                ("nodes", f"{info['nodes']} ({info['nodes_before_simplify']} before onnxsim)"),
+                ("Resize set to pytorch_half_pixel", str(info["resize_rewritten"]))]
+        diff = info["max_abs_diff_vs_torch"]
     else:
-        for k, v in info.items():
-            console.print(f"[bold]{k}[/]: {v}")
-        console.print(f"[green]ok[/]: max |d alpha| vs PyTorch on a real photo = {info.get('max_abs_diff_vs_torch', info.get('max_abs_diff'))}")
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(info["layer_counts"].items()))
+        rows = [("files", f"{info['prototxt']}\n{info['caffemodel']}"), ("target", info["target"]),
+                ("inputs", ", ".join(info["input_names"])), ("layers", f"{info['num_layers']}: {counts}"),
+                ("parameters", f"{info['num_params']:,}")]
+        diff = info["max_abs_diff"]
+    for row in rows:
+        t.add_row(*row)
+    t.add_row("max |d alpha| vs PyTorch", f"{diff:.3g} (real photo, within tolerance)")
+    console.print(t)
