@@ -40,4 +40,4 @@ def aipp(
                           "color_range": spec.color_range, "mean": mean, "std": std,
                           "related_input_rank": aipp_input, "lines": text.count("\n")}))
     else:
-        console.print(f"wrote {output} ({spec.input_format}, model {spec.size[1]}x{spec.size[0]})", highlight=False)
+        console.print(f"wrote {output} ({spec.input_format} frame -> model input {spec.size[0]}x{spec.size[1]} HxW)", highlight=False)

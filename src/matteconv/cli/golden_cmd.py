@@ -41,7 +41,8 @@ def make(
     """Write inputs, float64 golden alphas and manifest.json."""
     from ..verify.golden import make_set
 
-    gset = make_set(output, ckpt, images, in_channels, seed, parse_size(size) if size else None, policy,
-                    progress=lambda name: console.log(f"golden alpha for {name}"))
+    with console.status("golden alphas in float64...") as status:
+        gset = make_set(output, ckpt, images, in_channels, seed, parse_size(size) if size else None, policy,
+                        progress=lambda name: status.update(f"golden alpha in float64 for {name}..."))
     console.print(f"wrote {len(gset.items)} golden alphas to {gset.root} ({gset.size[0]}x{gset.size[1]}, "
                   f"{gset.in_channels}-channel)")

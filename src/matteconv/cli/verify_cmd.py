@@ -52,6 +52,9 @@ def verify(
         from ..verify.html import write_html
 
         write_html(report, gset, html)
+    written = [str(p) for p in (json_out, junit, html) if p]
+    if written:
+        console.print(f"wrote {', '.join(written)}", highlight=False)
     if not report.ok:
         bad = [f"{r.name} ({r.status})" for r in report.results if r.status in ("failed", "error")
                or (r.status == "skipped" and r.name in require)]

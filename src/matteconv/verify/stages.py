@@ -38,7 +38,9 @@ def backend_stage(name: str, artifact: str, backend: Backend) -> Stage:
 
 def check_size(backend: Backend, gset: GoldenSet, where: str) -> str | None:
     if backend.size is not None and tuple(backend.size) != gset.size:
-        return f"{where}: model input is {backend.size[0]}x{backend.size[1]}, golden set is {gset.size[0]}x{gset.size[1]}"
+        h, w = backend.size
+        return (f"{where}: model input is {h}x{w}, golden set is {gset.size[0]}x{gset.size[1]} "
+                f"(make one at this size: matteconv golden make --ckpt CKPT --size {h}x{w} -o DIR)")
     if backend.in_channels != gset.in_channels:
         return f"{where}: model takes {backend.in_channels} channels, golden set has {gset.in_channels}"
     return None
