@@ -68,7 +68,7 @@ def matte(
         return
     columns = (TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), FpsColumn())
-    with Progress(*columns, console=err_console, transient=True) as bar:
+    with Progress(*columns, console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
         task = bar.add_task(f"matting {input.name}", total=None)
         summary = run_matte(input, model, output, **kw,
                             on_start=lambda total: bar.update(task, total=total),

@@ -37,7 +37,7 @@ def verify(
     gset = load_golden(golden)
     with console.status("loading models..."):
         stages = plan_stages(gset, ckpt=ckpt, onnx=onnx, caffe=caffe, aipp=aipp, om=om, required=require)
-    with Progress(console=console, transient=True) as bar:
+    with Progress(console=console, transient=True, disable=not console.is_terminal) as bar:
         task = bar.add_task("verifying", total=len(gset.items) * sum(s.run is not None for s in stages))
         report = run_verify(gset, stages, require, keep_alphas=html is not None,
                             progress=lambda name: bar.update(task, advance=1, description=f"verifying {name}"))
