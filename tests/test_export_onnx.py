@@ -100,3 +100,48 @@ def test_bad_size_and_parity_failure_leave_nothing(ref3_ckpt, tmp_path, monkeypa
     with pytest.raises(MatteconvError, match="differs from PyTorch"):
         export_onnx(load_checkpoint(ref3_ckpt), out, (64, 64))
     assert list(tmp_path.iterdir()) == []
+
+
+def _concat_fed_convs(model):
+    producer = {o: n.op_type for n in model.graph.node for o in n.output}
+    return sum(n.op_type == "Conv" and producer.get(n.input[0]) == "Concat" for n in model.graph.node)
+
+
+def test_concat_convs_are_split_with_the_same_numbers(ref3_onnx, ref3_ckpt, tmp_path):
+    """The six Conv(Concat(features, image)) of the HR/fusion branches become per-input Convs + Add."""
+    split = onnx.load(str(ref3_onnx))
+    assert _concat_fed_convs(split) == 0
+    assert {p.key: p.value for p in split.metadata_props}["concat_convs_split"] == "6"
+    kept = export_onnx(load_checkpoint(ref3_ckpt), tmp_path / "kept.onnx", (512, 512), split_concat=False)
+    assert kept.concat_convs_split == 0 and _concat_fed_convs(onnx.load(str(kept.path))) == 6
+    x = preprocess.prepare(samples.photos()["astronaut"], "device", (512, 512)).tensor
+    a, b = OnnxBackend(ref3_onnx).run(x), OnnxBackend(kept.path).run(x)
+    assert 0 < np.abs(a - b).max() <= 2e-5  # the same sum in another order: fp32 rounding only
+
+
+def test_split_concat_conv_on_a_three_way_concat():
+    """Unit case: 3 inputs of 2, 5 and 1 channels, bias, padding and stride; exact against numpy-built weights."""
+    from onnx import helper, numpy_helper
+
+    from matteconv.export.concat_conv import split_concat_convs
+
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(4, 8, 3, 3)).astype(np.float32)
+    bias = rng.normal(size=4).astype(np.float32)
+    ins = [helper.make_tensor_value_info(f"x{i}", 1, [1, c, 9, 9]) for i, c in enumerate((2, 5, 1))]
+    nodes = [helper.make_node("Concat", ["x0", "x1", "x2"], ["cat"], axis=1, name="cat"),
+             helper.make_node("Conv", ["cat", "w", "b"], ["y"], pads=[1, 1, 1, 1], strides=[2, 2], name="/m/Conv")]
+    graph = helper.make_graph(nodes, "g", ins, [helper.make_tensor_value_info("y", 1, [1, 4, 5, 5])],
+                              [numpy_helper.from_array(w, "w"), numpy_helper.from_array(bias, "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)])
+    feeds = {f"x{i}": rng.normal(size=(1, c, 9, 9)).astype(np.float32) for i, c in enumerate((2, 5, 1))}
+    import onnxruntime as ort
+
+    before = ort.InferenceSession(model.SerializeToString()).run(None, feeds)[0]
+    assert split_concat_convs(model) == 1
+    onnx.checker.check_model(model, full_check=True)
+    assert [n.op_type for n in model.graph.node] == ["Conv", "Conv", "Add", "Conv", "Add"]
+    assert all(n.name.startswith("/m/Conv") for n in model.graph.node)  # scope kept for `compare`
+    assert {i.name for i in model.graph.initializer} == {"w_part0", "w_part1", "w_part2", "b"}
+    after = ort.InferenceSession(model.SerializeToString()).run(None, feeds)[0]
+    assert np.abs(after - before).max() <= 1e-5 and np.abs(before).max() > 1

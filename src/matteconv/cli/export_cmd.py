@@ -21,6 +21,8 @@ def export(
     opset: int = typer.Option(11, "--opset", help="ONNX opset: 11, 13 or 17."),
     dynamic: bool = typer.Option(False, "--dynamic", help="ONNX: dynamic height and width."),
     no_simplify: bool = typer.Option(False, "--no-simplify", help="ONNX: skip onnxsim."),
+    no_split_concat: bool = typer.Option(False, "--no-split-concat", help="ONNX: keep Conv(Concat(...)) as traced "
+                                         "instead of one Conv per concatenated input plus Add (faster in onnxruntime)."),
     split_inputs: bool = typer.Option(False, "--split-inputs", help="4-channel models: inputs `image` and `prev_alpha`."),
     target: str = typer.Option("bvlc", "--target", help="Caffe: bvlc or ascend."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
@@ -36,9 +38,11 @@ def export(
         if to == "onnx":
             from ..export.onnx_export import export_onnx
 
-            res = export_onnx(ckpt_obj, output, hw, opset, dynamic, not no_simplify, split_inputs)
+            res = export_onnx(ckpt_obj, output, hw, opset, dynamic, not no_simplify, split_inputs,
+                              not no_split_concat)
             info = {"output": str(res.path), "opset": res.opset, "nodes": res.nodes_after,
                     "nodes_before_simplify": res.nodes_before, "resize_rewritten": res.resize_rewritten,
+                    "concat_convs_split": res.concat_convs_split,
                     "inputs": res.input_names, "max_abs_diff_vs_torch": res.max_abs_diff}
         else:
             from ..export.caffe import export_caffe
@@ -55,7 +59,8 @@ def export(
     if to == "onnx":
         rows = [("file", info["output"]), ("inputs", ", ".join(info["inputs"])), ("opset", str(info["opset"])),
                 ("nodes", f"{info['nodes']} ({info['nodes_before_simplify']} before onnxsim)"),
-                ("Resize set to pytorch_half_pixel", str(info["resize_rewritten"]))]
+                ("Resize set to pytorch_half_pixel", str(info["resize_rewritten"])),
+                ("Conv(Concat) split per input", str(info["concat_convs_split"]))]
         diff = info["max_abs_diff_vs_torch"]
     else:
         counts = ", ".join(f"{k} {v}" for k, v in sorted(info["layer_counts"].items()))

@@ -23,6 +23,7 @@ from ..errors import MatteconvError
 from ..fileio import atomic_path
 from ..model.checkpoint import Checkpoint
 from ..model.fold import fold_ibnorm
+from .concat_conv import split_concat_convs
 from .. import preprocess
 
 SUPPORTED_OPSETS = (11, 13, 17)
@@ -39,6 +40,7 @@ class OnnxExport:
     resize_rewritten: int
     max_abs_diff: float
     input_names: list[str] = field(default_factory=list)
+    concat_convs_split: int = 0
 
 
 def input_names_for(in_channels: int, split_inputs: bool) -> list[str]:
@@ -111,7 +113,8 @@ def parity_image(size: tuple[int, int]) -> np.ndarray:
 
 
 def export_onnx(ckpt: Checkpoint, out: str | Path, size: tuple[int, int] = (512, 512), opset: int = 11,
-                dynamic: bool = False, do_simplify: bool = True, split_inputs: bool = False) -> OnnxExport:
+                dynamic: bool = False, do_simplify: bool = True, split_inputs: bool = False,
+                split_concat: bool = True) -> OnnxExport:
     """Export, fix, simplify, check and parity-test; the file appears only if everything passed."""
     out = Path(out)
     if opset not in SUPPORTED_OPSETS:
@@ -131,6 +134,7 @@ def export_onnx(ckpt: Checkpoint, out: str | Path, size: tuple[int, int] = (512,
     before = len(onnx_model.graph.node)
     if do_simplify:
         onnx_model = simplify(onnx_model)
+    n_split = split_concat_convs(onnx_model) if split_concat else 0
     rewritten = fix_resize_modes(onnx_model)
     written = check_ascend_safe(onnx_model, str(out))
     if written != opset:
@@ -138,6 +142,7 @@ def export_onnx(ckpt: Checkpoint, out: str | Path, size: tuple[int, int] = (512,
     meta = {"matteconv_version": __version__, "checkpoint_sha256": ckpt.sha256,
             "weights_sha256": ckpt.weights_sha256, "input_size": f"{size[0]}x{size[1]}",
             "in_channels": str(ckpt.in_channels), "input_names": ",".join(names), "dynamic": str(dynamic).lower(),
+            "concat_convs_split": str(n_split),
             "preprocessing": json.dumps({"color": "RGB", "mean": preprocess.MEAN, "std": preprocess.STD,
                                          "layout": "NCHW"})}
     del onnx_model.metadata_props[:]
@@ -156,7 +161,7 @@ def export_onnx(ckpt: Checkpoint, out: str | Path, size: tuple[int, int] = (512,
                              f"(> {PARITY_MAX:g}); not written")
     with atomic_path(out) as tmp:
         onnx.save(onnx_model, str(tmp))
-    return OnnxExport(out, written, before, len(onnx_model.graph.node), rewritten, diff, names)
+    return OnnxExport(out, written, before, len(onnx_model.graph.node), rewritten, diff, names, n_split)
 
 
 def _parity_feeds(image: np.ndarray, in_channels: int, split_inputs: bool):

@@ -280,9 +280,7 @@ def _effective_scope(node: Node, nodes: list[Node], tree: ModuleTree) -> tuple[s
 
     if node.scope is None:
         return None, "name carries no module path"
-    if node.op not in ("Conv", "Convolution"):
-        return node.scope, None
-    conv = tree.by_path.get(node.scope)
+    conv = tree.by_path.get(node.scope)  # any node in a conv's scope: the conv itself, or its split parts + Adds
     if not isinstance(conv, nn.Conv2d):
         return node.scope, None
     sib = tree.next_sibling(node.scope)
