@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import itertools
 import json
 import os
 import statistics
@@ -43,15 +44,16 @@ def plain_export(model: torch.nn.Module, size: tuple[int, int]) -> bytes:
 
 
 def time_alternately(runners: dict, repeats: int, warmup: int = 2) -> dict[str, float]:
-    """Median ms per runner. Runners take turns, and the turn order rotates every round, so neither machine
-    noise nor the one running just before (threads still winding down) favours any of them."""
+    """Median ms per runner. Runners take turns, each round in the next permutation of their order, so every
+    runner follows every other equally often: neither machine noise nor the one running just before (PyTorch's
+    OpenMP threads still spinning, say) favours any of them."""
     for fn in runners.values():
         for _ in range(warmup):
             fn()
     times = {k: [] for k in runners}
-    order = list(runners)
+    orders = list(itertools.permutations(runners))
     for i in range(repeats):
-        for k in order[i % len(order):] + order[: i % len(order)]:
+        for k in orders[i % len(orders)]:
             t0 = time.perf_counter()
             runners[k]()
             times[k].append(time.perf_counter() - t0)
@@ -85,7 +87,7 @@ def bench_core(ckpt: Path, work: Path, sizes, repeats: int) -> list[dict]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--repeats", type=int, default=18, help="timed rounds (a multiple of 6 balances 3 runners)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     results: dict = {}
