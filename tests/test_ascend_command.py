@@ -201,3 +201,23 @@ def test_plan_checks_aipp_against_model(tmp_path):
     assert "--input_shape=image:1,3,64,64" in plan.argv and plan.argv[-2] == f"--output={tmp_path / 'o'}"
     with pytest.raises(MatteconvError, match="--input-shape names foo not among the model's inputs \\(image\\)"):
         plan_build(model, tmp_path / "o", cfg, input_shape="foo:1,3,64,64", env={"PATH": ""}, system_roots=())
+
+
+def test_omg_path_characters_are_warned(tmp_path, monkeypatch):
+    """The DDK documents only letters, digits, '_' in omg model paths (and '.' in file names): warn, still plan."""
+    from matteconv.ascend.command import omg_path_warnings
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ok_dir").mkdir()
+    good = caffe_model(tmp_path / "ok_dir")
+    plan = plan_build(Path("ok_dir") / good.name, "out", tool="omg", env={"PATH": ""}, system_roots=())
+    assert plan.tool_name == "omg" and plan.warnings == []
+    (tmp_path / "my models").mkdir()
+    bad = caffe_model(tmp_path / "my models")
+    plan = plan_build(Path("my models") / bad.name, "out", tool="omg", env={"PATH": ""}, system_roots=())
+    assert len(plan.warnings) == 2 and all("'my models' may be rejected" in w for w in plan.warnings)
+    assert omg_path_warnings([Path("a/b-c.prototxt"), Path("../x_1/y.caffemodel"), None]) == [
+        "a/b-c.prototxt: omg documents only letters, digits, '_' (and '.' in file names) in model paths; "
+        "'b-c.prototxt' may be rejected: rename if omg fails"]
+    atc = plan_build(Path("my models") / bad.name, "out", tool="atc", env={"PATH": ""}, system_roots=())
+    assert atc.warnings == []  # atc has no such rule

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from ..errors import MatteconvError
 from ..fileio import atomic_path, publish, sha256_file
-from .command import ModelInfo, build_argv, display, inspect_model, model_problems, parse_input_shape
+from .command import (ModelInfo, build_argv, display, inspect_model, model_problems, omg_path_warnings,
+                      parse_input_shape)
 from .discover import Tool, find_any, find_tool, tool_version
 
 ERROR_LINE = re.compile(r"\[ERROR\]|\bERROR\b|\bE[0-9]{5}\b|\bE[A-Z]?[0-9]{4,5}:")
@@ -103,7 +104,8 @@ def plan_build(model: str | Path, out: str | Path, aipp: str | Path | None = Non
         check_model_inputs(cfg, inputs or info.inputs, soc_version)
     stem, om, log, record = output_paths(out)
     argv = build_argv(name, found.path if found else name, info, stem, aipp_path, soc_version, inputs)
-    return BuildPlan(name, found, argv, info, aipp_path, om, log, record, soc_version)
+    warnings = omg_path_warnings([info.path, info.weight]) if name == "omg" else []
+    return BuildPlan(name, found, argv, info, aipp_path, om, log, record, soc_version, warnings)
 
 
 def _status(message: str):

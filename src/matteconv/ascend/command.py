@@ -165,6 +165,26 @@ def omg_top_problems(info: ModelInfo) -> list[str]:
     return out
 
 
+OMG_DIR_CHARS = re.compile(r"[A-Za-z0-9_]*")
+OMG_FILE_CHARS = re.compile(r"[A-Za-z0-9_.]*")
+
+
+def omg_path_warnings(paths: list[Path | None]) -> list[str]:
+    """The old DDK's omg documents only letters, digits and `_` in folders (and `.` in file names) for --model
+    and --weight (Atlas 300 DDK 3.0 "Constraints and Parameters", support.huaweicloud.com
+    mcg-atlas300app3000/atlasmcg_05_c30_0004.html); other characters may make it fail far from the cause."""
+    out = []
+    for path in filter(None, paths):
+        parts = [q for q in Path(path).parts if q not in ("/", ".", "..")]
+        bad = [q for q in parts[:-1] if not OMG_DIR_CHARS.fullmatch(q)]
+        if parts and not OMG_FILE_CHARS.fullmatch(parts[-1]):
+            bad.append(parts[-1])
+        if bad:
+            out.append(f"{path}: omg documents only letters, digits, '_' (and '.' in file names) in model paths; "
+                       f"{', '.join(repr(b) for b in bad)} may be rejected: rename if omg fails")
+    return out
+
+
 # --- both -----------------------------------------------------------------------------------------------------
 
 def inspect_model(path: str | Path) -> ModelInfo:

@@ -27,10 +27,13 @@ def om(
     if tool is not None and tool not in ("atc", "omg"):
         fail(f"--tool {tool!r} is not atc or omg")
     plan = plan_build(model, output, aipp, soc_version, tool, input_shape)
+    if not as_json:
+        for warning in plan.warnings:
+            err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     if dry_run or plan.tool is None:
         if as_json:
             print(json.dumps({"dry_run": dry_run, "tool_found": plan.tool is not None, "argv": plan.argv,
-                              "command": plan.command, "om": str(plan.om)}))
+                              "command": plan.command, "om": str(plan.om), "warnings": plan.warnings}))
         else:
             console.print(plan.command, highlight=False, soft_wrap=True, markup=False)
         if plan.tool is None and not dry_run:
@@ -46,7 +49,8 @@ def om(
         fail(str(e), code=1)
     if as_json:
         print(json.dumps({"om": str(result.om), "log": str(result.log), "record": str(result.record),
-                          "seconds": round(result.seconds, 3), "sha256": result.info["om"]["sha256"]}))
+                          "seconds": round(result.seconds, 3), "sha256": result.info["om"]["sha256"],
+                          "warnings": plan.warnings}))
     else:
         console.print(f"wrote {result.om} in {result.seconds:.1f} s (log {result.log}, record {result.record})",
                       highlight=False)
