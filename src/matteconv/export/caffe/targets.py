@@ -13,7 +13,10 @@ Sources:
   which pins Caffe master at 9b891540), cross-checked with HiLens' "Caffe Operator Boundaries" for omg
   (https://support.huaweicloud.com/intl/en-us/usermanual-hilens/hilens_02_0059.html). Layers there that our
   fork cannot run (Interp, Normalize, Permute, PriorBox, detection heads...) are left out: we could not
-  verify them. `Upsample` is left out on purpose: in this fork it is nearest-only and on Ascend its `scale`
+  verify them. Per-operator pages checked so far: Scale with a second bottom broadcasts from `axis` as in
+  BVLC (CANN 8.0.RC3 operatorlist_0352.html). Not yet confirmed on a device: MVN, Reduction MEAN from axis 2 and
+  Power with power -0.5 as we use them (the om stage on real hardware is what settles it).
+  `Upsample` is left out on purpose: in this fork it is nearest-only and on Ascend its `scale`
   multiplies values, so it can never be an exact bilinear resize.
 """
 from __future__ import annotations
