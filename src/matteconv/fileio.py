@@ -13,6 +13,14 @@ from .errors import MatteconvError
 
 
 def _umask() -> int:
+    """The process umask, read without changing it where Linux allows (matte writes from several threads)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
