@@ -58,7 +58,7 @@ def export(
     t.add_column()
     if to == "onnx":
         rows = [("file", info["output"]), ("inputs", ", ".join(info["inputs"])), ("opset", str(info["opset"])),
-                ("nodes", f"{info['nodes']} ({info['nodes_before_simplify']} before onnxsim)"),
+                ("nodes", f"{info['nodes']} ({info['nodes_before_simplify']} as traced)"),
                 ("Resize set to pytorch_half_pixel", str(info["resize_rewritten"])),
                 ("Conv(Concat) split per input", str(info["concat_convs_split"]))]
         diff = info["max_abs_diff_vs_torch"]
