@@ -79,15 +79,15 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def encode_image(image, suffix: str, where: str | os.PathLike) -> bytes:
-    """RGB, RGBA or gray (8 or 16 bit) encoded in the format the suffix names."""
+def encode_image(image, suffix: str, where: str | os.PathLike, params: tuple[int, ...] = ()) -> bytes:
+    """RGB, RGBA or gray (8 or 16 bit) encoded in the format the suffix names (`params`: OpenCV's flags)."""
     import cv2
     import numpy as np
 
     img = np.asarray(image)
     if img.ndim == 3:
         img = cv2.cvtColor(img, cv2.COLOR_RGBA2BGRA if img.shape[2] == 4 else cv2.COLOR_RGB2BGR)
-    ok, buf = cv2.imencode(suffix or ".png", img)
+    ok, buf = cv2.imencode(suffix or ".png", img, list(params))
     if not ok:
         raise MatteconvError(f"{where}: cannot encode an image as {suffix or '(no suffix)'}")
     return buf.tobytes()

@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..fileio import atomic_path
+from ..fileio import atomic_path, encode_image
 from .golden import GoldenSet
 from .report import HEADERS, floor_ratio, notes, tolerance_text
 from .run import METRIC_KEYS, VerifyReport
@@ -53,13 +53,8 @@ border:1px dashed #d0d7de;color:#59636e;font-size:12px;padding:8px;box-sizing:bo
 
 
 def _png_uri(img: np.ndarray) -> str:
-    img = np.asarray(img)
-    if img.ndim == 3:
-        img = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
-    ok, buf = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 9])
-    if not ok:  # pragma: no cover - PNG always encodes uint8
-        raise ValueError("cannot encode preview")
-    return "data:image/png;base64," + base64.b64encode(buf.tobytes()).decode("ascii")
+    png = encode_image(img, ".png", "HTML preview", (cv2.IMWRITE_PNG_COMPRESSION, 9))
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 def _fit(h: int, w: int, limit: int = PREVIEW) -> tuple[int, int]:
