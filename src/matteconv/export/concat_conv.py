@@ -82,12 +82,13 @@ def split_concat_convs(model: onnx.ModelProto) -> int:
         order.extend(replaced.get(id(n), [n]))
     del graph.node[:]
     graph.node.extend(order)
-    still_used = {name for n in graph.node for name in n.input}
-    kept = [init for init in graph.initializer if init.name in still_used]
-    del graph.initializer[:]
-    graph.initializer.extend(kept)
-    produced = {o for n in graph.node for o in n.output}
-    infos = [vi for vi in graph.value_info if vi.name in produced]
-    del graph.value_info[:]
-    graph.value_info.extend(infos)
+    _keep_only(graph.initializer, {name for n in graph.node for name in n.input})
+    _keep_only(graph.value_info, {o for n in graph.node for o in n.output})
     return len(replaced)
+
+
+def _keep_only(field, names: set[str]) -> None:
+    """Drop the entries of a repeated graph field (initializers, value_info) whose name is not in `names`."""
+    kept = [item for item in field if item.name in names]
+    del field[:]
+    field.extend(kept)
