@@ -95,7 +95,7 @@ def main() -> int:
         work = Path(tmp)
         ckpt = work / "ref3.ckpt"
         with console.status("building the reference checkpoint..."):
-            save_reference(reference_model(3, 0), ckpt)
+            save_reference(reference_model(3), ckpt)
         with console.status("timing torch eager / plain ONNX / our ONNX at 384 and 512..."):
             results["onnx"] = bench_core(ckpt, work, [(384, 384), (512, 512)], args.repeats)
         t = Table(title="MODNet latency, median ms (2 threads, timed alternately)")
@@ -106,7 +106,7 @@ def main() -> int:
             t.add_row(r["size"], f"{r['torch_eager_ms']:.1f}", f"{r['plain_onnx_ms']:.1f}", f"{r['ours_onnx_ms']:.1f}",
                       f"{r['ours_vs_plain']:.3f}", f"{r['eager_vs_ours']:.2f}", f"{r['export_s']:.1f}")
         console.print(t)
-        for extra in ("bench_caffe.py", "bench_matte.py"):
+        for extra in ("bench_caffe.py", "bench_matte.py", "bench_train.py"):
             script = ROOT / "scripts" / extra
             if script.exists():
                 out = work / f"{extra}.json"

@@ -253,7 +253,7 @@ def main() -> int:
         work = Path(tmp)
         ckpt = work / "ref3.ckpt"
         with console.status("building the reference checkpoint..."):
-            save_reference(reference_model(3, 0), ckpt)
+            save_reference(reference_model(3), ckpt)
         ck = load_checkpoint(ckpt)
         ref64 = TorchBackend(copy.deepcopy(ck.model), torch.float64)
         toy = toy_model()

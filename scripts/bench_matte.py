@@ -52,7 +52,7 @@ def main(argv=None) -> int:
         d = Path(d)
         with console.status("building the reference model and exporting ONNX..."):
             ckpt = d / "ref3.pth"
-            save_reference(reference_model(3, 0), ckpt)
+            save_reference(reference_model(3), ckpt)
             onnx_path = d / f"ref3_{args.size}.onnx"
             export_onnx(load_checkpoint(ckpt), onnx_path, (args.size, args.size))
         side = min(args.width, args.height)

@@ -1,4 +1,4 @@
-"""Shared fixtures: the reference checkpoints are built once per test session (about 10 s each)."""
+"""Shared fixtures: the trained reference checkpoints, loaded once per test session."""
 from __future__ import annotations
 
 import os
@@ -17,16 +17,18 @@ GOLDEN_CLIP = ROOT / "golden" / "clip"
 
 @pytest.fixture(scope="session")
 def ref3_model():
+    """The trained 3-channel reference (what golden/photos is made from)."""
     from matteconv.reference import reference_model
 
-    return reference_model(3, 0)
+    return reference_model(3)
 
 
 @pytest.fixture(scope="session")
 def ref4_model():
+    """The trained 4-channel (temporal) reference (what golden/clip is made from)."""
     from matteconv.reference import reference_model
 
-    return reference_model(4, 0)
+    return reference_model(4)
 
 
 @pytest.fixture(scope="session")

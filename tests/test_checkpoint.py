@@ -9,7 +9,7 @@ import torch
 
 from matteconv.errors import MatteconvError
 from matteconv.model.checkpoint import load_checkpoint, official_state_dict
-from matteconv.reference import weights_sha256
+from matteconv.model.checkpoint import weights_sha256
 
 REFERENCE_TSV = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared" / "reference" / "modnet_state_dict.tsv"
 

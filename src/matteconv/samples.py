@@ -1,5 +1,5 @@
 """Built-in real data, shipped inside installed packages (no downloads): scikit-image's photos, and a
-synthetic clip with motion made from them for the temporal model."""
+synthetic clip (a person-like figure moving over a photo) for the temporal model."""
 from __future__ import annotations
 
 import cv2
@@ -28,19 +28,9 @@ def soft_ellipse(h: int, w: int, cy: float, cx: float, ry: float, rx: float, fea
 
 
 def clip(frames: int = 10, size: int = 320, step: int = 10) -> list[np.ndarray]:
-    """The astronaut's upper body moving right over a static background: motion plus static regions."""
-    from skimage import data
+    """A person-like figure (the training set's kind, with hair and arms) walking and waving over a photo: motion
+    plus static regions. `step` is the walking speed in pixels per frame."""
+    from .train import synth
 
-    bg = cv2.resize(data.coffee(), (size, size), interpolation=cv2.INTER_AREA).astype(np.float64)
-    sh, sw = int(size * 0.8), int(size * 0.6)
-    sprite = cv2.resize(data.astronaut()[0:480, 96:456], (sw, sh), interpolation=cv2.INTER_AREA).astype(np.float64)
-    mask = soft_ellipse(sh, sw, sh * 0.55, sw / 2, sh * 0.55, sw * 0.48)[..., None]
-    out = []
-    for t in range(frames):
-        frame = bg.copy()
-        x0, y0 = 8 + t * step, size - sh
-        region = frame[y0 : y0 + sh, x0 : x0 + sw]
-        w = min(sw, size - x0)
-        region[:, :w] = mask[:, :w] * sprite[:, :w] + (1 - mask[:, :w]) * region[:, :w]
-        out.append(np.clip(np.rint(frame), 0, 255).astype(np.uint8))
-    return out
+    seq = synth.clip(2026, frames, (size, size), enter=False, speed_px=step)
+    return [s.image for s in seq]

@@ -54,7 +54,7 @@ def main(version: bool = typer.Option(False, "--version", callback=_version, is_
 def _register_all() -> None:
     from . import doctor_cmd, export_cmd, golden_cmd, verify_cmd  # noqa: F401  (each registers on app)
 
-    for optional in ("caffe_cmd", "aipp_cmd", "om_cmd", "matte_cmd", "compare_cmd"):  # each issue adds one
+    for optional in ("caffe_cmd", "aipp_cmd", "om_cmd", "matte_cmd", "compare_cmd", "train_cmd"):  # each issue adds one
         try:
             __import__(f"{__name__}.{optional}")
         except ModuleNotFoundError as e:

@@ -17,14 +17,17 @@ app.add_typer(golden_app, name="golden")
 def checkpoint(
     output: Path = typer.Option(..., "-o", "--output", help="Where to write the checkpoint (.pt or .safetensors)."),
     in_channels: int = typer.Option(3, "--in-channels", help="3, or 4 for the temporal model."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(None, "--seed", help="Build the RANDOM reference from this seed instead of the "
+                             "trained one (tests of conversion only: it amplifies fp16 rounding ~600x)."),
 ):
-    """Write the deterministic reference checkpoint (official layout: `module.` keys, backbone twice)."""
+    """Write a reference checkpoint: the trained one (default) or a random one, in the released checkpoints'
+    layout (`module.` keys, backbone twice)."""
     from ..reference import reference_model, save_reference
 
-    with console.status("building the reference checkpoint (BatchNorm calibration on built-in photos)..."):
+    with console.status("writing the reference checkpoint..."):
         sha = save_reference(reference_model(in_channels, seed), output)
-    console.print(f"wrote {output} (in_channels={in_channels}, seed={seed}, weights sha256 {sha[:16]})")
+    kind = "trained" if seed is None else f"random, seed={seed}"
+    console.print(f"wrote {output} (in_channels={in_channels}, {kind}, weights sha256 {sha[:16]})")
 
 
 @golden_app.command("make")
@@ -34,7 +37,7 @@ def make(
     ckpt: Path = typer.Option(None, "--ckpt", help="Checkpoint (default: the reference checkpoint)."),
     images: Path = typer.Option(None, "--images", help="Folder of images (a clip, in name order, for 4 channels)."),
     in_channels: int = typer.Option(3, "--in-channels", help="Reference checkpoint only: 3 or 4."),
-    seed: int = typer.Option(0, "--seed", help="Reference checkpoint only."),
+    seed: int = typer.Option(None, "--seed", help="Reference only: the random reference of this seed."),
     size: str = typer.Option(None, "--size", help="Model size N or HxW (default 512 for photos, 320 for clips)."),
     policy: str = typer.Option("device", "--policy", help="Resize policy: device or official (fixed size)."),
 ):

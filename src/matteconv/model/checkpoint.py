@@ -7,6 +7,7 @@ Never unpickles code (`weights_only=True`). Every failure is a MatteconvError na
 """
 from __future__ import annotations
 
+import hashlib
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,9 +144,18 @@ def load_checkpoint(path: str | Path, split_inputs: bool = False) -> Checkpoint:
     full = {k: v if k.endswith("num_batches_tracked") else sd[canonical_key(k)].to(v.dtype)
             for k, v in model.state_dict().items()}
     model.load_state_dict(full, strict=True)
-    from ..reference import weights_sha256
-
     return Checkpoint(model.eval(), path, sha256_file(path), in_channels, weights_sha256(sd))
+
+
+def weights_sha256(state_dict: dict[str, torch.Tensor]) -> str:
+    """Hash of the weights themselves (names, dtypes, shapes, bytes), independent of the file format.
+    torch.save embeds a random serialization id, so file hashes cannot identify weights."""
+    h = hashlib.sha256()
+    for k, v in sorted(normalize_keys(state_dict).items()):
+        t = v.detach().contiguous().cpu()
+        h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()
 
 
 def official_state_dict(model: MODNet) -> dict[str, torch.Tensor]:

@@ -19,7 +19,8 @@ import torch
 from .. import __version__, preprocess
 from ..errors import MatteconvError
 from ..fileio import atomic_path, write_image
-from ..reference import reference_model, weights_sha256
+from ..model.checkpoint import weights_sha256
+from ..reference import reference_model
 
 MANIFEST = "manifest.json"
 FORMAT = 1
@@ -186,8 +187,10 @@ def golden_model(gset: GoldenSet, ckpt_path: str | Path | None = None) -> tuple[
         where = str(ckpt_path)
     elif "reference" in info:
         ref = info["reference"]
-        model = reference_model(int(ref["in_channels"]), int(ref["seed"]))
-        where = f"reference checkpoint (in_channels={ref['in_channels']}, seed={ref['seed']})"
+        seed = ref.get("seed")
+        model = reference_model(int(ref["in_channels"]), None if seed is None else int(seed))
+        kind = "trained" if seed is None else f"random, seed={seed}"
+        where = f"reference checkpoint (in_channels={ref['in_channels']}, {kind})"
     else:
         raise MatteconvError(f"{gset.root}: this golden set was made from a user checkpoint: pass it with --ckpt")
     got = weights_sha256(model.state_dict())
@@ -200,7 +203,7 @@ def golden_model(gset: GoldenSet, ckpt_path: str | Path | None = None) -> tuple[
 
 
 def make_set(out: str | Path, ckpt: str | Path | None = None, images: str | Path | None = None,
-             in_channels: int = 3, seed: int = 0, size: tuple[int, int] | None = None, policy: str = "device",
+             in_channels: int = 3, seed: int | None = None, size: tuple[int, int] | None = None, policy: str = "device",
              progress: Callable[[str], None] | None = None) -> GoldenSet:
     """The `golden make` recipe: a checkpoint (given or reference) over images (given or built-in)."""
     from .. import samples
@@ -210,7 +213,8 @@ def make_set(out: str | Path, ckpt: str | Path | None = None, images: str | Path
         loaded = load_checkpoint(ckpt)
         model, info = loaded.model, {"file": Path(ckpt).name, "file_sha256": loaded.sha256}
     else:
-        model, info = reference_model(in_channels, seed), {"reference": {"in_channels": in_channels, "seed": seed}}
+        ref = {"in_channels": in_channels, **({} if seed is None else {"seed": seed})}
+        model, info = reference_model(in_channels, seed), {"reference": ref}
     temporal = model.in_channels == 4
     if images is not None:
         pics = [(p.stem, read_image(p)) for p in list_images(Path(images))]

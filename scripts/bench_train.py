@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""Training throughput next to eager inference (issue 8): one training step (forward with MODNet's three heads,
+the three losses, backward, Adam) against one eager inference, same batch (4) and size (256x256), 2 threads,
+timed alternately in one run. Goal: step / inference <= 3.5 (a plain loop with one L1 loss measured 3.4x).
+Also the end-to-end images/s of `matteconv train` (synthetic data made in a thread beside the step)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench import time_alternately  # noqa: E402
+
+from matteconv.model.modnet import MODNet  # noqa: E402
+from matteconv.train import TrainConfig, train  # noqa: E402
+from matteconv.train.data import SyntheticSource, to_batch  # noqa: E402
+from matteconv.train.losses import modnet_losses  # noqa: E402
+from matteconv.train.trainer import TrainingMODNet  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--repeats", type=int, default=8)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    size, batch = (256, 256), 4
+    source = SyntheticSource(0, size, False, 0.3, 0.5, 0.5)
+    x, gt = to_batch([source.item(i) for i in range(batch)], 3)
+    torch.manual_seed(0)
+    infer_model, train_model = MODNet(3).eval(), MODNet(3).train()
+    net = TrainingMODNet(train_model)
+    opt = torch.optim.Adam(train_model.parameters(), lr=1e-4)
+
+    def inference():
+        with torch.no_grad():
+            infer_model(x)
+
+    def step():
+        loss = modnet_losses(*net(x), x[:, :3], gt).total
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    ms = time_alternately({"inference": inference, "train step": step}, args.repeats)
+    with tempfile.TemporaryDirectory() as tmp:
+        summary = train(TrainConfig(steps=12, size=size, batch_size=batch, optimizer="adam", lr=1e-4),
+                        Path(tmp) / "bench.safetensors", threads=2)
+    res = {"size": "256x256", "batch": batch, "inference_ms": ms["inference"], "train_step_ms": ms["train step"],
+           "step_vs_inference": ms["train step"] / ms["inference"], "train_images_per_s": summary.images_per_s}
+    t = Table(title="training throughput (2 threads, batch 4, 256x256, timed alternately)")
+    for c in ("eager inference ms", "train step ms", "step / inference (goal <= 3.5)", "matteconv train img/s"):
+        t.add_column(c, justify="right")
+    t.add_row(f"{res['inference_ms']:.0f}", f"{res['train_step_ms']:.0f}", f"{res['step_vs_inference']:.2f}",
+              f"{res['train_images_per_s']:.2f}")
+    Console(width=140).print(t)
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

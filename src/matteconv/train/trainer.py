@@ -1,0 +1,262 @@
+"""`matteconv train`: MODNet with its three objectives, on the built-in synthetic set or a user's data.
+
+The defaults are the official recipe (ZHKKKe/MODNet src/trainer.py: SGD, momentum 0.9, lr 0.01, StepLR every
+quarter of the run, gamma 0.1). Everything a run depends on is in TrainConfig and the sample index, so
+`--seed` repeats a run on the same machine, `--resume` continues it exactly from OUT's state file, and
+`torchrun --nproc_per_node N` splits each global batch over N processes with the same result.
+"""
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from ..errors import MatteconvError
+from ..fileio import atomic_path, check_output_folder
+from ..model.checkpoint import load_checkpoint, official_state_dict, weights_sha256
+from ..model.modnet import MODNet, up2
+from . import distributed
+from .data import ClipSource, FolderSource, SyntheticSource, to_batch
+from .losses import modnet_losses
+from .widen import widen_to_temporal
+
+OPTIMIZERS = ("sgd", "adam")
+
+
+@dataclass
+class TrainConfig:
+    in_channels: int = 3
+    size: tuple[int, int] = (256, 256)
+    batch_size: int = 4            # global: split over the processes of a distributed run
+    steps: int = 1000
+    optimizer: str = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.9
+    lr_step: float = 0.25          # StepLR period as a fraction of the run
+    lr_gamma: float = 0.1
+    seed: int = 0
+    init: str | None = None        # checkpoint to start from (3-channel -> widened when in_channels is 4)
+    images: str | None = None      # user data: composites ...
+    alphas: str | None = None      # ... and alphas with the same names
+    clips: str | None = None       # user clips in VideoMatte240K's layout (temporal)
+    backgrounds: str | None = None
+    p_blank: float = 0.3
+    p_affine: float = 0.5
+    p_light: float = 0.5
+    device: str = "cpu"
+
+    def check(self) -> None:
+        if self.in_channels not in (3, 4):
+            raise MatteconvError(f"--in-channels must be 3 or 4, got {self.in_channels}")
+        if any(s % 32 for s in self.size):
+            raise MatteconvError(f"--size {self.size[0]}x{self.size[1]}: MODNet needs multiples of 32")
+        if self.optimizer not in OPTIMIZERS:
+            raise MatteconvError(f"--optimizer {self.optimizer!r}: choose from {', '.join(OPTIMIZERS)}")
+        if self.steps < 1 or self.batch_size < 1:
+            raise MatteconvError("--steps and --batch-size must be at least 1")
+        if (self.images is None) != (self.alphas is None):
+            raise MatteconvError("--images and --alphas go together")
+        if self.clips and self.in_channels != 4:
+            raise MatteconvError("--clips trains the temporal model: add --in-channels 4")
+        for name in ("p_blank", "p_affine", "p_light"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise MatteconvError(f"--{name.replace('_', '-')} must be in [0, 1]")
+
+
+@dataclass
+class TrainSummary:
+    output: str
+    state: str
+    steps: int
+    first_loss: float
+    last_loss: float
+    images_per_s: float
+    wall_s: float
+    weights_sha256: str
+    processes: int
+    losses: list[float] = field(default_factory=list)
+
+
+class TrainingMODNet(nn.Module):
+    """MODNet with its training heads: (semantic at 1/16, detail at full size, matte), as in the official code."""
+
+    def __init__(self, model: MODNet):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor):
+        m = self.model
+        lr8x, enc2x, enc4x = m.lr_branch(x)
+        semantic = torch.sigmoid(m.lr_branch.conv_lr(lr8x))
+        hr2x = m.hr_branch(x, enc2x, enc4x, lr8x)
+        detail = torch.sigmoid(m.hr_branch.conv_hr(torch.cat((up2(hr2x), x), dim=1)))
+        return semantic, detail, m.f_branch(x, lr8x, hr2x)
+
+
+def state_path(output: Path) -> Path:
+    return output.with_name(output.name + ".state.pt")
+
+
+def build_model(cfg: TrainConfig) -> MODNet:
+    torch.manual_seed(cfg.seed)
+    if not cfg.init:
+        return MODNet(cfg.in_channels)
+    model = load_checkpoint(cfg.init).model
+    if model.in_channels == cfg.in_channels:
+        return model
+    if cfg.in_channels == 4:
+        return widen_to_temporal(model)
+    raise MatteconvError(f"{cfg.init}: a {model.in_channels}-channel checkpoint cannot start a 3-channel run")
+
+
+def make_source(cfg: TrainConfig):
+    if cfg.clips:
+        return ClipSource(Path(cfg.clips), cfg.seed, cfg.size, cfg.p_blank, cfg.p_affine, cfg.p_light,
+                          Path(cfg.backgrounds) if cfg.backgrounds else None)
+    if cfg.images:
+        return FolderSource(Path(cfg.images), Path(cfg.alphas), cfg.seed, cfg.size, cfg.p_light)
+    return SyntheticSource(cfg.seed, cfg.size, cfg.in_channels == 4, cfg.p_blank, cfg.p_affine, cfg.p_light)
+
+
+def make_optimizer(cfg: TrainConfig, params) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    if cfg.optimizer == "sgd":
+        opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum)
+    else:
+        opt = torch.optim.Adam(params, lr=cfg.lr)
+    period = max(1, int(cfg.lr_step * cfg.steps))
+    return opt, torch.optim.lr_scheduler.StepLR(opt, step_size=period, gamma=cfg.lr_gamma)
+
+
+def save_weights(model: MODNet, path: Path, dtype: torch.dtype = torch.float32) -> str:
+    """Atomically write the checkpoint in the layout `export` loads (official `module.` layout for torch files;
+    one copy per tensor for .safetensors); return the weights hash of what was written."""
+    sd = official_state_dict(model)
+    sd = {k: (v.to(dtype) if v.is_floating_point() else v).contiguous() for k, v in sd.items()}
+    with atomic_path(path) as tmp:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import save_file
+
+            once = {k: v for k, v in sd.items()
+                    if not k.startswith("module.lr_branch.backbone.") and not k.endswith("num_batches_tracked")}
+            save_file(once, str(tmp), metadata={"format": "pt", "producer": "matteconv train"})
+        else:
+            torch.save(sd, str(tmp))
+    return weights_sha256(sd)
+
+
+def _config_key(cfg: TrainConfig) -> dict:
+    return json.loads(json.dumps(asdict(cfg)))
+
+
+class _Prefetch:
+    """Builds the next batch in a thread while the current one trains (numpy and OpenCV release the GIL)."""
+
+    def __init__(self, make: Callable[[int], tuple], start: int, stop: int):
+        self.q: queue.Queue = queue.Queue(maxsize=2)
+        self.thread = threading.Thread(target=self._run, args=(make, start, stop), daemon=True)
+        self.thread.start()
+
+    def _run(self, make, start, stop):
+        for step in range(start, stop):
+            try:
+                self.q.put((step, make(step), None))
+            except BaseException as e:  # noqa: BLE001 - handed to the training thread
+                self.q.put((step, None, e))
+                return
+
+    def get(self):
+        step, batch, err = self.q.get()
+        if err is not None:
+            raise err
+        return batch
+
+
+def train(cfg: TrainConfig, output: str | Path, resume: bool = False, save_every: int = 0,
+          save_dtype: torch.dtype = torch.float32, threads: int | None = None,
+          on_step: Callable[[int, int, float, float], None] | None = None) -> TrainSummary:
+    """Train and write OUT (weights) plus OUT.state.pt (optimizer, schedule, step) atomically."""
+    cfg.check()
+    output = Path(output)
+    check_output_folder(output)
+    if threads:
+        torch.set_num_threads(threads)
+    import cv2
+
+    cv2.setNumThreads(1)  # the data thread must not compete with torch's threads for the cores
+    world = distributed.setup(cfg.device)
+    try:
+        return _train(cfg, output, resume, save_every, save_dtype, world, on_step)
+    finally:
+        distributed.teardown(world)
+
+
+def _train(cfg, output, resume, save_every, save_dtype, world, on_step) -> TrainSummary:
+    if cfg.batch_size % world.size:
+        raise MatteconvError(f"--batch-size {cfg.batch_size} does not split over {world.size} processes")
+    source = make_source(cfg)  # checks user data before anything trains
+    model = build_model(cfg).to(cfg.device).train()
+    if world.size > 1:
+        distributed.use_global_batchnorm(model)
+    net = TrainingMODNet(model)
+    if world.size > 1:
+        net = nn.parallel.DistributedDataParallel(net)
+    opt, sched = make_optimizer(cfg, model.parameters())
+    start, losses = 0, []
+    spath = state_path(output)
+    if resume:
+        if not spath.exists():
+            raise MatteconvError(f"{spath}: no training state to resume from (train without --resume first)")
+        state = torch.load(spath, map_location=cfg.device, weights_only=True)
+        if state["config"] != _config_key(cfg):
+            diff = [k for k in state["config"] if state["config"][k] != _config_key(cfg).get(k)]
+            raise MatteconvError(f"{spath}: --resume needs the same settings; these differ: {', '.join(diff)}")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        start, losses = int(state["step"]), list(state["losses"])
+
+    def batch(step: int):
+        items = [source.item(step * cfg.batch_size + i) for i in world.share(cfg.batch_size)]
+        return to_batch(items, cfg.in_channels)
+
+    def save(step: int) -> str:
+        if not world.main:
+            return ""
+        sha = save_weights(model, output, save_dtype)
+        with atomic_path(spath) as tmp:
+            torch.save({"config": _config_key(cfg), "step": step, "model": model.state_dict(),
+                        "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "losses": losses}, str(tmp))
+        return sha
+
+    prefetch = _Prefetch(batch, start, cfg.steps)
+    t0 = time.perf_counter()
+    for step in range(start, cfg.steps):
+        x, gt = prefetch.get()
+        x, gt = x.to(cfg.device), gt.to(cfg.device)
+        semantic, detail, matte = net(x)
+        loss = modnet_losses(semantic, detail, matte, x[:, :3], gt).total
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(distributed.mean_over_world(loss, world))
+        if not torch.isfinite(torch.tensor(losses[-1])):
+            raise MatteconvError(f"training diverged at step {step + 1} (loss {losses[-1]}): lower --lr")
+        rate = (step + 1 - start) * cfg.batch_size / (time.perf_counter() - t0)
+        if save_every and (step + 1) % save_every == 0 and step + 1 < cfg.steps:
+            save(step + 1)
+        if on_step and world.main:
+            on_step(step + 1, cfg.steps, losses[-1], rate)
+    wall = time.perf_counter() - t0
+    sha = save(cfg.steps)
+    done = cfg.steps - start
+    return TrainSummary(str(output), str(spath), cfg.steps, losses[0] if losses else float("nan"),
+                        losses[-1] if losses else float("nan"), done * cfg.batch_size / wall if done else 0.0,
+                        wall, sha, world.size, losses)
