@@ -152,14 +152,3 @@ def onnx_ops(path: str | Path) -> ModelOps:
             op.attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in attrs.items()}
         ops.append(op)
     return ModelOps(path, "onnx", ops)
-
-
-def model_ops(path: str | Path) -> ModelOps:
-    path = Path(path)
-    if not path.is_file():
-        raise MatteconvError(f"{path}: model file not found")
-    if path.suffix.lower() == ".onnx":
-        return onnx_ops(path)
-    if path.suffix.lower() == ".prototxt":
-        return caffe_ops(path)
-    raise MatteconvError(f"{path}: expected a .onnx or .prototxt model")
