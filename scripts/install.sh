@@ -13,4 +13,8 @@ fi
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 "$VENV/bin/pip" install -q --upgrade pip
 "$VENV/bin/pip" install -q -e ".[test]"
+# OpenCV DNN 4.x (what boards ship) for the interop test, beside the venv's 5.x: cv2 cannot have two versions in
+# one environment, so it goes in its own folder that tests/interop/opencv_dnn.py gets on PYTHONPATH.
+[ -d "$VENV/opencv4/cv2" ] ||
+  "$VENV/bin/pip" install -q --no-deps --target "$VENV/opencv4" "opencv-python-headless>=4.9,<5"
 VENV="$VENV" bash scripts/install-caffe.sh

@@ -1,8 +1,6 @@
 """Tool discovery, model inspection, Ascend trap checks and the exact atc/omg argv."""
 from __future__ import annotations
 
-import sys
-import types
 from pathlib import Path
 
 import onnx
@@ -12,7 +10,8 @@ from onnx import TensorProto, helper
 from matteconv.aipp import AippSpec, render_config
 from matteconv.ascend.build import plan_build
 from matteconv.ascend.command import build_argv, display, inspect_model, model_problems
-from matteconv.ascend.discover import find_any, find_tool, tool_version
+from matteconv.ascend.cann import toolkit_version
+from matteconv.ascend.discover import find_any, find_tool
 from matteconv.errors import MatteconvError
 
 
@@ -101,9 +100,9 @@ def test_omg_from_ddk_and_version(tmp_path):
     t = find_tool("omg", {"DDK_HOME": str(tmp_path / "ddk")}, system_roots=())
     assert t.path == omg and t.source == "$DDK_HOME"
     assert find_any(None, {"DDK_HOME": str(tmp_path / "ddk")}, system_roots=()).name == "omg"
-    assert tool_version(t) == "unknown"
+    assert toolkit_version(t).version is None
     (tmp_path / "ddk/uihost/version.info").write_text("Version=1.32.0.B080\n")
-    assert tool_version(t) == "1.32.0.B080"
+    assert toolkit_version(t).version == "1.32.0.B080"
 
 
 # --- argv -----------------------------------------------------------------------------------------------------
@@ -145,22 +144,17 @@ def test_omg_top_name_trap(tmp_path):
     assert model_problems(info, "atc") == []
 
 
-def test_unsupported_layers_hook(tmp_path, monkeypatch):
-    mod = types.ModuleType("matteconv.export.caffe.targets")
-    calls = []
-
-    def unsupported_layers(prototxt, target):
-        calls.append((Path(prototxt).name, target))
-        return [("sig", "Sigmoid")]
-
-    mod.unsupported_layers = unsupported_layers
-    monkeypatch.setitem(sys.modules, "matteconv.export.caffe.targets", mod)
-    info = inspect_model(caffe_model(tmp_path))
-    assert model_problems(info, "omg") == [f"{tmp_path / 'tiny.prototxt'}: layer 'sig' (Sigmoid) is not accepted "
-                                           "by Ascend's Caffe parser (omg)"]
-    assert len(model_problems(info, "atc")) == 1
-    assert calls == [("tiny.prototxt", "ascend")] * 2
-    assert model_problems(inspect_model(conv_model(tmp_path / "m.onnx")), "atc") == []  # ONNX: not asked
+def test_layer_types_come_from_the_export_targets(tmp_path):
+    """atc takes the `ascend` layer table, omg the `ddk` one: MVN passes atc, and omg names it."""
+    p = tmp_path / "mvn.prototxt"
+    p.write_text(PROTOTXT.replace('type: "Sigmoid"', 'type: "MVN"') % "sig")
+    (tmp_path / "mvn.caffemodel").write_bytes(b"\0")
+    info = inspect_model(p)
+    assert model_problems(info, "atc") == []
+    probs = model_problems(info, "omg")
+    assert len(probs) == 1 and probs[0].startswith(f"{p}: layer 'sig' (MVN) is not in the `ddk` layer set")
+    assert "[rule omg.layer-type: https://support.huaweicloud.com/" in probs[0]
+    assert model_problems(inspect_model(conv_model(tmp_path / "m.onnx")), "atc") == []
 
 
 # --- traps ----------------------------------------------------------------------------------------------------
@@ -177,7 +171,7 @@ def test_opset_trap(tmp_path):
 def test_resize_trap(tmp_path):
     bad = inspect_model(conv_model(tmp_path / "hp.onnx", resize_mode="half_pixel"))
     probs = model_problems(bad, "atc")
-    assert len(probs) == 1 and "Resize node 'up' uses coordinate_transformation_mode='half_pixel'" in probs[0]
+    assert len(probs) == 1 and "node 'up' (Resize) uses coordinate_transformation_mode='half_pixel'" in probs[0]
     assert "asymmetric" in probs[0]
     for ok in ("pytorch_half_pixel", "align_corners"):
         assert model_problems(inspect_model(conv_model(tmp_path / f"{ok}.onnx", resize_mode=ok)), "atc") == []

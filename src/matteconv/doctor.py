@@ -22,26 +22,34 @@ def _version(module: str) -> tuple[bool, str]:
     return True, str(getattr(mod, "__version__", "installed"))
 
 
-def _tools() -> list[tuple[str, str | None, str]]:
-    """Ascend tools through the same discovery `om` and `verify --om` use."""
+def _tools(env=None, system_roots=None) -> list[dict]:
+    """Ascend tools through the same discovery `om` and `verify --om` use; compilers with their CANN/DDK
+    version (what `om` checks --soc-version against)."""
+    from .ascend.cann import toolkit_version
     from .ascend.discover import find_tool
     from .ascend.runners import find_runner
 
-    out = []
+    kw = {} if system_roots is None else {"system_roots": system_roots}
+    rows = []
     for name, enables in (("atc", "building .om from ONNX/Caffe (CANN)"), ("omg", "building .om from Caffe (old DDK)")):
-        tool = find_tool(name)
-        out.append((name, f"{tool.path} (via {tool.source})" if tool else None, enables))
+        tool = find_tool(name, env, **kw)
+        row = {"name": name, "found": tool is not None, "detail": "not found", "enables": enables, "version": None}
+        if tool:
+            version = toolkit_version(tool)
+            kit = "CANN" if name == "atc" else "DDK"
+            row.update(detail=f"{tool.path} (via {tool.source}); {kit} {version}", version=version.version)
+        rows.append(row)
     for kind in ("msame", "ais_bench"):
-        runner = find_runner(prefer=kind)
-        out.append((kind, " ".join(runner.prefix) if runner else None, "the om stage on an Ascend device"))
-    return out
+        runner = find_runner(env, prefer=kind)
+        rows.append({"name": kind, "found": runner is not None,
+                     "detail": " ".join(runner.prefix) if runner else "not found",
+                     "enables": "the om stage on an Ascend device"})
+    return rows
 
 
-def diagnose() -> list[dict]:
+def diagnose(env=None, system_roots=None) -> list[dict]:
     rows = []
     for label, module, enables in PACKAGES:
         found, detail = _version(module)
         rows.append({"name": label, "found": found, "detail": detail, "enables": enables})
-    for name, path, enables in _tools():
-        rows.append({"name": name, "found": path is not None, "detail": path or "not found", "enables": enables})
-    return rows
+    return rows + _tools(env, system_roots)

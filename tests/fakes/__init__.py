@@ -26,3 +26,15 @@ def env_with_path(*dirs: Path, **extra: str) -> dict[str, str]:
     env["HOME"] = extra.pop("HOME", env.get("HOME", "/nonexistent"))
     env.update(extra)
     return env
+
+
+def toolkit(root: Path, version: str | None, arch: str = "x86_64") -> Path:
+    """A fake CANN toolkit at `root`: bin/atc plus, if `version`, the install record CANN writes
+    (`<arch>-linux/ascend_toolkit_install.info`, same keys as a real one). Returns the atc path."""
+    atc = install("atc", root / "bin")
+    if version:
+        info = root / f"{arch}-linux" / "ascend_toolkit_install.info"
+        info.parent.mkdir(parents=True, exist_ok=True)
+        info.write_text(f"package_name=Ascend-cann-toolkit\nversion={version}\ninnerversion=V100R001C23B000\n"
+                        f"arch={arch}\nos=linux\npath={info.parent}\n")
+    return atc

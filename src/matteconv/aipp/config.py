@@ -392,6 +392,10 @@ def check_model_inputs(cfg: AippConfig, inputs: list[tuple[str, tuple[int, ...]]
             raise _err(op, cfg.path, "input_format", f"{fmt} feeds {want_c} channel(s) but model input "
                        f"{name!r} has {c} (shape {list(shape)})")
         if h > 0 and w > 0:
+            sh, sw = op.src_hw((h, w))
+            if fmt == "YUV420SP_U8" and (sh % 2 or sw % 2 or not 2 <= sw <= 4096):  # rule aipp.yuv420sp-size
+                raise _err(op, cfg.path, "src_image_size_w", f"YUV420SP_U8 source {sw}x{sh} (WxH; a size of 0 "
+                           f"means model input {name!r}'s) must be even, with W in [2, 4096]")
             out = op.output_hw((h, w))
             key = "crop_size_w" if op.get("crop", False) else "src_image_size_w"
             if out != (h, w):

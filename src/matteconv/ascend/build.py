@@ -15,12 +15,23 @@ from pathlib import Path
 
 from ..errors import MatteconvError
 from ..fileio import atomic_path, publish, sha256_file
-from .command import (ModelInfo, build_argv, display, inspect_model, model_problems, omg_path_warnings,
+from .cann import ToolkitVersion, soc_problem, toolkit_version
+from .command import (ModelInfo, build_argv, display, framework_problems, inspect_model, omg_path_warnings,
                       parse_input_shape)
-from .discover import Tool, find_any, find_tool, tool_version
+from .discover import Tool, find_any, find_tool
+from .rules import RuleReport, check_model, compiler_for
 
 ERROR_LINE = re.compile(r"\[ERROR\]|\bERROR\b|\bE[0-9]{5}\b|\bE[A-Z]?[0-9]{4,5}:")
 DEFAULT_TIMEOUT = 1800.0
+
+
+class RuleError(MatteconvError):
+    """The model breaks Ascend rules (or the toolkit refuses the SoC): `lines` name each layer, rule and source."""
+
+    def __init__(self, message: str, lines: list[str], report: RuleReport):
+        super().__init__(message)
+        self.lines = lines
+        self.report = report
 
 
 class BuildError(MatteconvError):
@@ -46,6 +57,8 @@ class BuildPlan:
     record: Path
     soc_version: str
     warnings: list[str] = field(default_factory=list)
+    rules: RuleReport | None = None
+    toolkit: ToolkitVersion | None = None  # atc's CANN version (None: no atc found, or omg)
 
     @property
     def command(self) -> str:
@@ -76,10 +89,12 @@ def error_lines(log_text: str, limit: int = 20) -> list[str]:
 
 def plan_build(model: str | Path, out: str | Path, aipp: str | Path | None = None, soc_version: str = "Ascend310",
                tool: str | None = None, input_shape: str | None = None, env=None,
-               system_roots=None) -> BuildPlan:
-    """Inspect the model, check it (and the AIPP config) against Ascend's rules, choose the tool, make argv.
+               system_roots=None, force: bool = False) -> BuildPlan:
+    """Inspect the model, check it against the compiler's rules (rules.py), the SoC against the toolkit's CANN
+    version and the AIPP config against the model, choose the tool, make argv.
 
-    Raises MatteconvError on any check failure, before anything is run.
+    Raises MatteconvError on any check failure, before anything is run (RuleError for rule violations and an
+    unaccepted SoC, which `force` turns into warnings).
     """
     from ..aipp.config import check_model_inputs, load_config
 
@@ -88,9 +103,24 @@ def plan_build(model: str | Path, out: str | Path, aipp: str | Path | None = Non
     kw = {} if system_roots is None else {"system_roots": system_roots}
     found = find_tool(name, env, **kw) if name else find_any(None, env, **kw)
     name = name or (found.name if found else "atc")
-    problems = model_problems(info, name, soc_version)
+    problems = framework_problems(info, name)
     if problems:
         raise MatteconvError(problems[0] + (f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""))
+    compiler = compiler_for(info.kind, name)
+    report = check_model(info.path, compiler.name)
+    warnings = report.lines("warning") + ([report.unchecked_note()] if report.unchecked else [])
+    refusals = report.lines("error")
+    toolkit = toolkit_version(found) if found is not None and name == "atc" else None
+    if toolkit is not None:
+        soc = soc_problem(soc_version, toolkit.version)
+        if soc:
+            refusals.append(f"{found.path}: {soc}")
+        elif toolkit.version is None:
+            warnings.append(f"{found.path}: CANN version unknown ({toolkit.source}): --soc-version {soc_version} "
+                            "not checked against it")
+    if refusals and not force:
+        raise RuleError(_refusal(report, refusals), refusals, report)
+    warnings += [f"ignored (--force): {line}" for line in refusals]
     inputs = parse_input_shape(input_shape) if input_shape else None
     if inputs:
         model_names = [n for n, _ in info.inputs]
@@ -104,8 +134,25 @@ def plan_build(model: str | Path, out: str | Path, aipp: str | Path | None = Non
         check_model_inputs(cfg, inputs or info.inputs, soc_version)
     stem, om, log, record = output_paths(out)
     argv = build_argv(name, found.path if found else name, info, stem, aipp_path, soc_version, inputs)
-    warnings = omg_path_warnings([info.path, info.weight]) if name == "omg" else []
-    return BuildPlan(name, found, argv, info, aipp_path, om, log, record, soc_version, warnings)
+    if name == "omg":
+        warnings += omg_path_warnings([info.path, info.weight])
+    return BuildPlan(name, found, argv, info, aipp_path, om, log, record, soc_version, warnings, report, toolkit)
+
+
+def _refusal(report: RuleReport, refusals: list[str]) -> str:
+    """One line: for omg given a prototxt from another target, which layers make it so and what to do."""
+    types = {}
+    for v in report.errors:
+        if v.rule == "omg.layer-type":
+            types.setdefault(v.type, []).append(v.layer)
+    if types:
+        listed = "; ".join(f"{t} ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})"
+                           for t, names in types.items())
+        was = f"; it was exported with --target {report.exported_for}" if report.exported_for else ""
+        return (f"{report.path}: not a `ddk` export: the old DDK's omg has no {', '.join(types)} layers "
+                f"({listed}){was}: export with --target ddk")
+    return (f"{report.path}: {len(refusals)} Ascend rule violation(s) for {report.compiler} (listed above); "
+            "fix the model or pass --force")
 
 
 def _status(message: str):
@@ -162,9 +209,11 @@ def run_build(plan: BuildPlan, timeout: float = DEFAULT_TIMEOUT) -> BuildResult:
                 leftover.unlink()
             except OSError:
                 pass
+    toolkit = plan.toolkit or toolkit_version(plan.tool, ask_tool=False)  # omg: its DDK's version file, if any
     info = {
         "tool": plan.tool_name, "tool_path": str(plan.tool.path), "tool_found_via": plan.tool.source,
-        "tool_version": tool_version(plan.tool), "argv": plan.argv, "soc_version": plan.soc_version,
+        "tool_version": toolkit.version, "tool_version_source": toolkit.source, "warnings": plan.warnings,
+        "argv": plan.argv, "soc_version": plan.soc_version,
         "seconds": round(seconds, 3),
         "inputs": {str(p): sha256_file(p) for p in [plan.model.path, plan.model.weight, plan.aipp] if p is not None},
         "om": {"path": str(plan.om), "sha256": sha256_file(plan.om), "bytes": plan.om.stat().st_size},
@@ -181,6 +230,6 @@ def run_build(plan: BuildPlan, timeout: float = DEFAULT_TIMEOUT) -> BuildResult:
 
 def build_om(model: str | Path, out: str | Path, aipp: str | Path | None = None, soc_version: str = "Ascend310",
              tool: str | None = None, input_shape: str | None = None, timeout: float = DEFAULT_TIMEOUT,
-             env=None) -> BuildResult:
+             env=None, force: bool = False) -> BuildResult:
     """Plan and run in one call (library entry point for the verify `om` stage)."""
-    return run_build(plan_build(model, out, aipp, soc_version, tool, input_shape, env), timeout)
+    return run_build(plan_build(model, out, aipp, soc_version, tool, input_shape, env, force=force), timeout)

@@ -17,9 +17,6 @@ from pathlib import Path
 from ..errors import MatteconvError
 
 SAFE_OPSETS = range(11, 16)  # ONNX opsets ATC parses across CANN versions (DESIGN.md section 4)
-HALF_PIXEL_OK = ("pytorch_half_pixel", "align_corners")
-INPLACE_TYPES = {"ReLU", "ReLU6", "BatchNorm", "Scale", "Dropout", "Sigmoid", "TanH", "Power", "PReLU", "ELU",
-                 "AbsVal", "BNLL", "Threshold", "Clip", "Swish", "Exp", "Log"}
 
 
 @dataclass
@@ -37,7 +34,7 @@ class ModelInfo:
 # --- ONNX -----------------------------------------------------------------------------------------------------
 
 def inspect_onnx(path: Path) -> ModelInfo:
-    """Inputs (excluding initializers), opset, and the Resize trap."""
+    """Inputs (excluding initializers) and opset (the op rules are in rules.py)."""
     import onnx
 
     try:
@@ -57,29 +54,7 @@ def inspect_onnx(path: Path) -> ModelInfo:
     if opset is None or opset not in SAFE_OPSETS:
         info.problems.append(f"{path}: ONNX opset {opset} is outside {SAFE_OPSETS.start}..{SAFE_OPSETS.stop - 1}, "
                              "the range ATC parses safely; re-export with opset 11..15")
-    for node in _all_nodes(model.graph):
-        if node.op_type in ("Resize", "Upsample"):
-            attrs = {a.name: a for a in node.attribute}
-            mode = attrs["mode"].s.decode() if "mode" in attrs else "nearest"
-            ctm = (attrs["coordinate_transformation_mode"].s.decode()
-                   if "coordinate_transformation_mode" in attrs else "half_pixel")
-            if node.op_type == "Upsample" or (mode == "linear" and ctm not in HALF_PIXEL_OK) or \
-                    (mode != "linear" and ctm not in HALF_PIXEL_OK + ("asymmetric",)):
-                info.problems.append(
-                    f"{path}: {node.op_type} node {node.name or '(unnamed)'!r} uses coordinate_transformation_mode="
-                    f"{ctm!r} (mode {mode}): Ascend computes that as asymmetric; rewrite it to pytorch_half_pixel "
-                    "(matteconv export does)")
     return info
-
-
-def _all_nodes(graph):
-    for node in graph.node:
-        yield node
-        for a in node.attribute:
-            if a.type == a.GRAPH:
-                yield from _all_nodes(a.g)
-            for g in a.graphs:
-                yield from _all_nodes(g)
 
 
 # --- Caffe ----------------------------------------------------------------------------------------------------
@@ -143,26 +118,7 @@ def inspect_caffe(path: Path) -> ModelInfo:
             for top, s in zip(layer.get("top", []), sh):
                 inputs.append((top, tuple(int(d) for d in s.get("dim", []))))
     weight = path.with_suffix(".caffemodel")
-    info = ModelInfo("caffe", path, inputs, weight=weight)
-    info.layers = layers  # type: ignore[attr-defined]
-    return info
-
-
-def omg_top_problems(info: ModelInfo) -> list[str]:
-    """OMG wants each top named like its layer, except in-place layers (top == bottom)."""
-    out = []
-    for layer in getattr(info, "layers", []):
-        name = layer.get("name", [""])[0]
-        ltype = layer.get("type", [""])[0]
-        tops, bottoms = layer.get("top", []), layer.get("bottom", [])
-        for top in tops:
-            if top == name or (top in bottoms and len(tops) == 1):
-                continue
-            if ltype in ("Input", "Data") and len(tops) == 1 and top == name:
-                continue
-            out.append(f"{info.path}: layer {name!r} ({ltype}) has top {top!r}: OMG requires top == layer name "
-                       "(in-place layers: top == bottom)")
-    return out
+    return ModelInfo("caffe", path, inputs, weight=weight)
 
 
 OMG_DIR_CHARS = re.compile(r"[A-Za-z0-9_]*")
@@ -201,28 +157,24 @@ def inspect_model(path: str | Path) -> ModelInfo:
     raise MatteconvError(f"{p}: expected a .onnx or .prototxt model")
 
 
-def model_problems(info: ModelInfo, tool: str, soc_version: str = "Ascend310") -> list[str]:
-    """Every known Ascend trap in this model for this tool (empty = none found)."""
+def framework_problems(info: ModelInfo, tool: str) -> list[str]:
+    """What no --force can get past: an opset atc does not parse, ONNX given to omg."""
     out = list(info.problems)
     if tool == "omg" and info.kind != "caffe":
         out.append(f"{info.path}: omg (old DDK) converts Caffe or TensorFlow only, not ONNX: use atc, or "
                    "convert with `matteconv caffe` first")
-    if info.kind == "caffe":
-        if tool == "omg":
-            out += omg_top_problems(info)
-        try:
-            from ..export.caffe.targets import unsupported_layers  # optional: provided by the Caffe exporter
-        except ImportError:
-            unsupported_layers = None
-        if unsupported_layers is not None:
-            try:  # the exporter's table of layers Ascend's Caffe parser (atc and omg) accepts
-                found = unsupported_layers(str(info.path), "ascend") or []
-            except ImportError:  # the exporter is only partly installed: skip this one check
-                found = []
-            for item in found:
-                what = f"layer {item[0]!r} ({item[1]})" if isinstance(item, tuple) else str(item)
-                out.append(f"{info.path}: {what} is not accepted by Ascend's Caffe parser ({tool})")
     return out
+
+
+def model_problems(info: ModelInfo, tool: str) -> list[str]:
+    """Every known Ascend trap in this model for this tool (empty = none found): the framework problems, then
+    each error of the layer/op rules (rules.py) as one line naming the layer, the rule and its source."""
+    from .rules import check_model, compiler_for
+
+    out = framework_problems(info, tool)
+    if tool == "omg" and info.kind != "caffe":
+        return out
+    return out + check_model(info.path, compiler_for(info.kind, tool).name).lines("error")
 
 
 def parse_input_shape(text: str) -> list[tuple[str, tuple[int, ...]]]:

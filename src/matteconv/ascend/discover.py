@@ -3,12 +3,11 @@
 Order for atc: PATH, $ASCEND_TOOLKIT_HOME, $ASCEND_HOME_PATH, /usr/local/Ascend/ascend-toolkit/latest,
 $HOME/Ascend/ascend-toolkit/latest; under each root `bin/atc` or `atc/bin/atc` (older CANN).
 omg: PATH, then $DDK_HOME/uihost/bin/omg (HiLens-era DDK). Each step is a function so tests can drive it with
-environment dicts and temporary folders; nothing here runs the tool except `tool_version` reading files.
+environment dicts and temporary folders; nothing here runs the tool (its version: `cann.py`).
 """
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
@@ -77,23 +76,3 @@ def find_any(prefer: str | None = None, env: Mapping[str, str] | None = None, sy
         if tool:
             return tool
     return None
-
-
-_VERSION_FILES = ("version.info", "version.cfg", "ascend_toolkit_install.info")
-_VERSION_RE = re.compile(r"^\s*(?:version|Version|runtime_running_version|toolkit_installed_version)\s*=\s*\[?([^\]:\s]+)")
-
-
-def tool_version(tool: Tool) -> str:
-    """The toolkit version from the install's version files next to or above the tool, else 'unknown'."""
-    for parent in list(tool.path.resolve().parents)[:5]:
-        for fname in _VERSION_FILES:
-            f = parent / fname
-            if f.is_file():
-                try:
-                    for line in f.read_text(errors="replace").splitlines():
-                        m = _VERSION_RE.match(line)
-                        if m:
-                            return m.group(1)
-                except OSError:
-                    continue
-    return "unknown"

@@ -22,7 +22,9 @@ err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 def fail(message: str, code: int = 2) -> None:
     """Print one error line and exit non-zero."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    from rich.markup import escape
+
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -54,7 +56,8 @@ def main(version: bool = typer.Option(False, "--version", callback=_version, is_
 def _register_all() -> None:
     from . import doctor_cmd, export_cmd, golden_cmd, verify_cmd  # noqa: F401  (each registers on app)
 
-    for optional in ("caffe_cmd", "aipp_cmd", "om_cmd", "matte_cmd", "compare_cmd", "train_cmd"):  # each issue adds one
+    for optional in ("caffe_cmd", "aipp_cmd", "om_cmd", "matte_cmd", "compare_cmd", "rules_cmd", "train_cmd",
+                     "deploy_cmd"):  # each issue adds one
         try:
             __import__(f"{__name__}.{optional}")
         except ModuleNotFoundError as e:

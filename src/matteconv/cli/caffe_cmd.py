@@ -1,10 +1,12 @@
-"""`matteconv inspect FILE.prototxt`: what is in a Caffe model and whether a target accepts it."""
+"""`matteconv inspect MODEL`: what is in a Caffe or ONNX model, and which Ascend rules of a target it breaks."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from . import app, console, friendly
@@ -12,19 +14,56 @@ from . import app, console, friendly
 
 @app.command()
 @friendly
-def inspect(prototxt: Path = typer.Argument(..., help="Caffe .prototxt (the .caffemodel beside it is used if present)."),
-            target: str = typer.Option("bvlc", "--target", "-t", help="bvlc or ascend: which layer table to check against."),
+def inspect(model: Path = typer.Argument(..., help="Caffe .prototxt (the .caffemodel beside it is used if present) "
+                                         "or .onnx."),
+            target: str = typer.Option(None, "--target", "-t", help="bvlc, ascend (atc) or ddk (omg): which layer "
+                                       "table and Ascend rules to check (default: bvlc for Caffe, ascend for ONNX)."),
             as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
             all_layers: bool = typer.Option(False, "--layers", help="List every layer, not only the summary.")):
-    """Layers, counts per type, parameters, output shapes, and the layers TARGET does not accept (exit 1 if any)."""
+    """Layers, counts per type, parameters, output shapes, the layers TARGET does not accept and the Ascend rules
+    they break, each with its source (exit 1 if any layer is refused; rule warnings do not change it)."""
+    from ..ascend.rules import check_model, check_ops, compiler_for_target
+
+    if model.suffix.lower() == ".onnx":
+        from ..ascend.ops import onnx_ops
+
+        if not model.is_file():
+            raise FileNotFoundError(f"{model}: ONNX model not found")
+        compiler = compiler_for_target("onnx", target or "ascend")
+        ops = onnx_ops(model)
+        report = check_ops(ops, compiler.name)
+        counts = dict(sorted(Counter(op.type for op in ops.ops).items()))
+        if as_json:
+            print(json.dumps({"path": str(model), "target": "ascend", "counts": counts,
+                              "rules": report.to_dict()}, indent=1))
+        else:
+            console.print(f"[bold]{escape(str(model))}[/]: {len(ops.ops)} nodes", highlight=False)
+            table = Table("op type", "count")
+            for t, n in counts.items():
+                table.add_row(t, str(n))
+            console.print(table)
+            _render_rules(report)
+        if report.errors:
+            raise typer.Exit(1)
+        return
+
     from ..export.caffe.summary import summarize
 
-    s = summarize(prototxt, target)
+    target = target or "bvlc"
+    s = summarize(model, target)
+    compiler = compiler_for_target("caffe", target)
+    report = None
+    if compiler is not None:  # reuse the shapes summarize already got from pycaffe
+        shapes = {top: tuple(sh) for la in s.layers for top, sh in zip(la.tops, la.shapes or [])}
+        shapes.update({n: tuple(sh) for n, sh in s.inputs.items()})
+        report = check_model(model, compiler.name, shapes=(shapes, s.caffe_error))
     if as_json:
-        print(json.dumps(s.to_dict(), indent=1))
+        print(json.dumps(s.to_dict() | {"rules": report.to_dict() if report else None}, indent=1))
     else:
         _render(s, all_layers)
-    if s.unsupported:
+        if report is not None:
+            _render_rules(report)
+    if s.unsupported or (report is not None and report.errors):
         raise typer.Exit(1)
 
 
@@ -53,3 +92,21 @@ def _render(s, all_layers: bool) -> None:
                       + ", ".join(f"{n} ({t})" for n, t in s.unsupported), highlight=False)
     else:
         console.print(f"[green]all layers accepted by target '{s.target}'[/]")
+
+
+def _render_rules(report) -> None:
+    """One row per violation: the layer, the rule, what is wrong and the page that says so."""
+    if report.violations:
+        table = Table("layer", "type", "rule", "severity", "problem", title=f"{report.compiler} rules")
+        table.add_column("source", overflow="fold")
+        for v in report.violations:
+            colour = "red" if v.severity == "error" else "yellow"
+            table.add_row(escape(v.layer), v.type, v.rule, f"[{colour}]{v.severity}[/]", escape(v.message),
+                          escape(v.source))
+        console.print(table)
+    note = report.unchecked_note()
+    if note:
+        console.print(f"[yellow]{escape(note)}[/]", highlight=False)
+    n_err, n_warn = len(report.errors), len(report.warnings)
+    colour = "red" if n_err else "green"
+    console.print(f"[{colour}]{report.compiler}: {n_err} rule error(s), {n_warn} warning(s)[/]", highlight=False)

@@ -5,35 +5,53 @@ import json
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
-from ..ascend.build import DEFAULT_TIMEOUT, BuildError, plan_build, run_build
+from ..ascend.build import DEFAULT_TIMEOUT, BuildError, RuleError, plan_build, run_build
+from ..ascend.cann import soc_help
 from . import app, console, err_console, fail, friendly
 
 
-@app.command("om")
+OM_HELP = ("Compile MODEL to OUT.om with atc/omg; keeps OUT.build.log and OUT.build.json.\n\n"
+           "First the model is checked against the layer/op rules of that compiler (`matteconv rules`) and "
+           "--soc-version against the toolkit's CANN version: a violation is refused (exit 2) unless --force.")
+
+
+@app.command("om", help=OM_HELP)
 @friendly
 def om(
     model: Path = typer.Argument(..., help="Model: .onnx, or .prototxt with the .caffemodel beside it."),
     output: Path = typer.Option(..., "-o", "--output", help="Output stem (the tool appends .om)."),
     aipp: Path = typer.Option(None, "--aipp", help="AIPP config (see `matteconv aipp`)."),
-    soc_version: str = typer.Option("Ascend310", "--soc-version", help="Target SoC for atc."),
+    soc_version: str = typer.Option("Ascend310", "--soc-version", help=soc_help()),
     tool: str = typer.Option(None, "--tool", help="atc or omg (default: atc for ONNX, atc then omg for Caffe)."),
     input_shape: str = typer.Option(None, "--input-shape", help="Override shapes: name:1,3,H,W;name2:..."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Check and print the command; do not run it."),
     timeout: float = typer.Option(DEFAULT_TIMEOUT, "--timeout", min=1, help="Seconds before the tool is killed."),
+    force: bool = typer.Option(False, "--force", help="Run the compiler despite Ascend rule violations or an "
+                               "--soc-version the toolkit's CANN no longer lists (they become warnings)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ):
-    """Compile MODEL to OUT.om with atc/omg; keeps OUT.build.log and OUT.build.json."""
+    """Compile MODEL to OUT.om (help: OM_HELP)."""
     if tool is not None and tool not in ("atc", "omg"):
         fail(f"--tool {tool!r} is not atc or omg")
-    plan = plan_build(model, output, aipp, soc_version, tool, input_shape)
+    try:
+        plan = plan_build(model, output, aipp, soc_version, tool, input_shape, force=force)
+    except RuleError as e:
+        if as_json:
+            print(json.dumps({"refused": str(e), "problems": e.lines, "rules": e.report.to_dict()}))
+        else:
+            for line in e.lines:
+                err_console.print(f"[red]rule:[/] {escape(line)}", highlight=False, soft_wrap=True)
+        fail(str(e))
     if not as_json:
         for warning in plan.warnings:
-            err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+            err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
     if dry_run or plan.tool is None:
         if as_json:
             print(json.dumps({"dry_run": dry_run, "tool_found": plan.tool is not None, "argv": plan.argv,
-                              "command": plan.command, "om": str(plan.om), "warnings": plan.warnings}))
+                              "command": plan.command, "om": str(plan.om), "warnings": plan.warnings,
+                              "cann_version": plan.toolkit.version if plan.toolkit else None}))
         else:
             console.print(plan.command, highlight=False, soft_wrap=True, markup=False)
         if plan.tool is None and not dry_run:

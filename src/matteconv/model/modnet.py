@@ -61,7 +61,10 @@ class SEBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self.pool(x).flatten(1)
-        w = self.fc(w).unsqueeze(-1).unsqueeze(-1)
+        # The official code unsqueezes twice; a reshape to a constant N x C x 1 x 1 is the same view, but exports
+        # as one ONNX Reshape instead of a 2-axis Unsqueeze, which OpenCV DNN 4.x refuses ("Multidimensional
+        # unsqueeze").
+        w = self.fc(w).reshape(-1, self.fc[2].out_features, 1, 1)
         return x * w
 
 

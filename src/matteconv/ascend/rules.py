@@ -1,0 +1,319 @@
+"""Ascend's layer and operator rules as data: per compiler, what each rule checks and where it is written.
+
+Why: a model that breaks one of these either fails deep inside atc/omg with a message far from the cause, or
+(worse) converts and computes something else. Checking them before the compiler runs names the layer, the rule
+and the page that states it. `matteconv inspect --target` and `matteconv om` use this table.
+
+Compilers: `atc-caffe` (CANN atc, `--framework=0`), `atc-onnx` (CANN atc, `--framework=5`) and `omg` (the old
+DDK of the HiLens Kit / Atlas 200 DK era, Caffe only). Caffe layer *types* come from the exporter's target
+tables (`export/caffe/targets.py`): atc-caffe accepts target `ascend`, omg target `ddk`.
+
+The Convolution/Deconvolution limits are written on CANN's Caffe operator pages. atc parses an ONNX Conv /
+ConvTranspose onto the same Conv2D / Conv2DTranspose kernels (reference/ascend-operator-rules.md, [M]
+onnx_plugin), so atc-onnx is held to them too. For omg only its layer list and its top-naming rule are
+known; no parameter limit for it could be read (reference/ascend-operator-rules.md, "omg").
+The YUV420SP AIPP size rule is listed here for completeness; `matteconv.aipp.config` enforces it where the
+config meets the model (`check_model_inputs`).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from ..errors import MatteconvError
+from .ops import ModelOps, Op, caffe_ops, caffe_shapes, onnx_ops
+
+# --- sources --------------------------------------------------------------------------------------------------
+CAFFE_LIST = "https://www.hiascend.com/doc_center/source/zh/canncommercial/800/apiref/aolapi/operatorlist_00098.html"
+CONVOLUTION = ("https://www.hiascend.com/document/detail/zh/canncommercial/80RC22/apiref/operatorlist/"
+               "operatorlist_0263.html")
+CONVOLUTION_EN = "https://www.hiascend.com/document/detail/en/canncommercial/800/apiref/aolapi/operatorlist_00110.html"
+DECONVOLUTION = "https://www.hiascend.com/document/detail/en/canncommercial/800/apiref/aolapi/operatorlist_00112.html"
+ONNX_LIST = "https://hiascend.com/document/detail/zh/canncommercial/80RC22/apiref/operatorlist/operatorlist_0004.html"
+ONNX_RESIZE = ("https://www.hiascend.com/document/detail/zh/CANNCommunityEdition/latest/API/aolapi/"
+               "atlasoxol_09_0131.html")
+HILENS_LIST = "https://support.huaweicloud.com/intl/en-us/usermanual-hilens/hilens_02_0059.html"
+DDK_LIST_2019 = "https://blog.csdn.net/jacke121/article/details/100554867"
+DDK_CONSTRAINTS = "https://support.huaweicloud.com/intl/ar-mena/mcg-atlas300app3000/atlasmcg_05_c30_0004.html"
+AIPP_SIZES = "https://www.hiascend.com/document/detail/en/canncommercial/800/apiref/appdevgapi/aclcppdevg_03_1418.html"
+
+
+@dataclass(frozen=True)
+class Compiler:
+    name: str
+    tool: str  # atc | omg
+    framework: str  # caffe | onnx
+    caffe_target: str | None  # the export target whose layer table this compiler accepts
+    description: str
+
+
+COMPILERS: dict[str, Compiler] = {
+    "atc-caffe": Compiler("atc-caffe", "atc", "caffe", "ascend", "CANN atc, Caffe (--framework=0)"),
+    "atc-onnx": Compiler("atc-onnx", "atc", "onnx", None, "CANN atc, ONNX (--framework=5)"),
+    "omg": Compiler("omg", "omg", "caffe", "ddk", "old DDK omg (HiLens Kit / Atlas 200 DK), Caffe"),
+}
+
+# ONNX ops matteconv's export writes, each found in CANN's ONNX operator list (reference/ascend-operator-rules.md).
+ONNX_OPS = frozenset({
+    "Conv", "Relu", "Clip", "Add", "Mul", "Concat", "Sigmoid", "Slice", "Resize", "InstanceNormalization",
+    "MatMul", "GlobalAveragePool", "Flatten", "Reshape", "Unsqueeze", "Constant",
+})
+RESIZE_EXACT = ("pytorch_half_pixel", "align_corners")  # the modes Ascend's Resize parser maps faithfully
+DEPTHWISE_BUDGET = 32768
+AICPU_RESIZE_SIDE = 2048
+
+
+def compiler_for(framework: str, tool: str) -> Compiler:
+    """The compiler that `tool` is for a model of this framework (omg takes Caffe only)."""
+    if tool == "omg":
+        if framework != "caffe":
+            raise MatteconvError("omg (old DDK) converts Caffe only, not ONNX: use atc")
+        return COMPILERS["omg"]
+    if tool != "atc":
+        raise MatteconvError(f"unknown tool {tool!r} (atc or omg)")
+    return COMPILERS[f"atc-{framework}"]
+
+
+def compiler_for_target(framework: str, target: str) -> Compiler | None:
+    """`inspect --target`: ascend -> atc (Caffe or ONNX), ddk -> omg; bvlc has no Ascend compiler (None)."""
+    if framework == "onnx":
+        if target != "ascend":
+            raise MatteconvError(f"an ONNX model goes through atc only: use --target ascend, not {target!r}")
+        return COMPILERS["atc-onnx"]
+    return next((c for c in COMPILERS.values() if c.caffe_target == target), None)
+
+
+# --- checks: each returns what is wrong with the op (a phrase after "layer 'x' (Type)"), or None ------------
+
+def _caffe_type(op: Op, comp: Compiler) -> str | None:
+    from ..export.caffe.targets import get_target
+
+    target = get_target(comp.caffe_target)
+    if target.accepts(op.type):
+        return None
+    return f"is not in the `{target.name}` layer set ({target.description}): export with --target {target.name}"
+
+
+def _onnx_type(op: Op, comp: Compiler) -> str | None:
+    if op.type in ONNX_OPS:
+        return None
+    return ("is not among the ONNX ops matteconv checked against CANN's ONNX operator list "
+            f"({', '.join(sorted(ONNX_OPS))}); atc may still take it")
+
+
+def _omg_top(op: Op, comp: Compiler) -> str | None:
+    for top in op.tops:
+        if top != op.name and not (top in op.bottoms and len(op.tops) == 1):
+            return f"has top {top!r}: OMG requires top == layer name (in-place layers: top == bottom)"
+    return None
+
+
+def _depthwise(op: Op, comp: Compiler) -> str | None:
+    if not op.depthwise:
+        return None
+    (fh, fw), sh, w = op.kernel, op.stride[0], op.in_shape[3]
+    need = fh * fw * 32 + w * (31 * sh + fw)
+    if need <= DEPTHWISE_BUDGET:
+        return None
+    return (f"is a depthwise {fh}x{fw} stride-{sh} convolution (group {op.group}) on input width {w}: "
+            f"{fh}*{fw}*32 + {w}*(31*{sh} + {fw}) = {need:,} > {DEPTHWISE_BUDGET:,}")
+
+
+def _filter_size(op: Op, comp: Compiler) -> str | None:
+    fh, fw = op.kernel
+    if 1 <= fh <= 255 and 1 <= fw <= 255:
+        return None
+    return f"has a {fh}x{fw} filter: filter height and width must be 1..255"
+
+
+def _conv_width(op: Op, comp: Compiler) -> str | None:
+    w = op.in_shape[3]
+    return None if w <= 4096 else f"has input width {w} > 4096"
+
+
+def _deconv_stride(op: Op, comp: Compiler) -> str | None:
+    sh, sw = op.stride
+    return None if 1 <= sh * sw < 256 else f"has stride {sh}x{sw}: stride_h*stride_w = {sh * sw} is outside [1, 256)"
+
+
+def _deconv_size(op: Op, comp: Compiler) -> str | None:
+    (_, _, hy, wy), (sh, sw) = op.in_shape, op.stride
+    bad = [f"{n} = {v}" for n, v in ((f"Hy*stride_h = {hy}*{sh}", hy * sh), (f"Wy*stride_w = {wy}*{sw}", wy * sw))
+           if not 2 <= v <= 4096]
+    return None if not bad else f"has {', '.join(bad)} outside [2, 4096]"
+
+
+def _resize_coordinates(op: Op, comp: Compiler) -> str | None:
+    mode = op.attrs.get("mode", "nearest")
+    ctm = op.attrs.get("coordinate_transformation_mode", "half_pixel")
+    ok = RESIZE_EXACT if mode == "linear" else RESIZE_EXACT + ("asymmetric",)
+    if op.type != "Upsample" and ctm in ok:
+        return None
+    return (f"uses coordinate_transformation_mode={ctm!r} (mode {mode}): Ascend computes that as asymmetric; "
+            "rewrite it to pytorch_half_pixel (matteconv export does)")
+
+
+def _resize_aicpu(op: Op, comp: Compiler) -> str | None:
+    if op.attrs.get("mode", "nearest") != "linear":
+        return None
+    sides = [d for s in (op.in_shape, op.out_shape) if s and len(s) == 4 for d in s[2:]]
+    big = max(sides, default=0)
+    if big <= AICPU_RESIZE_SIDE:
+        return None
+    return f"is a bilinear Resize with a side of {big} > {AICPU_RESIZE_SIDE}: atc runs it on the AI CPU (slow)"
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    compilers: tuple[str, ...]
+    kinds: tuple[str, ...]  # op kinds it looks at: conv, deconv, resize, or "*" for every layer
+    severity: str  # error (om refuses) | warning (om says so and goes on)
+    checks: str  # what, in the words of the source
+    source: str
+    test: Callable[[Op, Compiler], str | None] | None  # None: enforced elsewhere (see `enforced_by`)
+    needs_shapes: bool = False
+    enforced_by: str = ""
+
+    def applies(self, op: Op) -> bool:
+        return "*" in self.kinds or op.kind in self.kinds
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("test")
+        return d
+
+
+ATC = ("atc-caffe", "atc-onnx")
+RULES: tuple[Rule, ...] = (
+    Rule("caffe.layer-type", ("atc-caffe",), ("*",), "error",
+         "layer type is in CANN's supported Caffe operator list (target `ascend`)", CAFFE_LIST, _caffe_type),
+    Rule("omg.layer-type", ("omg",), ("*",), "error",
+         "layer type is in the old DDK's operator list (target `ddk`; omg accepts only listed operators)",
+         f"{HILENS_LIST} ; {DDK_LIST_2019} ; {DDK_CONSTRAINTS}", _caffe_type),
+    Rule("omg.top-name", ("omg",), ("*",), "error",
+         "every top is named like its layer, except layers whose top is their bottom (BatchNorm, Scale, ReLU)",
+         DDK_CONSTRAINTS, _omg_top),
+    Rule("onnx.op-type", ("atc-onnx",), ("*",), "warning",
+         "op type is one matteconv checked against CANN's ONNX operator list", ONNX_LIST, _onnx_type),
+    Rule("conv.depthwise-buffer", ATC, ("conv",), "error",
+         "group == channels: Fh*Fw*32 + W*(31*stride_h + Fw) <= 32768 (W = input width)", CONVOLUTION,
+         _depthwise, needs_shapes=True),
+    Rule("conv.filter-size", ATC, ("conv",), "error", "filter height and width in 1..255", CONVOLUTION_EN,
+         _filter_size),
+    Rule("conv.input-width", ATC, ("conv",), "error", "input width W <= 4096", CONVOLUTION, _conv_width,
+         needs_shapes=True),
+    Rule("deconv.stride", ATC, ("deconv",), "error", "1 <= stride_h*stride_w < 256", DECONVOLUTION,
+         _deconv_stride),
+    Rule("deconv.size", ATC, ("deconv",), "error", "Hy*stride_h and Wy*stride_w in [2, 4096] (Hy, Wy = input)",
+         DECONVOLUTION, _deconv_size, needs_shapes=True),
+    Rule("onnx.resize-coordinates", ("atc-onnx",), ("resize",), "error",
+         "bilinear Resize is half-pixel only with coordinate_transformation_mode=pytorch_half_pixel "
+         "(half_pixel is computed as asymmetric)", ONNX_RESIZE, _resize_coordinates),
+    Rule("onnx.resize-aicpu", ("atc-onnx",), ("resize",), "warning",
+         "bilinear Resize with H or W > 2048 falls back to the AI CPU", ONNX_RESIZE, _resize_aicpu,
+         needs_shapes=True),
+    Rule("aipp.yuv420sp-size", ("atc-caffe", "atc-onnx", "omg"), ("aipp",), "error",
+         "YUV420SP_U8 AIPP input: width and height even, width in [2, 4096]", AIPP_SIZES, None,
+         enforced_by="matteconv.aipp.config (validate_op, check_model_inputs)"),
+)
+
+
+def rules_for(compiler: str) -> list[Rule]:
+    if compiler not in COMPILERS:
+        raise MatteconvError(f"unknown compiler {compiler!r} (choose from {', '.join(COMPILERS)})")
+    return [r for r in RULES if compiler in r.compilers]
+
+
+# --- checking a model -----------------------------------------------------------------------------------------
+
+@dataclass
+class Violation:
+    rule: str
+    severity: str
+    layer: str
+    type: str
+    message: str
+    source: str
+
+    def line(self, path, framework: str) -> str:
+        noun = "layer" if framework == "caffe" else "node"
+        return f"{path}: {noun} {self.layer!r} ({self.type}) {self.message} [rule {self.rule}: {self.source}]"
+
+
+@dataclass
+class RuleReport:
+    path: Path
+    framework: str
+    compiler: str
+    violations: list[Violation] = field(default_factory=list)
+    unchecked: list[tuple[str, str]] = field(default_factory=list)  # (layer, rule id): shapes were unknown
+    shapes_error: str | None = None
+    exported_for: str | None = None  # the target in a matteconv prototxt's provenance header
+
+    @property
+    def errors(self) -> list[Violation]:
+        return [v for v in self.violations if v.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Violation]:
+        return [v for v in self.violations if v.severity == "warning"]
+
+    def lines(self, severity: str) -> list[str]:
+        return [v.line(self.path, self.framework) for v in self.violations if v.severity == severity]
+
+    def unchecked_note(self) -> str | None:
+        if not self.unchecked:
+            return None
+        rules = sorted({r for _, r in self.unchecked})
+        why = f": {self.shapes_error}" if self.shapes_error else ""
+        return (f"{self.path}: {len(self.unchecked)} check(s) of {', '.join(rules)} not run: blob shapes are "
+                f"unknown{why}")
+
+    def to_dict(self) -> dict:
+        return {"path": str(self.path), "compiler": self.compiler, "violations": [asdict(v) for v in self.violations],
+                "unchecked": [list(u) for u in self.unchecked], "shapes_error": self.shapes_error,
+                "exported_for": self.exported_for}
+
+
+_EXPORT_HEADER = re.compile(r"Caffe export \(target: (\w+)\)")  # export/caffe/export.py writes this line
+
+
+def check_ops(model: ModelOps, compiler: str) -> RuleReport:
+    """Every rule of `compiler` on every op it applies to."""
+    comp = COMPILERS[compiler]
+    if comp.framework != model.framework:
+        raise MatteconvError(f"{model.path}: {compiler} takes {comp.framework} models, not {model.framework}")
+    exported = next((m.group(1) for m in map(_EXPORT_HEADER.search, model.header) if m), None)
+    report = RuleReport(model.path, model.framework, compiler, shapes_error=model.shapes_error, exported_for=exported)
+    for op in model.ops:
+        for rule in rules_for(compiler):
+            if rule.test is None or not rule.applies(op):
+                continue
+            if rule.needs_shapes and op.in_shape is None:
+                report.unchecked.append((op.name, rule.id))
+                continue
+            if op.kind in ("conv", "deconv") and op.kernel is None:
+                report.unchecked.append((op.name, rule.id))
+                continue
+            message = rule.test(op, comp)
+            if message:
+                report.violations.append(Violation(rule.id, rule.severity, op.name, op.type, message, rule.source))
+    return report
+
+
+def check_model(path: str | Path, compiler: str,
+                shapes: tuple[dict, str | None] | None = None) -> RuleReport:
+    """Load the model's ops (pycaffe shapes only when a rule of this compiler needs them) and check them.
+    `shapes` = (blob shapes, error) a caller already has for a prototxt, to avoid loading it twice."""
+    path = Path(path)
+    if not path.is_file():
+        raise MatteconvError(f"{path}: model file not found")
+    if COMPILERS[compiler].framework == "onnx":
+        return check_ops(onnx_ops(path), compiler)
+    if shapes is None:
+        need = any(r.needs_shapes for r in rules_for(compiler))
+        shapes = caffe_shapes(path) if need else ({}, "not needed")
+    return check_ops(caffe_ops(path, *shapes), compiler)
