@@ -18,6 +18,19 @@ Sources:
   Power with power -0.5 as we use them (the om stage on real hardware is what settles it).
   `Upsample` is left out on purpose: in this fork it is nearest-only and on Ascend its `scale`
   multiplies values, so it can never be an exact bilinear resize.
+- ddk: the old DDK `omg` compiler of the HiLens Kit / Atlas 200 DK era (the seed's compiler), which accepts
+  only operators on its own list (https://support.huaweicloud.com/intl/ar-mena/mcg-atlas300app3000/atlasmcg_05_c30_0004.html).
+  Sources: HiLens user guide "Caffe Operator Boundaries" (Caffe算子边界,
+  https://support.huaweicloud.com/intl/en-us/usermanual-hilens/hilens_02_0059.html; its readable entries:
+  Absval, Argmax, BatchNorm, Concat, DepthwiseConvolution), the Atlas 200 DK "Caffe算子规格" page of the same
+  era (https://support.huaweicloud.com/ti-atc-A200dk_3000/altasatc_16_021.html; readable entries: Pooling,
+  Eltwise), and a 2019 copy of the Atlas 200 DK DDK built-in operator list
+  (https://blog.csdn.net/jacke121/article/details/100554867: Convolution, Deconvolution, Power, Scale,
+  Eltwise, Pooling, ReLU, Concat, InnerProduct, Sigmoid, BatchNorm; no MVN, Reduction or ReLU6).
+  Unconfirmed: only the first entries of the two Huawei tables could be read, so each layer here except those
+  named above rests on the 2019 copy alone; Input is how every DDK sample declares its input (not an operator);
+  MVN, Reduction and ReLU6 are left out because no DDK list found names them. Layer *parameters* (Power with
+  a non-integer exponent, Scale with two bottoms, group Deconvolution) are not confirmed for omg either.
 """
 from __future__ import annotations
 
@@ -40,6 +53,11 @@ _ASCEND = frozenset({
     "ArgMax",
 })
 
+_DDK = frozenset({
+    "Input", "Convolution", "Deconvolution", "Pooling", "InnerProduct", "ReLU", "Sigmoid", "Power", "BatchNorm",
+    "Scale", "Eltwise", "Concat", "AbsVal", "ArgMax",
+})
+
 
 @dataclass(frozen=True)
 class Target:
@@ -54,6 +72,8 @@ class Target:
 TARGETS: dict[str, Target] = {
     "bvlc": Target("bvlc", "BVLC Caffe master (layers our pycaffe also runs)", _BVLC),
     "ascend": Target("ascend", "Huawei Ascend omg/atc Caffe parser (layers our pycaffe also runs)", _ASCEND),
+    "ddk": Target("ddk", "old Huawei DDK omg (HiLens Kit / Atlas 200 DK) Caffe list (layers our pycaffe also runs)",
+                  _DDK),
 }
 
 
