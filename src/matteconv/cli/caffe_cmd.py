@@ -13,7 +13,7 @@ from . import app, console, friendly
 @app.command()
 @friendly
 def inspect(prototxt: Path = typer.Argument(..., help="Caffe .prototxt (the .caffemodel beside it is used if present)."),
-            target: str = typer.Option("bvlc", "--target", "-t", help="bvlc or ascend: which layer table to check against."),
+            target: str = typer.Option("bvlc", "--target", "-t", help="bvlc, ascend or ddk: which layer table to check against."),
             as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
             all_layers: bool = typer.Option(False, "--layers", help="List every layer, not only the summary.")):
     """Layers, counts per type, parameters, output shapes, and the layers TARGET does not accept (exit 1 if any)."""

@@ -9,7 +9,7 @@ Exactness notes (all checked layer by layer against torch in tests/test_caffe_lo
 - InstanceNorm: Caffe's MVN divides by (std + eps), torch by sqrt(var + eps); on low-variance channels that
   differs by up to 3x, so MVN is used only to centre (normalize_variance false) and the scale is computed
   exactly. With s = FP16_PRESCALE (a power of two, so scaling by it is exact in fp32 and fp16):
-      ascend, bvlc:  MVN (centre) -> Power(scale 1/s) = c/s
+      ascend, bvlc:  Power(scale 1/s) -> MVN (centre) = c/s
       ddk (no MVN):  mean -> Power(scale 0, shift 1) = ones -> Scale(ones, mean) -> Eltwise SUM(x, map;
                      coeff 1/s, -1/s) = c/s
       then: Power(2) -> mean over (H, W) = var/s^2 -> Power(-0.5, shift eps/s^2) = s/sqrt(var + eps)
@@ -25,7 +25,9 @@ Exactness notes (all checked layer by layer against torch in tests/test_caffe_lo
   Eltwise SUM 1,-1): exact for x <= 12 (Sterbenz), above that within half an ulp of x.
 - Bilinear x2 (align_corners False): fixed bilinear Deconvolution (k4 s2 p1, group C) then a fixed Scale over
   (H, W) holding 1 / deconv(ones): the deconvolution zero-pads where torch clamps, and at the border the
-  missing weight belongs to the same pixel, so multiplying by that map is exact.
+  missing weight belongs to the same pixel, so multiplying by that map is exact. For OpenCV (bvlc) the map is
+  made by layers instead: Power(scale 0, shift 1) -> the same Deconvolution -> Power(-1) -> Eltwise PROD
+  (the same fp32 values: the cover is 1, .75 or .5625, exact).
 - Bilinear 1/2 = 2x2 AVE Pooling stride 2 (a fixed dense conv where Huawei's pooling width limit fails);
   bilinear 1/4 = a fixed 4x4 stride-4 conv, outer([0,.5,.5,0]) per channel, written dense (group 1, zero
   cross-channel weights) because Huawei's depthwise limit fails for it (`_fixed_dense_conv`).
@@ -223,10 +225,11 @@ def _instance_norm(lw: Lowering, bottom: str, eps: float, base: str, chw: tuple[
     """(x - mean) / sqrt(var + eps) per channel, exactly as torch and fp16-safe (see module docstring)."""
     c, h, w = chw
     s = FP16_PRESCALE
-    if lw.target.prefers("MVN"):
-        centred = lw.emit(base + "/mvn", "MVN", [bottom], {"mvn_param": {"normalize_variance": False,
-                                                                         "across_channels": False}})
-        scaled = lw.emit(base + "/prescale", "Power", [centred], {"power_param": {"scale": 1.0 / s}})
+    if lw.target.accepts("MVN"):
+        # Scale first: MVN with a single reader (a Power) is fused by OpenCV DNN into an unsupported form.
+        prescaled = lw.emit(base + "/prescale", "Power", [bottom], {"power_param": {"scale": 1.0 / s}})
+        scaled = lw.emit(base + "/mvn", "MVN", [prescaled], {"mvn_param": {"normalize_variance": False,
+                                                                           "across_channels": False}})
     else:
         mean = _spatial_mean(lw, bottom, base + "/mean", chw)
         ones = lw.emit(base + "/ones", "Power", [bottom], {"power_param": {"scale": 0.0, "shift": 1.0}})
@@ -241,11 +244,12 @@ def _instance_norm(lw: Lowering, bottom: str, eps: float, base: str, chw: tuple[
 
 def _spatial_mean(lw: Lowering, bottom: str, base: str, chw: tuple[int, int, int]) -> str:
     """Per-channel mean over (H, W) as a (1, C) blob, the shape a two-bottom Scale broadcasts from axis 0.
-    Reduction (a BLAS dot) where preferred; else 2x2 AVE poolings while a side is even, then global pooling:
-    a pairwise sum, as accurate as the dot, where one global pooling sums H*W values one by one in fp32 (up to
-    1.8e-3 in the matte at 512x512, measured). (1, C,1,1) -> (1, C) by Flatten, or an identity InnerProduct."""
+    Reduction (a BLAS dot) where accepted and OpenCV need not load it. Else 2x2 AVE poolings while a side is
+    even, then global pooling: a pairwise sum (matte at 512x512 within 1.5e-4 max / 1.1e-5 mean of float64,
+    against 1.4e-4 / 3e-6 with Reduction), where one global pooling sums H*W values one by one in fp32 (up to
+    1.8e-3 in the matte, measured). Then (1, C, 1, 1) -> (1, C) by Flatten, or an identity InnerProduct (ddk)."""
     c, h, w = chw
-    if lw.target.prefers("Reduction"):
+    if lw.target.accepts("Reduction") and not lw.target.opencv_dnn:
         return lw.emit(base, "Reduction", [bottom], {"reduction_param": {"operation": "MEAN", "axis": 2}})
     top, level = bottom, 0
     while h * w > 16 and (h % 2 == 0 or w % 2 == 0) and _avg_pool_fits(2 - h % 2, 2 - w % 2, 2 - h % 2, w):
@@ -254,7 +258,7 @@ def _spatial_mean(lw: Lowering, bottom: str, base: str, chw: tuple[int, int, int
             "pool": "AVE", "kernel_h": kh, "kernel_w": kw, "stride_h": kh, "stride_w": kw}})
         h, w, level = h // kh, w // kw, level + 1
     top = lw.emit(base + "/pool", "Pooling", [top], {"pooling_param": {"pool": "AVE", "global_pooling": True}})
-    if lw.target.prefers("Flatten"):
+    if lw.target.accepts("Flatten"):
         return lw.emit(base, "Flatten", [top])
     return lw.emit(base, "InnerProduct", [top], {"inner_product_param": {"num_output": c, "bias_term": False}},
                    [np.eye(c, dtype=np.float32)])
@@ -395,9 +399,15 @@ def lower_interpolate(lw: Lowering, node: fx.Node) -> str:
 def _upsample2(lw: Lowering, x: str, c: int, h: int, w: int) -> str:
     k = np.outer(BILINEAR_UP2, BILINEAR_UP2)
     base = lw.name()
-    up = lw.emit(base, "Deconvolution", [x], {"convolution_param": {
-        "num_output": c, "kernel_size": [4], "stride": [2], "pad": [1], "group": c, "bias_term": False}},
-        [_f32(np.broadcast_to(k, (c, 1, 4, 4)))])
+    deconv = {"convolution_param": {"num_output": c, "kernel_size": [4], "stride": [2], "pad": [1], "group": c,
+                                    "bias_term": False}}
+    kernel = _f32(np.broadcast_to(k, (c, 1, 4, 4)))
+    up = lw.emit(base, "Deconvolution", [x], deconv, [kernel])
+    if lw.target.opencv_dnn:  # divide by the same deconvolution of ones: the same 1/cover, made by layers
+        ones = lw.emit(base + "/ones", "Power", [x], {"power_param": {"scale": 0.0, "shift": 1.0}})
+        cover = lw.emit(base + "/cover", "Deconvolution", [ones], deconv, [kernel])
+        inv = lw.emit(base + "/inv_cover", "Power", [cover], {"power_param": {"power": -1.0}})
+        return lw.emit(base + "/border", "Eltwise", [up, inv], {"eltwise_param": {"operation": "PROD"}})
     ones = torch.ones(1, 1, h, w, dtype=torch.float64)
     cover = F.conv_transpose2d(ones, torch.from_numpy(k)[None, None], stride=2, padding=1)[0, 0].numpy()
     return lw.emit(base + "/border", "Scale", [up], {"scale_param": {"axis": 2, "num_axes": 2, "bias_term": False}},
