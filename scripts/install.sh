@@ -14,3 +14,4 @@ fi
 "$VENV/bin/pip" install -q --upgrade pip
 "$VENV/bin/pip" install -q -e ".[test]"
 VENV="$VENV" bash scripts/install-caffe.sh
+VENV="$VENV" bash scripts/install-opencv4.sh

@@ -178,12 +178,16 @@ def test_relu6(target, expected, tmp_path, gen):
     assert err(out, ref) < TOL
 
 
+@pytest.mark.parametrize("target,counts", [
+    ("ascend", {"Deconvolution": 1, "Input": 1, "Scale": 1}),  # border map as one fixed Scale over (H, W)
+    ("bvlc", {"Deconvolution": 2, "Eltwise": 1, "Input": 1, "Power": 2}),  # map made by layers (OpenCV)
+])
 @pytest.mark.parametrize("h,w", [(8, 8), (5, 7)])
-def test_bilinear_up2_including_border(h, w, tmp_path, gen):
+def test_bilinear_up2_including_border(target, counts, h, w, tmp_path, gen):
     m = Fn(lambda x: F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False))
     x = torch.randn(1, 3, h, w, generator=gen) + 2.0
-    out, ref, net = run_caffe(m, x, tmp_path)
-    assert net.counts() == {"Deconvolution": 1, "Input": 1, "Scale": 1}
+    out, ref, net = run_caffe(m, x, tmp_path, target)
+    assert net.counts() == counts
     border = np.ones(ref.shape[2:], bool)
     border[1:-1, 1:-1] = False
     assert np.abs(out - ref)[..., border].max() < TOL  # where a plain deconvolution is off by 25-44 %
