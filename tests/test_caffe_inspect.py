@@ -78,3 +78,16 @@ def test_target_tables_only_hold_layers_our_pycaffe_runs():
     for target in TARGETS.values():
         assert target.layers <= set(out), (target.name, target.layers - set(out))
     assert "ReLU6" not in TARGETS["bvlc"].layers and "ReLU6" in TARGETS["ascend"].layers
+
+
+def test_inspect_against_the_ddk_layer_set(tmp_path):
+    """ddk (old DDK omg): no ReLU6, MVN or Reduction; its own export passes, an ascend export does not."""
+    assert not {"ReLU6", "MVN", "Reduction"} & TARGETS["ddk"].layers
+    assert {"Convolution", "Deconvolution", "Power", "Scale", "Eltwise", "Pooling", "ReLU", "Concat",
+            "InnerProduct", "Sigmoid", "BatchNorm", "Input"} <= TARGETS["ddk"].layers
+    assert unsupported_layers(export_tiny(tmp_path, "ascend"), "ddk") == [("act", "ReLU6")]
+    result = CliRunner().invoke(app, ["inspect", str(export_tiny(tmp_path, "ddk")), "--target", "ddk", "--json"])
+    assert result.exit_code == 0, result.output
+    s = json.loads(result.output)
+    assert s["target"] == "ddk" and s["unsupported"] == []
+    assert s["counts"] == {"Convolution": 1, "Eltwise": 1, "Input": 1, "Power": 1, "ReLU": 2, "Sigmoid": 1}

@@ -107,12 +107,24 @@ def low_variance_input(gen: torch.Generator, c: int = 6, h: int = 16, w: int = 1
     return (torch.randn(1, c, h, w, generator=gen) * stds[None, :, None, None] + torch.randn(c, generator=gen)[None, :, None, None])
 
 
-def test_instance_norm_exact_on_low_variance_channels(tmp_path, gen):
+TARGETS = ("bvlc", "ascend", "ddk")
+
+
+def centring_floor(x: torch.Tensor) -> np.ndarray:
+    """Per channel (1, C): one fp32 ulp of the channel mean over its std. No fp32 centring beats half an ulp of
+    the mean (x - mean with the mean rounded to fp32): on a 5e-3 std channel with mean 1.1 that is 1.2e-5."""
+    xc = x.double().numpy()
+    return np.spacing(np.abs(xc.mean(axis=(2, 3))).astype(np.float32)) / xc.std(axis=(2, 3))
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_instance_norm_exact_on_low_variance_channels(target, tmp_path, gen):
     m = Seq(nn.InstanceNorm2d(6, affine=False))
     x = low_variance_input(gen)
-    out, ref, net = run_caffe(m, x, tmp_path)
-    assert net.counts()["MVN"] == 1
-    assert np.abs(out - ref).max() < TOL  # absolute, on channels with std 1e-3 .. 3
+    out, ref, net = run_caffe(m, x, tmp_path, target)
+    counts = net.counts()
+    assert counts.get("MVN", 0) == (target != "ddk") and counts.get("Reduction", 0) == (target == "ascend")
+    assert (np.abs(out - ref).max(axis=(2, 3)) < TOL + centring_floor(x)).all()  # absolute, std 1e-3 .. 3
     # Caffe's own variance normalisation would be far off on the std=1e-3 channel: that is why it is not used.
     xc = x.double().numpy()
     centred = xc - xc.mean(axis=(2, 3), keepdims=True)
@@ -120,13 +132,28 @@ def test_instance_norm_exact_on_low_variance_channels(tmp_path, gen):
     assert np.abs(caffe_mvn - ref).max() > 0.1
 
 
-def test_conv_ibnorm_splits_conv_and_folds_bn_half(tmp_path, gen):
+@pytest.mark.parametrize("target", ["bvlc", "ddk"])
+@pytest.mark.parametrize("h,w", [(256, 256), (40, 24)])
+def test_instance_norm_pooled_means_are_pairwise_accurate(target, h, w, tmp_path, gen):
+    """Means by pooling (no Reduction): a 2x2 cascade (a pairwise sum), so 256x256 channels far from zero mean
+    stay at the fp32 floor; one global pooling summing 65536 values one by one in fp32 would not."""
+    m = Seq(nn.InstanceNorm2d(3, affine=False))
+    x = torch.randn(1, 3, h, w, generator=gen) * torch.tensor([0.05, 1.0, 3.0])[None, :, None, None] + 20.0
+    out, ref, net = run_caffe(m, x, tmp_path, target)
+    pools = [la for la in net.layers if la.type == "Pooling"]
+    assert pools and all("global_pooling" in la.params["pooling_param"] or la.params["pooling_param"]["stride_h"] <= 2
+                         for la in pools)
+    assert (np.abs(out - ref).max(axis=(2, 3)) < TOL + centring_floor(x)).all()
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_conv_ibnorm_splits_conv_and_folds_bn_half(target, tmp_path, gen):
     m = Seq(nn.Conv2d(4, 8, 3, padding=1, bias=True), IBNorm(8), nn.ReLU())
     randomize_bn(m[1].bnorm, gen)
     with torch.no_grad():
         m[0].weight[4:] *= 1e-3  # low-variance IN channels
     x = torch.randn(1, 4, 16, 16, generator=gen)
-    out, ref, net = run_caffe(m, x, tmp_path)
+    out, ref, net = run_caffe(m, x, tmp_path, target)
     counts = net.counts()
     assert counts["Convolution"] == 2 and "BatchNorm" not in counts and "Slice" not in counts
     assert err(out, ref) < TOL
@@ -141,7 +168,7 @@ def test_ibnorm_without_conv_uses_slice(tmp_path, gen):
     assert err(out, ref) < TOL
 
 
-@pytest.mark.parametrize("target,expected", [("bvlc", "Eltwise"), ("ascend", "ReLU6")])
+@pytest.mark.parametrize("target,expected", [("bvlc", "Eltwise"), ("ascend", "ReLU6"), ("ddk", "Eltwise")])
 def test_relu6(target, expected, tmp_path, gen):
     m = Seq(nn.Conv2d(3, 4, 1), nn.ReLU6())
     x = torch.randn(1, 3, 8, 8, generator=gen) * 20  # values below 0, inside, above 6 and above 12
@@ -151,24 +178,34 @@ def test_relu6(target, expected, tmp_path, gen):
     assert err(out, ref) < TOL
 
 
+@pytest.mark.parametrize("target,counts", [
+    ("ascend", {"Deconvolution": 1, "Input": 1, "Scale": 1}),  # border map as one fixed Scale over (H, W)
+    ("bvlc", {"Deconvolution": 2, "Eltwise": 1, "Input": 1, "Power": 2}),  # map made by layers (OpenCV)
+])
 @pytest.mark.parametrize("h,w", [(8, 8), (5, 7)])
-def test_bilinear_up2_including_border(h, w, tmp_path, gen):
+def test_bilinear_up2_including_border(target, counts, h, w, tmp_path, gen):
     m = Fn(lambda x: F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False))
     x = torch.randn(1, 3, h, w, generator=gen) + 2.0
-    out, ref, net = run_caffe(m, x, tmp_path)
-    assert net.counts() == {"Deconvolution": 1, "Input": 1, "Scale": 1}
+    out, ref, net = run_caffe(m, x, tmp_path, target)
+    assert net.counts() == counts
     border = np.ones(ref.shape[2:], bool)
     border[1:-1, 1:-1] = False
     assert np.abs(out - ref)[..., border].max() < TOL  # where a plain deconvolution is off by 25-44 %
     assert err(out, ref) < TOL
 
 
-@pytest.mark.parametrize("factor,layer", [(0.5, "Pooling"), (0.25, "Convolution")])
-def test_bilinear_downsample(factor, layer, tmp_path, gen):
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("factor,width,layer", [(0.5, 16, "Pooling"), (0.5, 544, "Convolution"),
+                                                (0.25, 16, "Convolution")])
+def test_bilinear_downsample(factor, width, layer, target, tmp_path, gen):
     m = Fn(lambda x: F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False))
-    x = torch.randn(1, 4, 16, 16, generator=gen)
-    out, ref, net = run_caffe(m, x, tmp_path)
-    assert net.layers[-1].type == layer
+    x = torch.randn(1, 4, 8, width, generator=gen)
+    out, ref, net = run_caffe(m, x, tmp_path, target)
+    last = net.layers[-1]
+    assert last.type == layer
+    if layer == "Convolution":  # dense, not depthwise: Huawei's depthwise/pooling width limits do not apply
+        assert "group" not in last.params["convolution_param"]
+        assert np.count_nonzero(last.blobs[0]) == 4 * np.count_nonzero(last.blobs[0][0])
     assert err(out, ref) < TOL
 
 
@@ -202,7 +239,7 @@ def test_omg_naming_rule_and_no_bn_after_conv():
     """OMG: every top equals its layer name, except in-place ReLU/BatchNorm/Scale whose top is their bottom."""
     from matteconv.model.modnet import MODNet
 
-    for target in ("bvlc", "ascend"):
+    for target in TARGETS:
         net = convert(MODNet(3).eval(), {"img": (1, 3, 64, 64)}, target)
         for layer in net.layers:
             if layer.tops != [layer.name]:

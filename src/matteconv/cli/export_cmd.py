@@ -24,7 +24,7 @@ def export(
     no_split_concat: bool = typer.Option(False, "--no-split-concat", help="ONNX: keep Conv(Concat(...)) as traced "
                                          "instead of one Conv per concatenated input plus Add (faster in onnxruntime)."),
     split_inputs: bool = typer.Option(False, "--split-inputs", help="4-channel models: inputs `image` and `prev_alpha`."),
-    target: str = typer.Option("bvlc", "--target", help="Caffe: bvlc or ascend."),
+    target: str = typer.Option("bvlc", "--target", help="Caffe: bvlc (also OpenCV DNN 4.x), ascend (CANN atc) or ddk (old DDK omg, HiLens Kit)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ):
     """Load a checkpoint safely, export it, check the export numerically against PyTorch."""

@@ -8,13 +8,29 @@ Exactness notes (all checked layer by layer against torch in tests/test_caffe_lo
   channels, and the conv is written as two Convolutions (one per half), so no Slice and one top per layer.
 - InstanceNorm: Caffe's MVN divides by (std + eps), torch by sqrt(var + eps); on low-variance channels that
   differs by up to 3x, so MVN is used only to centre (normalize_variance false) and the scale is computed
-  exactly: Power(2) -> Reduction MEAN over (H, W) -> Power(shift eps, power -0.5) -> Scale(2 bottoms).
+  exactly. With s = FP16_PRESCALE (a power of two, so scaling by it is exact in fp32 and fp16):
+      ascend, bvlc:  Power(scale 1/s) -> MVN (centre) = c/s
+      ddk (no MVN):  mean -> Power(scale 0, shift 1) = ones -> Scale(ones, mean) -> Eltwise SUM(x, map;
+                     coeff 1/s, -1/s) = c/s
+      then: Power(2) -> mean over (H, W) = var/s^2 -> Power(-0.5, shift eps/s^2) = s/sqrt(var + eps)
+            -> Scale(c/s, that) = c/sqrt(var + eps)
+  mean over (H, W): Reduction MEAN (ascend), else a pairwise pooling cascade + Flatten / identity InnerProduct
+  (`_spatial_mean`: bvlc avoids Reduction for OpenCV DNN 4.x, ddk has none). Why s: on Ascend 310 Power runs in
+  fp16 only (max 65504, reference/ascend-operator-rules.md), and every tensor between layers is fp16 under
+  atc's default force_fp16, so the unscaled square overflows once |x - mean| >= 256 and the variance once
+  its rms does; with s = 8 both hold up to 2048, while eps/s^2 (1.6e-7) and the variance of the lowest-variance
+  channel seen (0.06 / 64) stay representable (fp16 subnormals reach 6e-8). In fp32 the scaled chain rounds
+  exactly like the unscaled one (power-of-two scaling commutes with rounding).
 - ReLU6 -> `ReLU6` where the target accepts it; else relu(x) - relu(x - 6) (ReLU, Power shift -6, ReLU,
   Eltwise SUM 1,-1): exact for x <= 12 (Sterbenz), above that within half an ulp of x.
 - Bilinear x2 (align_corners False): fixed bilinear Deconvolution (k4 s2 p1, group C) then a fixed Scale over
   (H, W) holding 1 / deconv(ones): the deconvolution zero-pads where torch clamps, and at the border the
-  missing weight belongs to the same pixel, so multiplying by that map is exact.
-- Bilinear 1/2 = 2x2 AVE Pooling stride 2; bilinear 1/4 = depthwise 4x4 stride-4 conv, outer([0,.5,.5,0]).
+  missing weight belongs to the same pixel, so multiplying by that map is exact. For OpenCV (bvlc) the map is
+  made by layers instead: Power(scale 0, shift 1) -> the same Deconvolution -> Power(-1) -> Eltwise PROD
+  (the same fp32 values: the cover is 1, .75 or .5625, exact).
+- Bilinear 1/2 = 2x2 AVE Pooling stride 2 (a fixed dense conv where Huawei's pooling width limit fails);
+  bilinear 1/4 = a fixed 4x4 stride-4 conv, outer([0,.5,.5,0]) per channel, written dense (group 1, zero
+  cross-channel weights) because Huawei's depthwise limit fails for it (`_fixed_dense_conv`).
 """
 from __future__ import annotations
 
@@ -33,6 +49,7 @@ from .capture import scope, shape
 from .ir import Layer, Net
 from .targets import Target
 
+FP16_PRESCALE = 8.0  # InstanceNorm works on (x - mean) / 8 so that fp16 squares do not overflow (docstring)
 INPLACE_TYPES = ("ReLU", "BatchNorm", "Scale")  # OMG: in-place layers write their bottom, all others their name
 
 
@@ -197,22 +214,54 @@ def _conv_ibnorm(lw: Lowering, node, conv, w, b, ib_node, ib: IBNorm) -> str:
     if w.shape[0] - k:
         top = lw.emit(lw.name("/in"), "Convolution", [bottom], _conv_params(conv, w.shape[0] - k, True),
                       [_f32(w[k:]), _f32(b[k:])])
-        parts.append(_instance_norm(lw, top, ib.inorm.eps, str(ib_node.target) + "/in"))
+        _, _, h, wd = shape(ib_node)
+        parts.append(_instance_norm(lw, top, ib.inorm.eps, str(ib_node.target) + "/in", (w.shape[0] - k, h, wd)))
     if len(parts) == 1:
         return parts[0]
     return lw.emit(str(ib_node.target), "Concat", parts, {"concat_param": {"axis": 1}})
 
 
-def _instance_norm(lw: Lowering, bottom: str, eps: float, base: str) -> str:
-    """(x - mean) / sqrt(var + eps) per channel, exactly as torch (see module docstring)."""
-    centred = lw.emit(base + "/mvn", "MVN", [bottom], {"mvn_param": {"normalize_variance": False,
-                                                                     "across_channels": False}})
-    sq = lw.emit(base + "/sq", "Power", [centred], {"power_param": {"power": 2.0}})
-    # Reduction (a BLAS dot per channel), not global AVE Pooling: Pooling sums H*W squares one by one in fp32,
-    # which cost up to 1.8e-3 in the matte at 512x512 (measured); the dot keeps Caffe at the fp32 noise floor.
-    var = lw.emit(base + "/var", "Reduction", [sq], {"reduction_param": {"operation": "MEAN", "axis": 2}})
-    inv = lw.emit(base + "/rstd", "Power", [var], {"power_param": {"power": -0.5, "shift": float(eps)}})
-    return lw.emit(base, "Scale", [centred, inv], {"scale_param": {"axis": 0}})
+def _instance_norm(lw: Lowering, bottom: str, eps: float, base: str, chw: tuple[int, int, int]) -> str:
+    """(x - mean) / sqrt(var + eps) per channel, exactly as torch and fp16-safe (see module docstring)."""
+    c, h, w = chw
+    s = FP16_PRESCALE
+    if lw.target.accepts("MVN"):
+        # Scale first: MVN with a single reader (a Power) is fused by OpenCV DNN into an unsupported form.
+        prescaled = lw.emit(base + "/prescale", "Power", [bottom], {"power_param": {"scale": 1.0 / s}})
+        scaled = lw.emit(base + "/mvn", "MVN", [prescaled], {"mvn_param": {"normalize_variance": False,
+                                                                           "across_channels": False}})
+    else:
+        mean = _spatial_mean(lw, bottom, base + "/mean", chw)
+        ones = lw.emit(base + "/ones", "Power", [bottom], {"power_param": {"scale": 0.0, "shift": 1.0}})
+        mean_map = lw.emit(base + "/mean_map", "Scale", [ones, mean], {"scale_param": {"axis": 0}}, inplace=True)
+        scaled = lw.emit(base + "/centred", "Eltwise", [bottom, mean_map],
+                         {"eltwise_param": {"operation": "SUM", "coeff": [1.0 / s, -1.0 / s]}})
+    sq = lw.emit(base + "/sq", "Power", [scaled], {"power_param": {"power": 2.0}})
+    var = _spatial_mean(lw, sq, base + "/var", chw)  # var / s^2
+    rstd = lw.emit(base + "/rstd", "Power", [var], {"power_param": {"power": -0.5, "shift": float(eps) / (s * s)}})
+    return lw.emit(base, "Scale", [scaled, rstd], {"scale_param": {"axis": 0}})
+
+
+def _spatial_mean(lw: Lowering, bottom: str, base: str, chw: tuple[int, int, int]) -> str:
+    """Per-channel mean over (H, W) as a (1, C) blob, the shape a two-bottom Scale broadcasts from axis 0.
+    Reduction (a BLAS dot) where accepted and OpenCV need not load it. Else 2x2 AVE poolings while a side is
+    even, then global pooling: a pairwise sum (matte at 512x512 within 1.5e-4 max / 1.1e-5 mean of float64,
+    against 1.4e-4 / 3e-6 with Reduction), where one global pooling sums H*W values one by one in fp32 (up to
+    1.8e-3 in the matte, measured). Then (1, C, 1, 1) -> (1, C) by Flatten, or an identity InnerProduct (ddk)."""
+    c, h, w = chw
+    if lw.target.accepts("Reduction") and not lw.target.opencv_dnn:
+        return lw.emit(base, "Reduction", [bottom], {"reduction_param": {"operation": "MEAN", "axis": 2}})
+    top, level = bottom, 0
+    while h * w > 16 and (h % 2 == 0 or w % 2 == 0) and _avg_pool_fits(2 - h % 2, 2 - w % 2, 2 - h % 2, w):
+        kh, kw = 2 - h % 2, 2 - w % 2
+        top = lw.emit(f"{base}/pool{level}", "Pooling", [top], {"pooling_param": {
+            "pool": "AVE", "kernel_h": kh, "kernel_w": kw, "stride_h": kh, "stride_w": kw}})
+        h, w, level = h // kh, w // kw, level + 1
+    top = lw.emit(base + "/pool", "Pooling", [top], {"pooling_param": {"pool": "AVE", "global_pooling": True}})
+    if lw.target.accepts("Flatten"):
+        return lw.emit(base, "Flatten", [top])
+    return lw.emit(base, "InnerProduct", [top], {"inner_product_param": {"num_output": c, "bias_term": False}},
+                   [np.eye(c, dtype=np.float32)])
 
 
 def _bn_ok(bn: nn.BatchNorm2d) -> bool:
@@ -238,7 +287,7 @@ def lower_instancenorm(lw: Lowering, node: fx.Node) -> str:
     m = lw.module(node)
     if not _in_ok(m):
         lw.refuse("has affine parameters or running statistics, which have no lowering here")
-    return _instance_norm(lw, lw.blob(node.args[0]), m.eps, lw.name())
+    return _instance_norm(lw, lw.blob(node.args[0]), m.eps, lw.name(), shape(node)[1:])
 
 
 def lower_ibnorm(lw: Lowering, node: fx.Node) -> str:
@@ -252,7 +301,8 @@ def lower_ibnorm(lw: Lowering, node: fx.Node) -> str:
             {"slice_param": {"axis": 1, "slice_point": [ib.bnorm_channels]}}, tops=[base + "/bn_in", base + "/in_in"])
     bn = lw.emit(base + "/bn", "Scale", [base + "/bn_in"], {"scale_param": {"bias_term": True}},
                  [_f32(a), _f32(c)], inplace=True)
-    inn = _instance_norm(lw, base + "/in_in", ib.inorm.eps, base + "/in")
+    _, _, h, w = shape(node)
+    inn = _instance_norm(lw, base + "/in_in", ib.inorm.eps, base + "/in", (ib.inorm_channels, h, w))
     return lw.emit(base, "Concat", [bn, inn], {"concat_param": {"axis": 1}})
 
 
@@ -302,7 +352,27 @@ def lower_se(lw: Lowering, node: fx.Node) -> str:
 # ---- the table: functions ---------------------------------------------------------------------------
 
 BILINEAR_UP2 = np.array([0.25, 0.75, 0.75, 0.25])
+BILINEAR_DOWN2 = np.array([0.5, 0.5])
 BILINEAR_DOWN4 = np.array([0.0, 0.5, 0.5, 0.0])
+
+
+def _avg_pool_fits(kh: int, kw: int, stride_h: int, w: int) -> bool:
+    """The DDK/CANN limit for AVE pooling (and depthwise convolution) wider than its kernel:
+    Fh*Fw*32 + W*(31*stride_h + Fw) <= 32768 (Atlas 200 DK "Caffe算子规格",
+    https://support.huaweicloud.com/ti-atc-A200dk_3000/altasatc_16_021.html). 2x2 pooling of a 512-wide image
+    gives 32,896."""
+    return kh * kw * 32 + w * (31 * stride_h + kw) <= 32768
+
+
+def _fixed_dense_conv(lw: Lowering, x: str, c: int, kernel: np.ndarray, stride: int) -> str:
+    """The same fixed kernel on every channel, as a group=1 convolution whose cross-channel weights are zero.
+    Not depthwise (group=C): the depthwise limit above fails for a k4 s4 conv on the full-resolution image at
+    every size we export (49,664 at 384). Zero weights add exact zeros, so the numbers are the depthwise ones."""
+    k = kernel.shape[0]
+    weight = np.zeros((c, c, k, k))
+    weight[np.arange(c), np.arange(c)] = kernel
+    return lw.emit(lw.name(), "Convolution", [x], {"convolution_param": {
+        "num_output": c, "kernel_size": [k], "stride": [stride], "bias_term": False}}, [_f32(weight)])
 
 
 def lower_interpolate(lw: Lowering, node: fx.Node) -> str:
@@ -318,22 +388,26 @@ def lower_interpolate(lw: Lowering, node: fx.Node) -> str:
     x = lw.blob(node.args[0])
     if (oh, ow) == (2 * h, 2 * w):
         return _upsample2(lw, x, c, h, w)
-    if (oh * 2, ow * 2) == (h, w):
+    if (oh * 2, ow * 2) == (h, w) and _avg_pool_fits(2, 2, 2, w):
         return lw.emit(lw.name(), "Pooling", [x], {"pooling_param": {"pool": "AVE", "kernel_size": 2, "stride": 2}})
-    if (oh * 4, ow * 4) == (h, w):
-        k = np.outer(BILINEAR_DOWN4, BILINEAR_DOWN4)
-        weight = np.broadcast_to(k, (c, 1, 4, 4))
-        return lw.emit(lw.name(), "Convolution", [x], {"convolution_param": {
-            "num_output": c, "kernel_size": [4], "stride": [4], "group": c, "bias_term": False}}, [_f32(weight)])
+    for factor, taps in ((2, BILINEAR_DOWN2), (4, BILINEAR_DOWN4)):
+        if (oh * factor, ow * factor) == (h, w):
+            return _fixed_dense_conv(lw, x, c, np.outer(taps, taps), factor)
     lw.refuse(f"resizes {h}x{w} -> {oh}x{ow}; only exact x2, 1/2 and 1/4 bilinear resizes are lowered")
 
 
 def _upsample2(lw: Lowering, x: str, c: int, h: int, w: int) -> str:
     k = np.outer(BILINEAR_UP2, BILINEAR_UP2)
     base = lw.name()
-    up = lw.emit(base, "Deconvolution", [x], {"convolution_param": {
-        "num_output": c, "kernel_size": [4], "stride": [2], "pad": [1], "group": c, "bias_term": False}},
-        [_f32(np.broadcast_to(k, (c, 1, 4, 4)))])
+    deconv = {"convolution_param": {"num_output": c, "kernel_size": [4], "stride": [2], "pad": [1], "group": c,
+                                    "bias_term": False}}
+    kernel = _f32(np.broadcast_to(k, (c, 1, 4, 4)))
+    up = lw.emit(base, "Deconvolution", [x], deconv, [kernel])
+    if lw.target.opencv_dnn:  # divide by the same deconvolution of ones: the same 1/cover, made by layers
+        ones = lw.emit(base + "/ones", "Power", [x], {"power_param": {"scale": 0.0, "shift": 1.0}})
+        cover = lw.emit(base + "/cover", "Deconvolution", [ones], deconv, [kernel])
+        inv = lw.emit(base + "/inv_cover", "Power", [cover], {"power_param": {"power": -1.0}})
+        return lw.emit(base + "/border", "Eltwise", [up, inv], {"eltwise_param": {"operation": "PROD"}})
     ones = torch.ones(1, 1, h, w, dtype=torch.float64)
     cover = F.conv_transpose2d(ones, torch.from_numpy(k)[None, None], stride=2, padding=1)[0, 0].numpy()
     return lw.emit(base + "/border", "Scale", [up], {"scale_param": {"axis": 2, "num_axes": 2, "bias_term": False}},

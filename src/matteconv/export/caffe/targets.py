@@ -19,7 +19,8 @@ Sources:
   `Upsample` is left out on purpose: in this fork it is nearest-only and on Ascend its `scale`
   multiplies values, so it can never be an exact bilinear resize.
 - ddk: the old DDK `omg` compiler of the HiLens Kit / Atlas 200 DK era (the seed's compiler), which accepts
-  only operators on its own list (https://support.huaweicloud.com/intl/ar-mena/mcg-atlas300app3000/atlasmcg_05_c30_0004.html).
+  only operators on its own list
+  (https://support.huaweicloud.com/intl/ar-mena/mcg-atlas300app3000/atlasmcg_05_c30_0004.html).
   Sources: HiLens user guide "Caffe Operator Boundaries" (Caffe算子边界,
   https://support.huaweicloud.com/intl/en-us/usermanual-hilens/hilens_02_0059.html; its readable entries:
   Absval, Argmax, BatchNorm, Concat, DepthwiseConvolution), the Atlas 200 DK "Caffe算子规格" page of the same
@@ -64,14 +65,19 @@ class Target:
     name: str
     description: str
     layers: frozenset[str]
+    # Also loads in OpenCV DNN 4.x (the usual second consumer of a BVLC Caffe model): lowering then avoids the
+    # Reduction layer (OpenCV has none) and a Scale over (H, W) right after a Deconvolution (OpenCV fuses it
+    # as if it were per channel and aborts: "numOutput == w.total()" in fuseWeights, measured with 4.14).
+    opencv_dnn: bool = False
 
     def accepts(self, layer_type: str) -> bool:
         return layer_type in self.layers
 
 
 TARGETS: dict[str, Target] = {
-    "bvlc": Target("bvlc", "BVLC Caffe master (layers our pycaffe also runs)", _BVLC),
-    "ascend": Target("ascend", "Huawei Ascend omg/atc Caffe parser (layers our pycaffe also runs)", _ASCEND),
+    "bvlc": Target("bvlc", "BVLC Caffe master and OpenCV DNN 4.x (layers our pycaffe also runs)", _BVLC,
+                   opencv_dnn=True),
+    "ascend": Target("ascend", "Huawei CANN atc Caffe parser (layers our pycaffe also runs)", _ASCEND),
     "ddk": Target("ddk", "old Huawei DDK omg (HiLens Kit / Atlas 200 DK) Caffe list (layers our pycaffe also runs)",
                   _DDK),
 }
