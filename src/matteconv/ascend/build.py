@@ -15,8 +15,9 @@ from pathlib import Path
 
 from ..errors import MatteconvError
 from ..fileio import atomic_path, publish, sha256_file
-from .command import (ModelInfo, build_argv, display, inspect_model, model_problems, omg_path_warnings,
-                      parse_input_shape)
+from .command import (ModelInfo, build_argv, display, inspect_model, keep_dtype_entries, layer_types,
+                      model_problems, omg_path_warnings, parse_input_shape, precision_flags, precision_warnings,
+                      render_keep_dtype)
 from .discover import Tool, find_any, find_tool, tool_version
 
 ERROR_LINE = re.compile(r"\[ERROR\]|\bERROR\b|\bE[0-9]{5}\b|\bE[A-Z]?[0-9]{4,5}:")
@@ -46,6 +47,9 @@ class BuildPlan:
     record: Path
     soc_version: str
     warnings: list[str] = field(default_factory=list)
+    precision_mode: str | None = None  # None: atc's default, force_fp16
+    keep_dtype: list[str] = field(default_factory=list)  # --keep_dtype entries, written to keep_dtype_file
+    keep_dtype_file: Path | None = None
 
     @property
     def command(self) -> str:
@@ -76,8 +80,9 @@ def error_lines(log_text: str, limit: int = 20) -> list[str]:
 
 def plan_build(model: str | Path, out: str | Path, aipp: str | Path | None = None, soc_version: str = "Ascend310",
                tool: str | None = None, input_shape: str | None = None, env=None,
-               system_roots=None) -> BuildPlan:
+               system_roots=None, precision_mode: str | None = None, keep_fp32: list[str] | None = None) -> BuildPlan:
     """Inspect the model, check it (and the AIPP config) against Ascend's rules, choose the tool, make argv.
+    `precision_mode` and `keep_fp32` (layer names or OpType::TYPE) become atc's --precision_mode and --keep_dtype.
 
     Raises MatteconvError on any check failure, before anything is run.
     """
@@ -105,7 +110,25 @@ def plan_build(model: str | Path, out: str | Path, aipp: str | Path | None = Non
     stem, om, log, record = output_paths(out)
     argv = build_argv(name, found.path if found else name, info, stem, aipp_path, soc_version, inputs)
     warnings = omg_path_warnings([info.path, info.weight]) if name == "omg" else []
-    return BuildPlan(name, found, argv, info, aipp_path, om, log, record, soc_version, warnings)
+    keep, keep_file = [], None
+    if precision_mode or keep_fp32:
+        if name != "atc":
+            raise MatteconvError(f"--precision-mode and --keep-fp32 are atc options; {name} has neither")
+        types = layer_types(info)
+        keep = keep_dtype_entries(keep_fp32 or [], types, info.path)
+        warnings += precision_warnings(precision_mode, keep, types, soc_version)
+        keep_file = Path(f"{stem}.keep_dtype.cfg") if keep else None
+        at = next(k for k, a in enumerate(argv) if a.startswith("--output="))
+        argv[at:at] = precision_flags(precision_mode, keep_file)
+    return BuildPlan(name, found, argv, info, aipp_path, om, log, record, soc_version, warnings, precision_mode,
+                     keep, keep_file)
+
+
+def write_keep_dtype(plan: BuildPlan) -> None:
+    """Write the --keep_dtype file the argv names (before atc runs, or for a dry run to be copied)."""
+    if plan.keep_dtype_file is not None:
+        with atomic_path(plan.keep_dtype_file) as tmp:
+            tmp.write_text(render_keep_dtype(plan.keep_dtype), encoding="utf-8")
 
 
 def _status(message: str):
@@ -126,6 +149,7 @@ def run_build(plan: BuildPlan, timeout: float = DEFAULT_TIMEOUT) -> BuildResult:
     tmp_stem = plan.om.parent / f".{plan.om.stem}.partial-{os.getpid()}"
     argv = [a if not a.startswith("--output=") else f"--output={tmp_stem}" for a in plan.argv]
     tmp_om = Path(f"{tmp_stem}.om")
+    write_keep_dtype(plan)
     start = time.monotonic()
     status = "ok"
     try:
@@ -170,6 +194,8 @@ def run_build(plan: BuildPlan, timeout: float = DEFAULT_TIMEOUT) -> BuildResult:
         "om": {"path": str(plan.om), "sha256": sha256_file(plan.om), "bytes": plan.om.stat().st_size},
         "model_inputs": [[n, list(s)] for n, s in plan.model.inputs],
         "aipp_config": plan.aipp.read_text(encoding="utf-8") if plan.aipp else None,
+        "precision_mode": plan.precision_mode or "force_fp16 (atc default)",
+        "keep_dtype": {"file": str(plan.keep_dtype_file), "entries": plan.keep_dtype} if plan.keep_dtype else None,
     }
     from .. import __version__
 
@@ -181,6 +207,7 @@ def run_build(plan: BuildPlan, timeout: float = DEFAULT_TIMEOUT) -> BuildResult:
 
 def build_om(model: str | Path, out: str | Path, aipp: str | Path | None = None, soc_version: str = "Ascend310",
              tool: str | None = None, input_shape: str | None = None, timeout: float = DEFAULT_TIMEOUT,
-             env=None) -> BuildResult:
+             env=None, precision_mode: str | None = None, keep_fp32: list[str] | None = None) -> BuildResult:
     """Plan and run in one call (library entry point for the verify `om` stage)."""
-    return run_build(plan_build(model, out, aipp, soc_version, tool, input_shape, env), timeout)
+    return run_build(plan_build(model, out, aipp, soc_version, tool, input_shape, env,
+                                precision_mode=precision_mode, keep_fp32=keep_fp32), timeout)

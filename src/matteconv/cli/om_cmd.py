@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ..ascend.build import DEFAULT_TIMEOUT, BuildError, plan_build, run_build
+from ..ascend.build import DEFAULT_TIMEOUT, BuildError, plan_build, run_build, write_keep_dtype
 from . import app, console, err_console, fail, friendly
 
 
@@ -22,15 +22,41 @@ def om(
     dry_run: bool = typer.Option(False, "--dry-run", help="Check and print the command; do not run it."),
     timeout: float = typer.Option(DEFAULT_TIMEOUT, "--timeout", min=1, help="Seconds before the tool is killed."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+    precision_mode: str = typer.Option(None, "--precision-mode",
+                                       help="atc --precision_mode (default force_fp16): force_fp16, force_fp32, "
+                                            "cube_fp16in_fp32out, allow_fp32_to_fp16, must_keep_origin_dtype, "
+                                            "allow_mix_precision[_fp16|_bf16]."),
+    keep_fp32: str = typer.Option(None, "--keep-fp32",
+                                  help="Layers atc keeps in fp32 (--keep_dtype): comma-separated original layer names "
+                                       "or OpType::TYPE, or 'auto' (what `compare --precision fp16` flags; needs "
+                                       "--ckpt)."),
+    ckpt: Path = typer.Option(None, "--ckpt", help="With --keep-fp32 auto: the checkpoint MODEL was made from."),
+    golden: Path = typer.Option(Path("golden/photos"), "--golden", help="With --keep-fp32 auto: the golden set "
+                                                                        "whose first input is analysed."),
 ):
     """Compile MODEL to OUT.om with atc/omg; keeps OUT.build.log and OUT.build.json."""
     if tool is not None and tool not in ("atc", "omg"):
         fail(f"--tool {tool!r} is not atc or omg")
-    plan = plan_build(model, output, aipp, soc_version, tool, input_shape)
+    keep = None
+    if keep_fp32 == "auto":
+        if ckpt is None:
+            fail("--keep-fp32 auto needs --ckpt (the checkpoint MODEL was converted from)")
+        from ..verify.fp16_compare import keep_fp32_layers
+
+        with console.status("finding the layers fp16 hurts (compare --precision fp16)..."):
+            keep, flagged = keep_fp32_layers(ckpt, model, golden)
+        if not as_json:
+            err_console.print(f"--keep-fp32 auto: modules flagged {', '.join(flagged) or 'none'} -> "
+                              f"{len(keep)} layer(s) kept in fp32", highlight=False, soft_wrap=True)
+    elif keep_fp32:
+        keep = keep_fp32.split(",")
+    plan = plan_build(model, output, aipp, soc_version, tool, input_shape, precision_mode=precision_mode,
+                      keep_fp32=keep)
     if not as_json:
         for warning in plan.warnings:
             err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     if dry_run or plan.tool is None:
+        write_keep_dtype(plan)  # the command names it: keep it ready to copy with the model
         if as_json:
             print(json.dumps({"dry_run": dry_run, "tool_found": plan.tool is not None, "argv": plan.argv,
                               "command": plan.command, "om": str(plan.om), "warnings": plan.warnings}))
