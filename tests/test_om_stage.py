@@ -11,7 +11,8 @@ from matteconv.aipp import AippSpec, render_config
 from matteconv.cli import app
 from matteconv.export.onnx_export import export_onnx
 from matteconv.model.checkpoint import load_checkpoint
-from matteconv.verify.golden import make_set
+from matteconv import samples
+from matteconv.verify.golden import make_golden
 from matteconv.verify.plan import plan_stages
 from matteconv.verify.run import verify
 
@@ -19,9 +20,12 @@ SIZE = (128, 128)
 
 
 @pytest.fixture(scope="module")
-def built(ref3_ckpt, tmp_path_factory):
+def built(ref3_model, ref3_ckpt, tmp_path_factory):
     d = tmp_path_factory.mktemp("om")
-    gset = make_set(d / "golden", size=SIZE)  # the reference checkpoint, as ref3_ckpt holds
+    # Two photos of the reference checkpoint (as ref3_ckpt holds): every om run starts one stand-in msame per input.
+    photos = list(samples.photos().items())[:2]
+    gset = make_golden(ref3_model, photos, d / "golden", SIZE, checkpoint_info={"reference": {"in_channels": 3,
+                                                                                              "seed": 0}})
     onnx_path = d / "ref3_128.onnx"
     export_onnx(load_checkpoint(ref3_ckpt), onnx_path, SIZE)
     cfg = d / "nv21_128.cfg"

@@ -12,6 +12,9 @@ import sys
 
 _WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "export", "caffe", "worker.py")
 _rounded = set()  # ids of nets whose parameters are already on the fp16 grid
+# Layers whose outputs are fp16 values whenever their inputs are (they select, clamp at 0 and 6, or move values):
+# rounding them again would change nothing.
+ON_GRID = {"ReLU", "ReLU6", "Concat", "Slice", "Split", "Reshape", "Flatten"}
 
 
 def _base():
@@ -25,16 +28,18 @@ def run_fp16(net, req):
     import numpy as np
 
     def r16(a):
+        """In place, to the fp16 grid (one half-size temporary: these blobs are large)."""
         with np.errstate(over="ignore"):
-            return np.asarray(a, np.float32).astype(np.float16).astype(np.float32)
+            a[...] = a.astype(np.float16)
 
     if id(net) not in _rounded:
         for params in net.params.values():
             for p in params:
-                p.data[...] = r16(p.data)
+                r16(p.data)
         _rounded.add(id(net))
     for name, arr in req["inputs"].items():
-        net.blobs[name].data[...] = r16(arr)
+        net.blobs[name].data[...] = arr
+        r16(net.blobs[name].data)
     powers = req.get("power", {})  # layer name -> (power, scale, shift)
     for i, (lname, layer) in enumerate(zip(net._layer_names, net.layers)):
         if layer.type in ("Input", "Data", "DummyData"):
@@ -47,8 +52,10 @@ def run_fp16(net, req):
             net.blobs[net.top_names[lname][0]].data[...] = y.astype(np.float32)
         else:
             net._forward(i, i)
+        if layer.type in ON_GRID:
+            continue
         for top in net.top_names[lname]:
-            net.blobs[top].data[...] = r16(net.blobs[top].data)
+            r16(net.blobs[top].data)
     return {"outputs": {k: np.array(net.blobs[k].data) for k in net.outputs},
             "blobs": {k: np.array(net.blobs[k].data) for k in req.get("blobs", ())}}
 
