@@ -23,6 +23,8 @@ def floor_ratio(r, floor) -> str:
 
 
 def tolerance_text(tol: dict) -> str:
+    if "rule" in tol:  # judged against the predicted .om, input by input: the largest allowance
+        return f"vs predicted: {tol['max_abs']:.3g} / {tol['mean_abs']:.3g}"
     if "max_abs" in tol:
         return f"{tol['max_abs']:g} / {tol['mean_abs']:g}"
     return f"input {tol.get('input_max_lsb', 0):g} / {tol.get('input_mean_lsb', 0):g} LSB"
