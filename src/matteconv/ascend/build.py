@@ -16,8 +16,9 @@ from pathlib import Path
 from ..errors import MatteconvError
 from ..fileio import atomic_path, publish, sha256_file
 from .cann import ToolkitVersion, soc_problem, toolkit_version
-from .command import (ModelInfo, build_argv, display, framework_problems, inspect_model, omg_path_warnings,
-                      parse_input_shape)
+from .command import (ModelInfo, build_argv, display, framework_problems, inspect_model, keep_dtype_entries,
+                      layer_types, omg_path_warnings, parse_input_shape, precision_flags, precision_warnings,
+                      render_keep_dtype)
 from .discover import Tool, find_any, find_tool
 from .rules import RuleReport, check_model, compiler_for
 
@@ -59,6 +60,9 @@ class BuildPlan:
     warnings: list[str] = field(default_factory=list)
     rules: RuleReport | None = None
     toolkit: ToolkitVersion | None = None  # atc's CANN version (None: no atc found, or omg)
+    precision_mode: str | None = None  # None: atc's default, force_fp16
+    keep_dtype: list[str] = field(default_factory=list)  # --keep_dtype entries, written to keep_dtype_file
+    keep_dtype_file: Path | None = None
 
     @property
     def command(self) -> str:
@@ -89,9 +93,11 @@ def error_lines(log_text: str, limit: int = 20) -> list[str]:
 
 def plan_build(model: str | Path, out: str | Path, aipp: str | Path | None = None, soc_version: str = "Ascend310",
                tool: str | None = None, input_shape: str | None = None, env=None,
-               system_roots=None, force: bool = False) -> BuildPlan:
+               system_roots=None, force: bool = False, precision_mode: str | None = None,
+               keep_fp32: list[str] | None = None) -> BuildPlan:
     """Inspect the model, check it against the compiler's rules (rules.py), the SoC against the toolkit's CANN
-    version and the AIPP config against the model, choose the tool, make argv.
+    version and the AIPP config against the model, choose the tool, make argv. `precision_mode` and `keep_fp32`
+    (layer names or OpType::TYPE) become atc's --precision_mode and --keep_dtype.
 
     Raises MatteconvError on any check failure, before anything is run (RuleError for rule violations and an
     unaccepted SoC, which `force` turns into warnings).
@@ -136,7 +142,25 @@ def plan_build(model: str | Path, out: str | Path, aipp: str | Path | None = Non
     argv = build_argv(name, found.path if found else name, info, stem, aipp_path, soc_version, inputs)
     if name == "omg":
         warnings += omg_path_warnings([info.path, info.weight])
-    return BuildPlan(name, found, argv, info, aipp_path, om, log, record, soc_version, warnings, report, toolkit)
+    keep, keep_file = [], None
+    if precision_mode or keep_fp32:
+        if name != "atc":
+            raise MatteconvError(f"--precision-mode and --keep-fp32 are atc options; {name} has neither")
+        types = layer_types(info)
+        keep = keep_dtype_entries(keep_fp32 or [], types, info.path)
+        warnings += precision_warnings(precision_mode, keep, types, soc_version)
+        keep_file = Path(f"{stem}.keep_dtype.cfg") if keep else None
+        at = next(k for k, a in enumerate(argv) if a.startswith("--output="))
+        argv[at:at] = precision_flags(precision_mode, keep_file)
+    return BuildPlan(name, found, argv, info, aipp_path, om, log, record, soc_version, warnings, report, toolkit,
+                     precision_mode, keep, keep_file)
+
+
+def write_keep_dtype(plan: BuildPlan) -> None:
+    """Write the --keep_dtype file the argv names (before atc runs, or for a dry run to be copied)."""
+    if plan.keep_dtype_file is not None:
+        with atomic_path(plan.keep_dtype_file) as tmp:
+            tmp.write_text(render_keep_dtype(plan.keep_dtype), encoding="utf-8")
 
 
 def _refusal(report: RuleReport, refusals: list[str]) -> str:
@@ -173,6 +197,7 @@ def run_build(plan: BuildPlan, timeout: float = DEFAULT_TIMEOUT) -> BuildResult:
     tmp_stem = plan.om.parent / f".{plan.om.stem}.partial-{os.getpid()}"
     argv = [a if not a.startswith("--output=") else f"--output={tmp_stem}" for a in plan.argv]
     tmp_om = Path(f"{tmp_stem}.om")
+    write_keep_dtype(plan)
     start = time.monotonic()
     status = "ok"
     try:
@@ -219,6 +244,8 @@ def run_build(plan: BuildPlan, timeout: float = DEFAULT_TIMEOUT) -> BuildResult:
         "om": {"path": str(plan.om), "sha256": sha256_file(plan.om), "bytes": plan.om.stat().st_size},
         "model_inputs": [[n, list(s)] for n, s in plan.model.inputs],
         "aipp_config": plan.aipp.read_text(encoding="utf-8") if plan.aipp else None,
+        "precision_mode": plan.precision_mode or "force_fp16 (atc default)",
+        "keep_dtype": {"file": str(plan.keep_dtype_file), "entries": plan.keep_dtype} if plan.keep_dtype else None,
     }
     from .. import __version__
 
@@ -230,6 +257,8 @@ def run_build(plan: BuildPlan, timeout: float = DEFAULT_TIMEOUT) -> BuildResult:
 
 def build_om(model: str | Path, out: str | Path, aipp: str | Path | None = None, soc_version: str = "Ascend310",
              tool: str | None = None, input_shape: str | None = None, timeout: float = DEFAULT_TIMEOUT,
-             env=None, force: bool = False) -> BuildResult:
+             env=None, force: bool = False, precision_mode: str | None = None,
+             keep_fp32: list[str] | None = None) -> BuildResult:
     """Plan and run in one call (library entry point for the verify `om` stage)."""
-    return run_build(plan_build(model, out, aipp, soc_version, tool, input_shape, env, force=force), timeout)
+    return run_build(plan_build(model, out, aipp, soc_version, tool, input_shape, env, force=force,
+                                precision_mode=precision_mode, keep_fp32=keep_fp32), timeout)

@@ -230,3 +230,75 @@ def build_argv(tool: str, tool_path: str | Path, info: ModelInfo, output_stem: s
 def display(argv: list[str]) -> str:
     """A copy-pasteable command line (display only: we never run a string)."""
     return shlex.join(argv)
+
+
+# --- precision: --precision_mode and --keep_dtype ---------------------------------------------------------------
+# ATC --precision_mode values (CANN ATC parameter page, atlasatcparam_16_0068 in canncommercial/900; default
+# force_fp16). --keep_dtype=FILE: one original layer name or `OpType::TYPE` per line; it acts under force_fp16
+# and is ignored under must_keep_origin_dtype (ATC guide atlasatc_16_0105, canncommercial/80RC22; Ascend310 listed).
+PRECISION_MODES = ("force_fp16", "force_fp32", "cube_fp16in_fp32out", "allow_fp32_to_fp16", "must_keep_origin_dtype",
+                   "allow_mix_precision", "allow_mix_precision_fp16", "allow_mix_precision_bf16")
+MIX_BREAKS_DECONV = ("allow_mix_precision", "allow_mix_precision_fp16", "allow_mix_precision_bf16",
+                     "allow_fp32_to_fp16")
+# On Ascend310, Conv2D computes in fp16 whatever the mode and Power has only an fp16 kernel (canndev conv2d.py,
+# power.py; aic-ascend310-ops-info.ini): keeping these in fp32 cannot work there.
+FP16_ONLY_ON_310 = {"Conv", "ConvTranspose", "Convolution", "Deconvolution", "Power", "Pow"}
+OPTYPE = "OpType::"
+
+
+def precision_warnings(mode: str | None, keep: list[str], layer_types: dict[str, str], soc_version: str) -> list[str]:
+    """Raise on an undocumented mode; warn on the combinations known to do nothing or to hurt accuracy."""
+    out = []
+    if mode is not None and mode not in PRECISION_MODES:
+        raise MatteconvError(f"--precision-mode {mode!r} is not a documented atc value ({', '.join(PRECISION_MODES)})")
+    if mode in MIX_BREAKS_DECONV:
+        out.append(f"--precision-mode {mode}: recent CANN (ATC 8.5) is reported to collapse ConvTranspose accuracy "
+                   "under mixed precision (https://github.com/Ascend/pytorch/issues/125; only must_keep_origin_dtype "
+                   "fixed it); the Caffe export's bilinear upsampling is a Deconvolution: prefer force_fp16 with "
+                   "--keep-fp32, and check the result with `matteconv verify --om`")
+    if keep and mode == "must_keep_origin_dtype":
+        out.append("--keep-fp32 has no effect under --precision-mode must_keep_origin_dtype (atc ignores --keep_dtype "
+                   "there; every layer already keeps its dtype)")
+    if keep and soc_version == "Ascend310":
+        stuck = [e for e in keep if (e[len(OPTYPE):] if e.startswith(OPTYPE) else layer_types.get(e)) in FP16_ONLY_ON_310]
+        if stuck:
+            out.append(f"--keep-fp32: on Ascend310 convolutions and Power compute in fp16 whatever is asked: "
+                       f"{', '.join(stuck[:5])}{' ...' if len(stuck) > 5 else ''} will stay fp16")
+    return out
+
+
+def layer_types(info: ModelInfo) -> dict[str, str]:
+    """Original layer name -> type: ONNX node names, or Caffe layer names (what --keep_dtype names)."""
+    if info.kind == "caffe":
+        return {la.get("name", [""])[0]: la.get("type", [""])[0] for la in getattr(info, "layers", [])}
+    import onnx
+
+    model = onnx.load(str(info.path), load_external_data=False)
+    return {n.name: n.op_type for n in _all_nodes(model.graph) if n.name}
+
+
+def keep_dtype_entries(spec: list[str], types: dict[str, str], where: Path) -> list[str]:
+    """Check `--keep-fp32` entries (layer names, `OpType::TYPE`) against the model; de-duplicated, in order."""
+    out = []
+    for entry in (e.strip() for e in spec):
+        if not entry:
+            continue
+        if any(c in entry for c in "\r\n"):
+            raise MatteconvError(f"--keep-fp32 entry {entry!r} contains a line break")
+        if entry.startswith(OPTYPE):
+            if not entry[len(OPTYPE):]:
+                raise MatteconvError(f"--keep-fp32 entry {entry!r} names no op type (OpType::MVN)")
+        elif entry not in types:
+            raise MatteconvError(f"--keep-fp32: {where} has no layer named {entry!r} (give original "
+                                 f"{'node' if where.suffix == '.onnx' else 'layer'} names, or OpType::TYPE)")
+        out.append(entry)
+    return list(dict.fromkeys(out))
+
+
+def render_keep_dtype(entries: list[str]) -> str:
+    """atc's --keep_dtype file: one entry per line."""
+    return "".join(f"{e}\n" for e in entries)
+
+
+def precision_flags(mode: str | None, keep_file: Path | None) -> list[str]:
+    return ([f"--precision_mode={mode}"] if mode else []) + ([f"--keep_dtype={keep_file}"] if keep_file else [])

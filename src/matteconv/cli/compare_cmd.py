@@ -57,19 +57,34 @@ def rows_table(report, top: int) -> Table:
 @friendly
 def compare(
     reference: Path = typer.Argument(..., help="The PyTorch checkpoint the candidate was converted from."),
-    candidate: Path = typer.Argument(..., help="The converted model: .onnx, or .prototxt (.caffemodel beside it)."),
+    candidate: Path = typer.Argument(None, help="The converted model: .onnx, or .prototxt (.caffemodel beside it); "
+                                                "not with --precision fp16."),
     golden: Path = typer.Option(Path("golden/photos"), "--golden", help="Golden set folder: its input is used."),
     input_name: str = typer.Option(None, "--input", help="Golden input to run (default: the first)."),
     top: int = typer.Option(12, "--top", help="Rows in the worst-layers table."),
     float64: bool = typer.Option(False, "--float64", help="Run PyTorch in float64 (slow on CPU; default float32)."),
     show_unmatched: bool = typer.Option(False, "--unmatched", help="List candidate layers with no PyTorch match."),
     json_out: bool = typer.Option(False, "--json", help="Print the full report as JSON instead of tables."),
+    precision: str = typer.Option("fp32", "--precision",
+                                  help="fp32: CANDIDATE vs the checkpoint. fp16: the checkpoint under the Ascend fp16 "
+                                       "device model vs itself in fp32, per module, with overflows and underflows."),
 ):
     """Compare every intermediate tensor of CANDIDATE with the PyTorch module it came from; print the first
-    layer whose error jumps and the worst layers."""
+    layer whose error jumps and the worst layers. With --precision fp16: where fp16 hurts the checkpoint."""
     import torch
 
     from ..verify.compare import compare_models
+
+    if precision not in ("fp32", "fp16"):
+        raise ValueError(f"--precision {precision}: choose fp32 or fp16")
+    if precision == "fp16":
+        if candidate is not None:
+            raise ValueError("--precision fp16 analyses the checkpoint itself under the device model: give no "
+                             "CANDIDATE (the verify --fp16 stages check each converted model)")
+        _compare_fp16(reference, golden, input_name, top, json_out)
+        return
+    if candidate is None:
+        raise ValueError("give the CANDIDATE model (.onnx or .prototxt) to compare against REFERENCE")
 
     with console.status("comparing layer by layer..."):
         report = compare_models(reference, candidate, golden, input_name,
@@ -98,3 +113,45 @@ def compare(
         console.print(f"[yellow]note[/]: the checkpoint's alpha differs from the golden alpha by "
                       f"{_fmt(report.reference_vs_golden)}: the golden set was made from another checkpoint",
                       highlight=False)
+
+
+def _compare_fp16(reference: Path, golden: Path, input_name: str | None, top: int, json_out: bool) -> None:
+    from ..verify.fp16_compare import compare_checkpoint_fp16
+
+    with console.status("running the checkpoint in fp32 and under the fp16 device model..."):
+        report = compare_checkpoint_fp16(reference, golden, input_name)
+    if json_out:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+        return
+    console.print(f"{report.reference} fp16 (device model) vs fp32 on golden input {report.input_name!r} "
+                  f"{report.size[0]}x{report.size[1]}: {len(report.rows)} modules, alpha max|d| "
+                  f"{_fmt(report.alpha_max_abs)} vs fp32, {_fmt(report.alpha_vs_golden)} vs golden "
+                  f"({report.seconds:.1f} s)", highlight=False)
+    j = report.first_jump
+    if j is None:
+        console.print(f"[green]no module over relative error {report.threshold:g}[/]", highlight=False)
+    else:
+        console.print(f"[bold red]first module over {report.threshold:g}[/]: [bold]{_module(j.module)}[/] ({j.op}): "
+                      f"rel err {_fmt(j.rel)}, {j.growth:.1f}x the module before", highlight=False)
+    t = Table(title=f"worst {min(top, len(report.rows))} of {len(report.rows)} modules (execution order)")
+    for col, just in (("#", "right"), ("module", "left"), ("op", "left"), ("shape", "left"), ("max|d|", "right"),
+                      ("rel err", "right"), ("growth", "right")):
+        t.add_column(col, justify=just, overflow="fold")
+    rows = report.worst(top)
+    if j is not None and j not in rows:
+        rows = sorted(rows + [j], key=lambda r: r.index)
+    for r in rows:
+        style = "bold red" if j is not None and r.index == j.index else None
+        t.add_row(str(r.index), _module(r.module), r.op, "x".join(map(str, r.shape)), _fmt(r.max_abs), _fmt(r.rel),
+                  "" if math.isnan(r.growth) else f"{r.growth:.1f}x", style=style)
+    console.print(t)
+    if report.issues:
+        it = Table(title=f"{len(report.issues)} fp16 hazard(s)")
+        for col in ("module", "kind", "detail"):
+            it.add_column(col, overflow="fold")
+        for i in report.issues:
+            it.add_row(i.module, i.kind, i.detail)
+        console.print(it)
+    else:
+        console.print("[green]no fp16 overflow or variance underflow[/]", highlight=False)
+    console.print(f"flagged for --keep-fp32 auto: {', '.join(report.flagged()) or 'none'}", highlight=False)

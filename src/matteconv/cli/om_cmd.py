@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from ..ascend.build import DEFAULT_TIMEOUT, BuildError, RuleError, plan_build, run_build
+from ..ascend.build import DEFAULT_TIMEOUT, BuildError, RuleError, plan_build, run_build, write_keep_dtype
 from ..ascend.cann import soc_help
 from . import app, console, err_console, fail, friendly
 
@@ -31,12 +31,37 @@ def om(
     force: bool = typer.Option(False, "--force", help="Run the compiler despite Ascend rule violations or an "
                                "--soc-version the toolkit's CANN no longer lists (they become warnings)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+    precision_mode: str = typer.Option(None, "--precision-mode",
+                                       help="atc --precision_mode (default force_fp16): force_fp16, force_fp32, "
+                                            "cube_fp16in_fp32out, allow_fp32_to_fp16, must_keep_origin_dtype, "
+                                            "allow_mix_precision[_fp16|_bf16]."),
+    keep_fp32: str = typer.Option(None, "--keep-fp32",
+                                  help="Layers atc keeps in fp32 (--keep_dtype): comma-separated original layer names "
+                                       "or OpType::TYPE, or 'auto' (what `compare --precision fp16` flags; needs "
+                                       "--ckpt)."),
+    ckpt: Path = typer.Option(None, "--ckpt", help="With --keep-fp32 auto: the checkpoint MODEL was made from."),
+    golden: Path = typer.Option(Path("golden/photos"), "--golden", help="With --keep-fp32 auto: the golden set "
+                                                                        "whose first input is analysed."),
 ):
     """Compile MODEL to OUT.om (help: OM_HELP)."""
     if tool is not None and tool not in ("atc", "omg"):
         fail(f"--tool {tool!r} is not atc or omg")
+    keep = None
+    if keep_fp32 == "auto":
+        if ckpt is None:
+            fail("--keep-fp32 auto needs --ckpt (the checkpoint MODEL was converted from)")
+        from ..verify.fp16_compare import keep_fp32_layers
+
+        with console.status("finding the layers fp16 hurts (compare --precision fp16)..."):
+            keep, flagged = keep_fp32_layers(ckpt, model, golden)
+        if not as_json:
+            err_console.print(f"--keep-fp32 auto: modules flagged {', '.join(flagged) or 'none'} -> "
+                              f"{len(keep)} layer(s) kept in fp32", highlight=False, soft_wrap=True)
+    elif keep_fp32:
+        keep = keep_fp32.split(",")
     try:
-        plan = plan_build(model, output, aipp, soc_version, tool, input_shape, force=force)
+        plan = plan_build(model, output, aipp, soc_version, tool, input_shape, force=force,
+                          precision_mode=precision_mode, keep_fp32=keep)
     except RuleError as e:
         if as_json:
             print(json.dumps({"refused": str(e), "problems": e.lines, "rules": e.report.to_dict()}))
@@ -48,6 +73,7 @@ def om(
         for warning in plan.warnings:
             err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
     if dry_run or plan.tool is None:
+        write_keep_dtype(plan)  # the command names it: keep it ready to copy with the model
         if as_json:
             print(json.dumps({"dry_run": dry_run, "tool_found": plan.tool is not None, "argv": plan.argv,
                               "command": plan.command, "om": str(plan.om), "warnings": plan.warnings,

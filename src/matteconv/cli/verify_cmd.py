@@ -8,7 +8,7 @@ from rich.progress import Progress
 
 from . import app, console, friendly
 
-STAGE_NAMES = ("torch", "onnx", "caffe", "aipp", "om")
+STAGE_NAMES = ("torch", "onnx", "caffe", "aipp", "om", "fp16-torch", "fp16-onnx", "fp16-caffe")
 
 
 @app.command()
@@ -20,6 +20,8 @@ def verify(
     caffe: Path = typer.Option(None, "--caffe", help="Caffe .prototxt (caffemodel beside it): the caffe stage."),
     aipp: Path = typer.Option(None, "--aipp", help="AIPP config: the aipp stage (emulated AIPP into --onnx)."),
     om: Path = typer.Option(None, "--om", help="Ascend .om: the om stage (needs msame or ais_bench)."),
+    fp16: bool = typer.Option(False, "--fp16", help="Also run each checkpoint/ONNX/Caffe stage under the Ascend fp16 "
+                                                    "device model: the 'predicted .om' stages (fp16-*)."),
     require: list[str] = typer.Option([], "--require", help="A stage that must run (repeatable); a skip fails."),
     json_out: Path = typer.Option(None, "--json", help="Write the report as JSON."),
     junit: Path = typer.Option(None, "--junit", help="Write a JUnit XML report."),
@@ -36,7 +38,8 @@ def verify(
             raise ValueError(f"--require {r}: unknown stage (choose from {', '.join(STAGE_NAMES)})")
     gset = load_golden(golden)
     with console.status("loading models..."):
-        stages = plan_stages(gset, ckpt=ckpt, onnx=onnx, caffe=caffe, aipp=aipp, om=om, required=require)
+        stages = plan_stages(gset, ckpt=ckpt, onnx=onnx, caffe=caffe, aipp=aipp, om=om, required=require,
+                             fp16=fp16)
     with Progress(console=console, transient=True, disable=not console.is_terminal) as bar:
         task = bar.add_task("verifying", total=len(gset.items) * sum(s.run is not None for s in stages))
         report = run_verify(gset, stages, require, keep_alphas=html is not None,

@@ -6,9 +6,12 @@ trip's own effect). The stage is judged on the model input (emulated AIPP vs tha
 matrix, swap or mean shows up and chroma subsampling (which no config can undo) does not; alpha errors vs golden
 and vs the baseline are reported beside it.
 
-om: the .om on a device through msame/ais_bench; raw uint8 frames when it was built with AIPP. Built with AIPP,
-it is judged against the emulated AIPP feeding the model it was built from (found through OUT.build.json), so
-the fp16 tolerance measures the device and not the YUV round trip; without AIPP, against the golden alpha.
+om: the .om on a device through msame/ais_bench; raw uint8 frames when it was built with AIPP. Its reference is,
+built with AIPP, the emulated AIPP feeding the model it was built from (found through OUT.build.json), so the
+YUV round trip is not counted; without AIPP, the golden alpha. It is judged against the predicted .om: the same
+source model under the fp16 device model (matteconv.fp16) on the same input; its error from the reference may be
+at most PREDICTED_FACTOR x the prediction's plus a floor (verify/run.py). Without a build record, at the fixed
+fp16 tolerance.
 """
 from __future__ import annotations
 
@@ -111,22 +114,34 @@ def om_stage(om_path: Path | None, gset: GoldenSet) -> Stage:
         out = run_om(om_path, inputs, work, runner=runner)[0]
         return np.asarray(out, np.float32).reshape(gset.size)
 
-    if op is None:
+    if source is None:  # no build record: nothing to predict from, judged at the fixed fp16 tolerance
+        if op is not None:
+            return Stage("om", str(om_path), error=f"{om_path}: built with AIPP from a model that is not recorded")
         return Stage("om", str(om_path), run)
-    if source is None or not source.is_file():
-        return Stage("om", str(om_path), error=f"{om_path}: built with AIPP from {source}, which is not here to "
-                                                f"compare against (keep the model beside OUT.build.json)")
+    if not source.is_file():
+        return Stage("om", str(om_path), error=f"{om_path}: built from {source}, which is not here to compare "
+                                                f"against (keep the model beside OUT.build.json)")
     try:
         from ..backends import open_backend
+        from ..fp16 import open_fp16_backend
 
-        backend = open_backend(source)
+        predictor = open_fp16_backend(source)
+        backend = open_backend(source) if op is not None else None
     except MatteconvError as e:
         return Stage("om", str(om_path), error=str(e))
+
+    def predict(frame, prev):
+        """The predicted .om: the source model under the device model, fed what the device is fed."""
+        x = aipp_model_input(frame, op, fp16=True) if op is not None else model_input(frame, None)
+        return predictor.run(with_prev(x, prev))[0, 0]
+
+    if op is None:
+        return Stage("om", str(om_path), run, predict=predict)
 
     def baseline(frame, prev):
         return backend.run(with_prev(aipp_model_input(frame, op), prev))[0, 0]
 
-    return Stage("om", str(om_path), run, baseline=baseline,
+    return Stage("om", str(om_path), run, baseline=baseline, predict=predict,
                  baseline_label=f"vs emulated AIPP into {source.name}")
 
 

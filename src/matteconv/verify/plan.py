@@ -8,7 +8,8 @@ from .stages import Stage, caffe_stage, onnx_stage, torch_stage
 
 
 def plan_stages(gset: GoldenSet, ckpt: Path | None = None, onnx: Path | None = None, caffe: Path | None = None,
-                aipp: Path | None = None, om: Path | None = None, required=()) -> list[Stage]:
+                aipp: Path | None = None, om: Path | None = None, required=(), fp16: bool = False) -> list[Stage]:
+    """`fp16`: after each torch/onnx/caffe stage, its "predicted .om" twin (verify/fp16_stages.py)."""
     model, _ = golden_model(gset, ckpt)
     stages = [torch_stage(model)]
     if onnx is not None:
@@ -19,6 +20,10 @@ def plan_stages(gset: GoldenSet, ckpt: Path | None = None, onnx: Path | None = N
         stages.append(caffe_stage(caffe, gset))
     elif "caffe" in required:
         stages.append(Stage("caffe", "-", skip="no --caffe model given"))
+    if fp16:
+        from .fp16_stages import with_fp16_stages
+
+        stages = with_fp16_stages(stages, model)
     if aipp is not None or "aipp" in required:
         from .ascend_stages import aipp_stage
 

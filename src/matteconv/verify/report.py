@@ -23,6 +23,8 @@ def floor_ratio(r, floor) -> str:
 
 
 def tolerance_text(tol: dict) -> str:
+    if "rule" in tol:  # judged against the predicted .om, input by input: the largest allowance
+        return f"vs predicted: {tol['max_abs']:.3g} / {tol['mean_abs']:.3g}"
     if "max_abs" in tol:
         return f"{tol['max_abs']:g} / {tol['mean_abs']:g}"
     return f"input {tol.get('input_max_lsb', 0):g} / {tol.get('input_mean_lsb', 0):g} LSB"
@@ -38,10 +40,10 @@ def table(report: VerifyReport) -> Table:
     for r in report.results:
         status = f"[{STYLE[r.status]}]{r.status}[/]"
         if not r.worst:
-            t.add_row(r.name, status, *[""] * len(METRIC_KEYS), "", tolerance_text(r.tolerance), "")
+            t.add_row(r.label or r.name, status, *[""] * len(METRIC_KEYS), "", tolerance_text(r.tolerance), "")
             continue
         ratio = floor_ratio(r, floor)
-        t.add_row(r.name, status, *[f"{r.worst[k]:.3g}" for k in METRIC_KEYS], r.worst_input, tolerance_text(r.tolerance),
+        t.add_row(r.label or r.name, status, *[f"{r.worst[k]:.3g}" for k in METRIC_KEYS], r.worst_input, tolerance_text(r.tolerance),
                   ratio)
     if floor:
         t.caption = (f"noise floor (x floor = stage max / this): PyTorch fp32 vs float64 = max "
@@ -59,7 +61,12 @@ def notes(report: VerifyReport) -> list[str]:
             out.append(f"{r.name}: model input vs reference path: max {r.inputs['input_max_lsb']:.3g} LSB, "
                        f"mean {r.inputs['input_mean_lsb']:.3g} LSB, off the whole-LSB grid by "
                        f"{r.inputs.get('input_fraction_lsb', 0):.3g} LSB")
-        if r.baseline:
+        if r.predicted:
+            p = r.predicted
+            out.append(f"{r.name}: judged against the predicted .om (fp16 emulator of its source) on each input: "
+                       f"max {p['max_abs']:.3g} (predicted {p['predicted_max_abs']:.3g}), mean {p['mean_abs']:.3g} "
+                       f"(predicted {p['predicted_mean_abs']:.3g}); allowed {r.tolerance.get('rule', '')}")
+        if r.baseline and not r.predicted:
             out.append(f"{r.name}: alpha vs reference path (YUV round trip, not judged): max "
                        f"{r.baseline['max_abs']:.3g}, mean {r.baseline['mean_abs']:.3g}")
     return out
@@ -75,9 +82,9 @@ def to_dict(report: VerifyReport) -> dict:
         "ok": report.ok,
         "required": report.required,
         "noise_floor": {k: floor.worst[k] for k in ("max_abs", "mean_abs")} if floor else None,
-        "stages": [{"name": r.name, "artifact": r.artifact, "status": r.status, "reason": r.reason,
+        "stages": [{"name": r.name, "label": r.label or r.name, "artifact": r.artifact, "status": r.status, "reason": r.reason,
                     "tolerance": r.tolerance, "worst": r.worst, "worst_input": r.worst_input,
-                    "baseline": r.baseline, "inputs": r.inputs, "per_input": r.per_input, "seconds": round(r.seconds, 3)}
+                    "baseline": r.baseline, "inputs": r.inputs, "predicted": r.predicted, "per_input": r.per_input, "seconds": round(r.seconds, 3)}
                    for r in report.results],
     }
 

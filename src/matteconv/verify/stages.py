@@ -27,6 +27,12 @@ class Stage:
     baseline_label: str = ""
     # For stages judged on their model input rather than the alpha (aipp): frame -> (max, mean) difference.
     input_check: Callable[[np.ndarray], dict[str, float]] | None = None
+    # Which tolerance of the golden set judges it (default: its name); the fp16 stages share "fp16".
+    tolerance_key: str | None = None
+    label: str | None = None  # how the report names it (default: its name)
+    # For stages judged against a prediction (om): the predicted .om (fp16 emulator) on the same input. The
+    # stage passes when its error is within PREDICTED_FACTOR x the prediction's error + a floor (run.py).
+    predict: RunFn | None = None
 
 
 def backend_stage(name: str, artifact: str, backend: Backend) -> Stage:

@@ -46,13 +46,15 @@ def caffe_message(log: str, limit: int = 400) -> str:
 class CaffeWorker:
     """One pycaffe Net in a child process. load happens at construction; run() feeds named inputs."""
 
-    def __init__(self, prototxt: str | Path, caffemodel: str | Path | None = None, timeout: float = 600.0):
+    def __init__(self, prototxt: str | Path, caffemodel: str | Path | None = None, timeout: float = 600.0,
+                 script: Path = WORKER):
+        """`script`: the worker to run (another one may add ops to worker.main, e.g. the fp16 emulator's)."""
         self.prototxt = Path(prototxt)
         self.timeout = timeout
         self._log = tempfile.TemporaryFile()
         env = dict(os.environ)
         env.setdefault("GLOG_minloglevel", "2")
-        self.proc = subprocess.Popen([sys.executable, "-P", str(WORKER)], stdin=subprocess.PIPE,
+        self.proc = subprocess.Popen([sys.executable, "-P", str(script)], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=self._log, env=env)
         self.info = self._call({"op": "load", "prototxt": str(self.prototxt),
                                 "weights": str(caffemodel) if caffemodel else None})
@@ -121,6 +123,7 @@ class CaffeBackend:
     """Backend protocol for a .prototxt (+ the .caffemodel beside it, or an explicit one)."""
 
     name = "caffe"
+    worker_script = WORKER  # a subclass may run a worker with more ops (fp16/caffe_emu.py)
 
     def __init__(self, prototxt: str | Path, caffemodel: str | Path | None = None):
         prototxt = Path(prototxt)
@@ -130,7 +133,7 @@ class CaffeBackend:
         if not caffemodel.is_file():
             raise MatteconvError(f"{prototxt}: weights not found (expected {caffemodel})")
         self.path = prototxt
-        self.worker = CaffeWorker(prototxt, caffemodel)
+        self.worker = CaffeWorker(prototxt, caffemodel, script=self.worker_script)
         info = self.worker.info
         self.inputs: list[tuple[str, tuple[int, ...]]] = info["inputs"]
         self.output = info["outputs"][0]
@@ -146,9 +149,12 @@ class CaffeBackend:
         for name, shp in self.inputs:
             feeds[name] = x[:, c : c + shp[1]]
             c += shp[1]
-        reply = self.worker.run(feeds, blobs)
+        reply = self._forward(feeds, blobs)
         self.last_blobs = reply["blobs"]
         return reply["outputs"][self.output]
+
+    def _forward(self, feeds: dict[str, np.ndarray], blobs: tuple[str, ...]) -> dict:
+        return self.worker.run(feeds, blobs)
 
     def close(self) -> None:
         self.worker.close()

@@ -35,7 +35,9 @@ def _describe(net) -> dict:
     }
 
 
-def main() -> None:
+def main(extra_ops: dict | None = None) -> None:
+    """Serve requests until stdin closes. `extra_ops`: op name -> fn(net, request) -> reply, for workers
+    that import this one and add their own operations."""
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     inp = sys.stdin.buffer
@@ -62,6 +64,8 @@ def main() -> None:
                 net.forward()
                 reply = {"outputs": {k: np.array(net.blobs[k].data) for k in net.outputs},
                          "blobs": {k: np.array(net.blobs[k].data) for k in req.get("blobs", ())}}
+            elif extra_ops and req["op"] in extra_ops:
+                reply = extra_ops[req["op"]](net, req)
             else:
                 reply = {"error": f"unknown request {req['op']!r}"}
         except Exception as e:  # Python-level errors (bad blob name, shape): reported, worker stays alive
