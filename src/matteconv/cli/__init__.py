@@ -54,7 +54,8 @@ def main(version: bool = typer.Option(False, "--version", callback=_version, is_
 def _register_all() -> None:
     from . import doctor_cmd, export_cmd, golden_cmd, verify_cmd  # noqa: F401  (each registers on app)
 
-    for optional in ("caffe_cmd", "aipp_cmd", "om_cmd", "matte_cmd", "compare_cmd"):  # each issue adds one
+    optional_cmds = ("caffe_cmd", "aipp_cmd", "om_cmd", "matte_cmd", "compare_cmd", "deploy_cmd")  # each issue adds one
+    for optional in optional_cmds:
         try:
             __import__(f"{__name__}.{optional}")
         except ModuleNotFoundError as e:
