@@ -5,6 +5,7 @@ the .om's build record points at a real ONNX model that the stand-ins execute be
 from __future__ import annotations
 
 import ast
+import io
 import json
 import sys
 import zipfile
@@ -260,7 +261,7 @@ def test_live_mode_drops_frames_instead_of_queueing(monkeypatch):
     for live in (False, True):
         sink = Sink()
         stats = stream.run(cfg, SlowRuntime(), Source(40), sink, bg, live=live,
-                           stats=stream.Stats(1000, out=open("/dev/null", "w")))
+                           stats=stream.Stats(1000, out=io.StringIO()))
         if live:
             assert stats.dropped > 0 and sink.n + stats.dropped == 40
         else:
@@ -302,3 +303,28 @@ def test_cli_generates_and_simulates(oms, tmp_path):
     bare.write_bytes(b"FAKE-OM")
     r = CliRunner().invoke(cli, ["deploy", str(bare), "-o", str(tmp_path / "app2")])
     assert r.exit_code == 2 and "bare.build.json" in r.output and not (tmp_path / "app2").exists()
+
+
+def test_fp16_output_and_build_flags(oms, tmp_path):
+    """atc --output_type=FP16 gives fp16 alpha bytes; --input_fp16_nodes makes prev_alpha fp16 (half the bytes)."""
+    import shutil
+
+    from matteconv.deploy import DeviceModel
+
+    om = tmp_path / "half.om"
+    shutil.copyfile(oms["4"], om)
+    info = json.loads(oms["4"].with_suffix(".build.json").read_text())
+    info["argv"] += ["--output_type=FP16", "--input_fp16_nodes=prev_alpha"]
+    info["source_model"] = str(next(Path(a.split("=", 1)[1]) for a in info["argv"] if a.startswith("--model=")))
+    om.with_suffix(".build.json").write_text(json.dumps(info))
+    device = DeviceModel(om)
+    assert [t.dtype for t in device.inputs] == ["uint8", "float16"] and device.inputs[1].nbytes == 64 * 64 * 2
+    out = device.run([np.zeros(64 * 64 * 3 // 2, np.uint8), np.zeros((1, 1, 64, 64), np.float16)])[0]
+    assert out.dtype == np.float16 and out.nbytes == device.outputs[0].nbytes == 64 * 64 * 2
+    alpha = pipeline.alpha_from_output(out, (64, 64))
+    assert alpha.dtype == np.float32 and 0 <= alpha.min() and alpha.max() <= 1
+    res = generate_app(om, tmp_path / "app", DeployOptions(runtime="acl"))
+    assert res.config["outputs"][0]["dtype"] == "float16" and res.config["inputs"][1]["dtype"] == "float16"
+    with pytest.raises(MatteconvError, match="HiLens Model.infer takes only uint8 or float32"):
+        generate_app(om, tmp_path / "hl", DeployOptions(runtime="hilens"))
+    assert not (tmp_path / "hl").exists()

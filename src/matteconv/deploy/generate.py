@@ -74,6 +74,10 @@ def app_config(record: BuildRecord, opts: DeployOptions, background: str) -> dic
         raise MatteconvError(f"{record.om}: AIPP on the previous-alpha input {ins[1].name}: only the image takes AIPP")
     if ins[0].shape[0] != 1:
         raise MatteconvError(f"{record.om}: batch {ins[0].shape[0]}; the app sends one frame at a time (batch 1)")
+    half = [t.name for t in ins if t.dtype not in ("uint8", "float32")]
+    if opts.runtime == "hilens" and half:
+        raise MatteconvError(f"{record.om}: input {half[0]} is fp16 (--input_fp16_nodes), but HiLens Model.infer "
+                             "takes only uint8 or float32 (rebuild without it)")
     h, w = record.model_hw
     if opts.display_size < 128 or opts.display_size % 2:
         raise MatteconvError(f"--display-size {opts.display_size}: an even number >= 128 (HiLens Display minimum)")

@@ -235,7 +235,11 @@ class Background(object):
 def composite(frame, alpha, background):
     """alpha * frame + (1 - alpha) * background in one OpenCV pass (uint8)."""
     a = np.ascontiguousarray(alpha, np.float32)
-    return cv2.blendLinear(np.ascontiguousarray(frame), background.for_frame(frame), a, 1.0 - a)
+    bg = background.for_frame(frame)
+    if not hasattr(cv2, "blendLinear"):  # OpenCV before 3.4: the same formula in numpy (within 1 level)
+        a3 = a[..., None]
+        return np.clip(np.rint(frame * a3 + bg * (1.0 - a3)), 0, 255).astype(np.uint8)
+    return cv2.blendLinear(np.ascontiguousarray(frame), bg, a, 1.0 - a)
 
 
 def render_view(prep, alpha_model, background, view="frame", display_size=640, side_by_side=False):

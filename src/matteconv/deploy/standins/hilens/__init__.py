@@ -126,7 +126,7 @@ class Display(object):
         import cv2
 
         f = np.asarray(frame)
-        if f.dtype != np.uint8 or f.ndim != 2 or f.shape[0] % 3 or (f.shape[0] // 3) % 2 or f.shape[1] % 2:
+        if f.dtype != np.uint8 or f.ndim != 2 or f.shape[0] % 3 or f.shape[1] % 2:
             raise ValueError("Display.show takes an NV21 frame (uint8, shape (H*3/2, W)), got {} {}".format(
                 f.dtype, f.shape))
         size = (f.shape[0] * 2 // 3, f.shape[1])
