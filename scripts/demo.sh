@@ -36,3 +36,14 @@ for f in modnet_ref3.ckpt modnet_ref3.onnx modnet_ref3.prototxt modnet_ref3.caff
   printf '  %-26s %s\n' "$f" "$OUT/$f"
 done
 cat "$OUT/verify.txt"
+
+# --- deploy (issue 11): the HiLens skill for the temporal model, run on this host against stand-in devices ----
+step "deploy: HiLens skill for the temporal model, simulated on the clip (stand-in atc + HiLens; no device here)"
+PY=${PY:-$(dirname "$MC")/python}
+rm -rf "$OUT/stand-in-atc" "$OUT/hilens_skill" "$OUT/hilens_skill.zip" "$OUT/hilens_sim.mp4"
+$PY -c 'import sys; from pathlib import Path; sys.path.insert(0, "tests"); import fakes; fakes.install("atc", Path(sys.argv[1]))' \
+  "$OUT/stand-in-atc"
+PATH="$OUT/stand-in-atc:$PATH" $MC om "$OUT/modnet_ref4.onnx" --aipp aipp/nv21_320.cfg -o "$OUT/modnet_ref4_320"
+$MC deploy "$OUT/modnet_ref4_320.om" --runtime hilens --background "#2e8b57" --side-by-side -o "$OUT/hilens_skill" \
+  --simulate golden/clip/inputs --sim-output "$OUT/hilens_sim.mp4" --report-every 5
+printf '  %-26s %s\n' "HiLens skill" "$OUT/hilens_skill (archive $OUT/hilens_skill.zip)" "simulated" "$OUT/hilens_sim.mp4"
