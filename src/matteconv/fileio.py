@@ -121,7 +121,7 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
         yield tmp
 
 
-def _remove(path: Path) -> None:
+def remove_path(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
@@ -153,12 +153,12 @@ def publish_together(pairs: list[tuple[Path, Path]]) -> None:
             if backups[target] is not None:
                 os.replace(backups[target], target)
             else:
-                _remove(target)
+                remove_path(target)
         raise
     finally:
         for backup in backups.values():
             if backup is not None:
-                _remove(backup)
+                remove_path(backup)
 
 
 @contextlib.contextmanager
@@ -176,7 +176,24 @@ def atomic_paths(*targets: str | os.PathLike) -> Iterator[list[Path]]:
             publish_together(list(zip(tmps, targets)))
     finally:
         for tmp in tmps:
-            _remove(tmp)
+            remove_path(tmp)
+
+
+def replace_folder(tmp: Path, target: Path) -> None:
+    """Put a finished temporary folder in place of `target` (which may exist): the old one is moved aside first
+    and removed only once the new one is in place, or put back if that fails."""
+    if not target.exists():
+        publish(tmp, target)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+    os.rmdir(old)
+    os.replace(target, old)
+    try:
+        publish(tmp, target)
+    except BaseException:
+        os.replace(old, target)
+        raise
+    remove_path(old)
 
 
 def scratch_dir(prefix: str = "matteconv-") -> Path:

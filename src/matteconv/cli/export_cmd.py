@@ -62,7 +62,8 @@ def export(
             info = {"output": str(res.path), "opset": res.opset, "nodes": res.nodes_after,
                     "nodes_before_simplify": res.nodes_before, "resize_rewritten": res.resize_rewritten,
                     "concat_convs_split": res.concat_convs_split,
-                    "inputs": res.input_names, "max_abs_diff_vs_torch": res.max_abs_diff}
+                    "inputs": res.input_names, "max_abs_diff_vs_torch": res.max_abs_diff,
+                    "parity_tolerance": res.parity_tolerance}
         else:
             from ..export.caffe import export_caffe
 

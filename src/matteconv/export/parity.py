@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..backends import require_finite
+from ..numeric import require_finite
 from ..errors import MatteconvError
 
 PARITY_MAX = 1e-3  # max |d alpha| vs PyTorch fp32: the fp32 noise floor at 512 is ~4e-4 (DESIGN.md section 6)

@@ -13,7 +13,6 @@ the fp16 tolerance measures the device and not the YUV round trip; without AIPP,
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 
 import cv2
@@ -21,6 +20,7 @@ import numpy as np
 
 from ..backends import OnnxBackend
 from ..errors import MatteconvError
+from ..fileio import scratch_dir
 from .golden import GoldenSet, model_input
 from .stages import Stage, check_size
 
@@ -97,7 +97,7 @@ def om_stage(om_path: Path | None, gset: GoldenSet) -> Stage:
     from ..aipp.emulate import encode_for
 
     op, n_inputs, source = _build_record(Path(om_path))
-    work = Path(tempfile.mkdtemp(prefix="matteconv-om-"))
+    work = scratch_dir("matteconv-om-")
 
     def with_prev(x, prev):
         return x if prev is None else np.concatenate([x, np.asarray(prev, np.float32)[None, None]], axis=1)

@@ -7,6 +7,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..numeric import nonfinite
 from . import metrics
 from .golden import GoldenSet
 from .stages import Stage
@@ -69,6 +70,10 @@ def run_stage(stage: Stage, gset: GoldenSet, frames, prevs, goldens, keep_alphas
     try:
         for item, frame, prev, gold in zip(gset.items, frames, prevs, goldens):
             alpha = np.asarray(stage.run(frame, prev), dtype=np.float64)
+            bad = nonfinite(alpha)
+            if bad:  # NaN compares as within any tolerance: it must fail before any metric is computed
+                return StageResult(stage.name, stage.artifact, "failed", f"model output contains {bad} value(s) "
+                                   f"on input {item.name}", tol, seconds=time.perf_counter() - t0)
             rows.append({"input": item.name, **metrics.all_metrics(alpha, gold)})
             if stage.baseline is not None:
                 base = np.asarray(stage.baseline(frame, prev), dtype=np.float64)
@@ -86,7 +91,7 @@ def run_stage(stage: Stage, gset: GoldenSet, frames, prevs, goldens, keep_alphas
     baseline = _worst(base_rows)[0] if base_rows else None
     inputs = {k: max(r[k] for r in input_rows) for k in input_rows[0]} if input_rows else None
     judged = {**worst, **(baseline or {}), **(inputs or {})}
-    over = [f"{k} {judged[k]:.3g} > {v:g}" for k, v in tol.items() if judged[k] > v]
+    over = [f"{k} {judged[k]:.3g} > {v:g}" for k, v in tol.items() if not judged[k] <= v]  # NaN fails too
     status = "failed" if over else "passed"
     reason = ("; ".join(over) + (f" ({stage.baseline_label})" if stage.baseline_label else "")) if over else ""
     return StageResult(stage.name, stage.artifact, status, reason, tol, worst, worst_input, rows, baseline,
