@@ -11,7 +11,6 @@ from torch import nn
 
 from matteconv.errors import MatteconvError
 from matteconv.export.caffe import export_caffe
-from matteconv.export.caffe import export as export_mod
 from matteconv.export.caffe.export import probe_input
 from matteconv.export.caffe.runner import CaffeBackend
 from matteconv.export.caffe.writer import read_prototxt
@@ -81,7 +80,10 @@ def test_unsupported_module_is_refused_with_its_path(checkpoints, tmp_path):
 
 
 def test_files_not_kept_when_caffe_disagrees(checkpoints, tmp_path, monkeypatch):
-    monkeypatch.setattr(export_mod, "MAX_DIFF", 0.0)  # any fp32 difference now counts as a failure
+    from matteconv.export import parity
+
+    monkeypatch.setattr(parity, "PARITY_MAX", 0.0)  # any fp32 difference now counts as a failure
+    monkeypatch.setattr(parity, "FLOOR_FACTOR", 0.0)
     with pytest.raises(MatteconvError, match="not written"):
         export_caffe(load_checkpoint(checkpoints[3]), tmp_path / "m", size=(64, 64))
     assert list(tmp_path.iterdir()) == []

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import MatteconvError
-from ..fileio import remove_path, atomic_path, atomic_paths, check_output_file, refuse_overwrite, sha256_file
+from ..fileio import atomic_path, atomic_paths, check_output_file, refuse_overwrite, remove_path, sha256_file
 from ..proc import run as run_in_group
 from .command import (ModelInfo, build_argv, display, inspect_model, model_problems, omg_path_warnings,
                       parse_input_shape)

@@ -31,7 +31,6 @@ def verify(
     from ..verify.plan import plan_stages
     from ..verify.report import notes, table, write_json, write_junit
     from ..verify.run import verify as run_verify
-
     from ..fileio import check_output_file, refuse_overwrite
 
     for r in require:
