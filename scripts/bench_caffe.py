@@ -199,6 +199,9 @@ def run_peer(target: Path, ckpt: Path, work: Path, sizes: list[int], toy_weights
 
 
 def diff_stats(alpha: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
+    from matteconv.numeric import require_finite
+
+    require_finite(alpha, "benchmark", "a converted model's output")  # NaN would read as a tiny difference
     d = np.abs(np.asarray(alpha, dtype=np.float64).reshape(ref.shape) - ref)
     return float(d.max()), float(d.mean())
 
@@ -423,7 +426,9 @@ def main() -> int:
     console.print(f"pycaffe worker: OPENBLAS_NUM_THREADS={results['openblas_num_threads']}, threads in the worker "
                   f"process: {threads or 'unknown'}; script {results['script_s']:.0f} s")
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2, default=str) + "\n")
+        from matteconv.fileio import json_text
+
+        args.json.write_text(json_text(results, indent=2, default=str) + "\n")
     return 0
 
 

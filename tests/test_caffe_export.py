@@ -96,7 +96,10 @@ def test_unsupported_module_is_refused_with_its_path(checkpoints, tmp_path):
 
 
 def test_files_not_kept_when_caffe_disagrees(checkpoints, tmp_path, monkeypatch):
-    monkeypatch.setattr(export_mod, "MAX_DIFF", 0.0)  # any fp32 difference now counts as a failure
+    from matteconv.export import parity
+
+    monkeypatch.setattr(parity, "PARITY_MAX", 0.0)  # any fp32 difference now counts as a failure
+    monkeypatch.setattr(parity, "FLOOR_FACTOR", 0.0)
     with pytest.raises(MatteconvError, match="not written"):
         export_caffe(load_checkpoint(checkpoints[3]), tmp_path / "m", size=(64, 64))
     assert list(tmp_path.iterdir()) == []

@@ -69,6 +69,9 @@ class OnnxBackend:
             raise MatteconvError(f"{self.path}: ONNX model not found")
         self.session = ort_session(self.path, threads, self.path)
         inputs = self.session.get_inputs()
+        problem = modnet_io_problem([i.shape for i in inputs], [o.shape for o in self.session.get_outputs()])
+        if problem:
+            raise MatteconvError(f"{self.path}: not a MODNet matting model: {problem}")
         self.input_names = [i.name for i in inputs]
         self.in_channels = sum(int(i.shape[1]) for i in inputs)
         h, w = inputs[0].shape[2:4]
@@ -83,6 +86,23 @@ class OnnxBackend:
         else:
             feeds = {self.input_names[0]: x}
         return self.session.run(None, feeds)[0]
+
+
+def modnet_io_problem(inputs: list, outputs: list) -> str | None:
+    """What makes a model's inputs/outputs unlike MODNet's (1xCxHxW in, C = 3, 4, or 3 + 1 split; 1x1xHxW out),
+    or None. Checked when a model is opened, so a wrong model is named as such, not by a reshape error later."""
+    if len(inputs) not in (1, 2) or not outputs:
+        return f"it has {len(inputs)} input(s) and {len(outputs)} output(s); MODNet has 1 (or image + prev_alpha) and 1"
+    if any(len(s) != 4 for s in inputs):
+        return f"input shapes {inputs}; MODNet takes 1xCxHxW"
+    channels = [s[1] for s in inputs]
+    if not all(isinstance(c, int) for c in channels) or (
+            channels not in ([3], [4], [3, 1])):
+        return f"input channels {channels}; MODNet takes 3, 4 (with the previous alpha), or 3 and 1"
+    out = outputs[0]
+    if len(out) != 4 or (isinstance(out[1], int) and out[1] != 1):
+        return f"first output has shape {out}; a matte is 1x1xHxW"
+    return None
 
 
 def open_backend(artifact: str | Path, threads: int = 2) -> Backend:

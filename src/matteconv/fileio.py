@@ -1,13 +1,19 @@
 """Atomic output: write to a temporary file beside the target, then rename, so no partial file is ever left.
-Temporary files are private (mode 0600); what is published gets the mode a plain `open()` would have given."""
+Temporary files are private (mode 0600); what is published gets the mode a plain `open()` would have given.
+Also the checks every command makes before its work: the output folder is writable, no output is an input
+(whatever the path spelling: relative, ./, symlink, hard link), reports are valid JSON (no bare NaN)."""
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
+import json
+import math
 import os
+import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from .errors import MatteconvError
 
@@ -27,12 +33,51 @@ def _umask() -> int:
 
 
 def check_output_folder(target: str | os.PathLike) -> None:
-    """One line naming the output when its folder is missing, instead of a traceback later."""
+    """One line naming the output when its folder is missing or not writable, instead of a traceback later.
+    Writability is probed by creating a file (os.access says yes to root on a read-only file system)."""
     parent = Path(target).parent
     if not parent.exists():
         raise MatteconvError(f"{target}: output folder {parent} does not exist")
     if not parent.is_dir():
         raise MatteconvError(f"{target}: {parent} is not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".matteconv-probe.", dir=parent)
+    except OSError as e:
+        raise MatteconvError(f"{target}: cannot write in {parent} ({e.strerror or e})") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def check_output_file(target: str | os.PathLike) -> None:
+    """An output file can be written at `target`: its folder exists and is writable, and it is not a folder."""
+    check_output_folder(target)
+    if Path(target).is_dir():
+        raise MatteconvError(f"{target}: is a folder; give a file name for the output")
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two paths name one file: the same path once resolved (relative, ./, symlinks), or the same
+    device and inode (hard links)."""
+    if Path(a).resolve() == Path(b).resolve():
+        return True
+    try:
+        sa, sb = os.stat(a), os.stat(b)
+    except OSError:
+        return False
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+
+
+def refuse_overwrite(outputs: Iterable, inputs: Iterable) -> None:
+    """One line if an output would replace one of the command's inputs, or another output (None entries skipped)."""
+    outputs = [Path(o) for o in outputs if o is not None]
+    inputs = [Path(i) for i in inputs if i is not None]
+    for k, out in enumerate(outputs):
+        for inp in inputs:
+            if same_file(out, inp):
+                raise MatteconvError(f"{out}: output would overwrite the input {inp}; choose another output name")
+        for other in outputs[k + 1:]:
+            if same_file(out, other):
+                raise MatteconvError(f"{out}: the same file is given for two outputs ({other})")
 
 
 def temp_path_beside(target: str | os.PathLike, suffix: str = ".tmp") -> Path:
@@ -51,24 +96,132 @@ def publish(tmp: str | os.PathLike, target: str | os.PathLike) -> None:
 
 
 @contextlib.contextmanager
+def _named_for_user(pairs: list[tuple[Path, Path]]) -> Iterator[None]:
+    """Errors raised while writing temporaries name the user's files, never the temporary names."""
+    try:
+        yield
+    except MatteconvError as e:
+        msg = str(e)
+        for tmp, target in pairs:
+            msg = msg.replace(str(tmp), str(target))
+        if msg == str(e):
+            raise
+        raise MatteconvError(msg) from None
+    except OSError as e:
+        where = next((t for tmp, t in pairs if e.filename and str(tmp) == str(e.filename)), None)
+        if where is None:
+            raise
+        raise MatteconvError(f"{where}: cannot write ({e.strerror or e})") from None
+
+
+@contextlib.contextmanager
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; rename it onto `target` only if the block succeeds."""
-    check_output_folder(target)
-    tmp_path = temp_path_beside(target)
+    with atomic_paths(target) as (tmp,):
+        yield tmp
+
+
+def remove_path(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
+def publish_together(pairs: list[tuple[Path, Path]]) -> None:
+    """Rename finished temporaries onto their targets as one step: if a rename fails (or the process is
+    interrupted), the targets already renamed get back what they held before (kept as hard links meanwhile)."""
+    backups: dict[Path, Path | None] = {}
+    done: list[Path] = []
     try:
-        yield tmp_path
-        publish(tmp_path, target)
+        for _, target in pairs:
+            backups[target] = None
+            if target.is_file():
+                backup = temp_path_beside(target, ".bak")
+                backup.unlink()
+                try:
+                    os.link(target, backup)
+                    backups[target] = backup
+                except OSError:  # no hard links here: a failure then leaves that target removed, never half-written
+                    pass
+        for tmp, target in pairs:
+            publish(tmp, target)
+            done.append(target)
+    except BaseException:
+        for target in done:
+            if backups[target] is not None:
+                os.replace(backups[target], target)
+            else:
+                remove_path(target)
+        raise
     finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+        for backup in backups.values():
+            if backup is not None:
+                remove_path(backup)
 
 
 @contextlib.contextmanager
 def atomic_paths(*targets: str | os.PathLike) -> Iterator[list[Path]]:
     """Several outputs that land together or not at all (for example prototxt + caffemodel)."""
-    with contextlib.ExitStack() as stack:
-        tmps = [stack.enter_context(atomic_path(t)) for t in targets]
-        yield tmps
+    targets = [Path(t) for t in targets]
+    for t in targets:
+        check_output_file(t)
+    tmps: list[Path] = []
+    try:
+        for t in targets:
+            tmps.append(temp_path_beside(t))
+        with _named_for_user(list(zip(tmps, targets))):
+            yield tmps
+            publish_together(list(zip(tmps, targets)))
+    finally:
+        for tmp in tmps:
+            remove_path(tmp)
+
+
+def replace_folder(tmp: Path, target: Path) -> None:
+    """Put a finished temporary folder in place of `target` (which may exist): the old one is moved aside first
+    and removed only once the new one is in place, or put back if that fails."""
+    if not target.exists():
+        publish(tmp, target)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+    os.rmdir(old)
+    os.replace(target, old)
+    try:
+        publish(tmp, target)
+    except BaseException:
+        os.replace(old, target)
+        raise
+    remove_path(old)
+
+
+def scratch_dir(prefix: str = "matteconv-") -> Path:
+    """A private temporary folder removed when the process exits (normally, on an error, on Ctrl-C or SIGTERM
+    once those are raised as exceptions: see proc.stop_signals_raise)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, path, True)
+    return path
+
+
+def json_safe(o):
+    """JSON-safe: tuples to lists, numpy scalars to Python, NaN/inf to None (JSON has no NaN), paths to str."""
+    if isinstance(o, dict):
+        return {str(k): json_safe(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [json_safe(v) for v in o]
+    if hasattr(o, "item") and getattr(o, "ndim", None) == 0:  # numpy scalar
+        o = o.item()
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    if isinstance(o, os.PathLike):
+        return str(o)
+    return o
+
+
+def json_text(o, **kw) -> str:
+    """json.dumps that can only write valid JSON: non-finite numbers become null."""
+    return json.dumps(json_safe(o), allow_nan=False, **kw)
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

@@ -26,7 +26,9 @@ import cv2
 import numpy as np
 
 from . import preprocess
+from .numeric import require_finite
 from .errors import MatteconvError
+from .fileio import refuse_overwrite
 from .video import (
     IMAGE_SUFFIXES,
     VIDEO_SUFFIXES,
@@ -247,9 +249,10 @@ def matte(input: str | Path, model: str | Path | None, output: str | Path, *, ba
     """Matte INPUT (image, folder or video) with MODEL into OUTPUT; see the module docstring.
     Pass `backend` to reuse an opened model (then `model` is only a label)."""
     source = open_source(input)
-    inp, out = Path(input).resolve(), Path(output).resolve()
-    if out == inp or (alpha_out is not None and Path(alpha_out).resolve() in (inp, out)):
-        raise MatteconvError(f"{output}: output would overwrite the input (or the other output)")
+    user_files = [input, model, background if background and Path(background).is_file() else None]
+    if model is not None and Path(model).suffix.lower() == ".prototxt":
+        user_files.append(Path(model).with_suffix(".caffemodel"))
+    refuse_overwrite([output, alpha_out], user_files)
     bg = parse_background(background)
     if backend is None:
         from .backends import open_backend
@@ -385,7 +388,12 @@ def _run(source: Source, backend, sinks: list[Sink], bg: Background, rgba: bool,
                 msg = str(e).splitlines()[0] if str(e) else type(e).__name__
                 raise MatteconvError(f"{summary.model}: {backend.name} failed on frame {item.index}: {msg}") from None
             model_s += time.perf_counter() - t0
-            a = np.asarray(a, np.float32).reshape(x.shape[2:])
+            a = np.asarray(a, np.float32)
+            if a.size != x.shape[2] * x.shape[3]:
+                raise MatteconvError(f"{summary.model}: output of shape {a.shape} on frame {item.index} is not a "
+                                     f"1x1x{x.shape[2]}x{x.shape[3]} matte: not a MODNet model")
+            require_finite(a, summary.model, f"model output on frame {item.index} ({item.name})")
+            a = a.reshape(x.shape[2:])
             prev = a
             n += 1
             _put(out_q, (item, a), stop)

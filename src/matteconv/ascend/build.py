@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import MatteconvError
-from ..fileio import atomic_path, publish, sha256_file
+from ..fileio import atomic_path, atomic_paths, check_output_file, refuse_overwrite, remove_path, sha256_file
+from ..proc import run as run_in_group
 from .cann import ToolkitVersion, soc_problem, toolkit_version
 from .command import (ModelInfo, build_argv, display, framework_problems, inspect_model, keep_dtype_entries,
                       layer_types, omg_path_warnings, parse_input_shape, precision_flags, precision_warnings,
@@ -139,6 +140,7 @@ def plan_build(model: str | Path, out: str | Path, aipp: str | Path | None = Non
         cfg = load_config(aipp_path)
         check_model_inputs(cfg, inputs or info.inputs, soc_version)
     stem, om, log, record = output_paths(out)
+    refuse_overwrite([om, log, record], [info.path, info.weight, aipp_path])
     argv = build_argv(name, found.path if found else name, info, stem, aipp_path, soc_version, inputs)
     if name == "omg":
         warnings += omg_path_warnings([info.path, info.weight])
@@ -192,18 +194,25 @@ def run_build(plan: BuildPlan, timeout: float = DEFAULT_TIMEOUT) -> BuildResult:
         raise MatteconvError(f"{plan.tool_name} not found (searched PATH, $ASCEND_TOOLKIT_HOME, $ASCEND_HOME_PATH, "
                              f"/usr/local/Ascend/ascend-toolkit/latest, ~/Ascend, $DDK_HOME); run on a machine with "
                              f"the toolkit: {plan.command}")
-    if not plan.om.parent.is_dir():
-        raise MatteconvError(f"{plan.om}: output folder {plan.om.parent} does not exist")
+    for path in (plan.om, plan.log, plan.record):  # before the tool runs, not after minutes of compiling
+        check_output_file(path)
     tmp_stem = plan.om.parent / f".{plan.om.stem}.partial-{os.getpid()}"
     argv = [a if not a.startswith("--output=") else f"--output={tmp_stem}" for a in plan.argv]
     tmp_om = Path(f"{tmp_stem}.om")
     write_keep_dtype(plan)
+    try:
+        return _compile(plan, argv, tmp_stem, tmp_om, timeout)
+    finally:  # success, failure, timeout, Ctrl-C or SIGTERM: nothing of the tool's temporary stem stays
+        for leftover in plan.om.parent.glob(f"{tmp_stem.name}*"):
+            remove_path(leftover)
+
+
+def _compile(plan: BuildPlan, argv: list[str], tmp_stem: Path, tmp_om: Path, timeout: float) -> BuildResult:
     start = time.monotonic()
     status = "ok"
     try:
         with _status(f"{plan.tool_name}: compiling {plan.model.path.name} for {plan.soc_version}"):
-            proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                  timeout=timeout, check=False)
+            proc = run_in_group(argv, timeout)
         text = proc.stdout.decode("utf-8", errors="replace")
         code = proc.returncode
     except subprocess.TimeoutExpired as e:
@@ -215,25 +224,17 @@ def run_build(plan: BuildPlan, timeout: float = DEFAULT_TIMEOUT) -> BuildResult:
     header = f"$ {display(plan.argv)}\n# (run with --output={tmp_stem}, renamed on success)\n"
     with atomic_path(plan.log) as tmp:
         tmp.write_text(header + text, encoding="utf-8")
-    try:
-        if status != "ok" or code != 0 or not tmp_om.is_file():
-            lines = error_lines(text) or [ln for ln in text.splitlines() if ln.strip()][-5:]
-            if status == "timeout":
-                why = f"timed out after {timeout:g} s"
-            elif status != "ok":
-                why = status
-            elif code != 0:
-                why = f"exited with code {code}"
-            else:
-                why = f"exited 0 but wrote no {tmp_om.name}"
-            raise BuildError(f"{plan.tool_name} {why} building {plan.om} (full log: {plan.log})", lines, plan.log)
-        publish(tmp_om, plan.om)
-    finally:
-        for leftover in plan.om.parent.glob(f"{tmp_stem.name}*"):
-            try:
-                leftover.unlink()
-            except OSError:
-                pass
+    if status != "ok" or code != 0 or not tmp_om.is_file():
+        lines = error_lines(text) or [ln for ln in text.splitlines() if ln.strip()][-5:]
+        if status == "timeout":
+            why = f"timed out after {timeout:g} s (its whole process group was ended)"
+        elif status != "ok":
+            why = status
+        elif code != 0:
+            why = f"exited with code {code}"
+        else:
+            why = f"exited 0 but wrote no {tmp_om.name}"
+        raise BuildError(f"{plan.tool_name} {why} building {plan.om} (full log: {plan.log})", lines, plan.log)
     toolkit = plan.toolkit or toolkit_version(plan.tool, ask_tool=False)  # omg: its DDK's version file, if any
     info = {
         "tool": plan.tool_name, "tool_path": str(plan.tool.path), "tool_found_via": plan.tool.source,
@@ -241,7 +242,7 @@ def run_build(plan: BuildPlan, timeout: float = DEFAULT_TIMEOUT) -> BuildResult:
         "argv": plan.argv, "soc_version": plan.soc_version,
         "seconds": round(seconds, 3),
         "inputs": {str(p): sha256_file(p) for p in [plan.model.path, plan.model.weight, plan.aipp] if p is not None},
-        "om": {"path": str(plan.om), "sha256": sha256_file(plan.om), "bytes": plan.om.stat().st_size},
+        "om": {"path": str(plan.om), "sha256": sha256_file(tmp_om), "bytes": tmp_om.stat().st_size},
         "model_inputs": [[n, list(s)] for n, s in plan.model.inputs],
         "aipp_config": plan.aipp.read_text(encoding="utf-8") if plan.aipp else None,
         "precision_mode": plan.precision_mode or "force_fp16 (atc default)",
@@ -250,8 +251,9 @@ def run_build(plan: BuildPlan, timeout: float = DEFAULT_TIMEOUT) -> BuildResult:
     from .. import __version__
 
     info["matteconv"] = __version__
-    with atomic_path(plan.record) as tmp:
-        tmp.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    with atomic_paths(plan.om, plan.record) as (om_tmp, record_tmp):  # the .om and its record land together
+        os.replace(tmp_om, om_tmp)
+        record_tmp.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     return BuildResult(plan.om, plan.log, plan.record, seconds, info)
 
 

@@ -21,6 +21,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..errors import MatteconvError
+from ..proc import run as run_in_group
 
 INPUT_DTYPES = (np.uint8, np.float32, np.float16, np.int32)
 
@@ -116,8 +117,7 @@ def run_om(om_path: str | Path, inputs: Sequence[np.ndarray], workdir: str | Pat
     argv = [*runner.prefix, "--model", str(om), "--input", ",".join(str(b) for b in bins),
             "--output", str(outdir), "--outfmt", fmt]
     try:
-        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                              timeout=timeout, check=False)
+        proc = run_in_group(argv, timeout)
     except subprocess.TimeoutExpired:
         raise MatteconvError(f"{runner.kind} timed out after {timeout:g} s running {om}") from None
     except OSError as e:

@@ -13,6 +13,7 @@ from rich.console import Console
 
 from .. import __version__
 from ..errors import MatteconvError
+from ..proc import Terminated, stop_signals_raise
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="MODNet portrait matting: checkpoint -> ONNX / Caffe -> Ascend .om, verified at every hop.")
@@ -29,14 +30,21 @@ def fail(message: str, code: int = 2) -> None:
 
 
 def friendly(fn):
-    """Turn library errors (and bad values) into one-line messages instead of tracebacks."""
+    """Turn library errors (and bad values) into one-line messages instead of tracebacks. Ctrl-C and SIGTERM
+    raise Terminated, so every temporary is removed and every child process group ended on the way out;
+    the exit code is then 128 + the signal, as a shell expects."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            with stop_signals_raise():
+                return fn(*args, **kwargs)
         except (MatteconvError, ValueError, FileNotFoundError) as e:
             fail(str(e))
+        except Terminated as e:
+            fail(f"interrupted ({e}): stopped, nothing partial written", code=e.exit_code)
+        except KeyboardInterrupt:
+            fail("interrupted (SIGINT): stopped, nothing partial written", code=130)
 
     return wrapper
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from . import app, console, friendly
+from . import app, console, fail, friendly
 
 
 def _fmt(v: float) -> str:
@@ -91,6 +91,7 @@ def compare(
                                 dtype=torch.float64 if float64 else torch.float32)
     if json_out:
         typer.echo(json.dumps(report.to_dict(), indent=2))
+        _fail_on_nan(report)
         return
     console.print(f"{report.candidate} ({report.kind}) vs {report.reference} (torch {report.reference_dtype}) on "
                   f"golden input {report.input_name!r} {report.size[0]}x{report.size[1]}: {len(report.rows)} "
@@ -113,6 +114,7 @@ def compare(
         console.print(f"[yellow]note[/]: the checkpoint's alpha differs from the golden alpha by "
                       f"{_fmt(report.reference_vs_golden)}: the golden set was made from another checkpoint",
                       highlight=False)
+    _fail_on_nan(report)
 
 
 def _compare_fp16(reference: Path, golden: Path, input_name: str | None, top: int, json_out: bool) -> None:
@@ -155,3 +157,11 @@ def _compare_fp16(reference: Path, golden: Path, input_name: str | None, top: in
     else:
         console.print("[green]no fp16 overflow or variance underflow[/]", highlight=False)
     console.print(f"flagged for --keep-fp32 auto: {', '.join(report.flagged()) or 'none'}", highlight=False)
+
+
+def _fail_on_nan(report) -> None:
+    """A NaN or Inf alpha is a failure (exit 1), never a 'nan' in a table that reads like a number."""
+    if not math.isfinite(report.alpha_max_abs):
+        d = report.first_divergence
+        where = f"; first non-finite or diverging layer: {d.layer} ({_module(d.module)})" if d else ""
+        fail(f"{report.candidate}: model output contains NaN or Inf{where}", code=1)

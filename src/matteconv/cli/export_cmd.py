@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from . import app, console, friendly
+from . import app, console, err_console, friendly
 from ..preprocess import parse_size
 
 
@@ -28,12 +28,31 @@ def export(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ):
     """Load a checkpoint safely, export it, check the export numerically against PyTorch."""
+    from ..export.memory import check_memory
+    from ..export.onnx_export import SUPPORTED_OPSETS
+    from ..fileio import check_output_file, refuse_overwrite
     from ..model.checkpoint import load_checkpoint
 
     hw = parse_size(size)
     if to not in ("onnx", "caffe"):
         raise ValueError(f"--to {to}: choose onnx or caffe")
+    if to == "onnx" and opset not in SUPPORTED_OPSETS:
+        raise ValueError(f"--opset {opset}: choose from {', '.join(map(str, SUPPORTED_OPSETS))}")
+    if to == "caffe":
+        from ..export.caffe.targets import get_target
+
+        get_target(target)
+        stem = output.with_suffix("") if output.suffix in (".prototxt", ".caffemodel") else output
+        outputs = [stem.with_suffix(".prototxt"), stem.with_suffix(".caffemodel")]
+    else:
+        outputs = [output]
+    for out in outputs:  # before the work: a bad output path is found in a second, not after the export
+        check_output_file(out)
+    refuse_overwrite(outputs, [ckpt])
+    check_memory(hw)
     ckpt_obj = load_checkpoint(ckpt)
+    for note in ckpt_obj.notes:
+        err_console.print(f"note: {note}", highlight=False, soft_wrap=True)
     with console.status(f"exporting {ckpt} to {to} at {hw[0]}x{hw[1]}..."):
         if to == "onnx":
             from ..export.onnx_export import export_onnx
@@ -43,11 +62,11 @@ def export(
             info = {"output": str(res.path), "opset": res.opset, "nodes": res.nodes_after,
                     "nodes_before_simplify": res.nodes_before, "resize_rewritten": res.resize_rewritten,
                     "concat_convs_split": res.concat_convs_split,
-                    "inputs": res.input_names, "max_abs_diff_vs_torch": res.max_abs_diff}
+                    "inputs": res.input_names, "max_abs_diff_vs_torch": res.max_abs_diff,
+                    "parity_tolerance": res.parity_tolerance}
         else:
             from ..export.caffe import export_caffe
 
-            stem = output.with_suffix("") if output.suffix in (".prototxt", ".caffemodel") else output
             res = export_caffe(ckpt_obj, stem, target=target, size=hw, split_inputs=split_inputs)
             info = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(res).items()}
     if as_json:

@@ -7,6 +7,7 @@ import typer
 from rich.progress import Progress
 
 from . import app, console, friendly
+from ..errors import MatteconvError
 
 STAGE_NAMES = ("torch", "onnx", "caffe", "aipp", "om", "fp16-torch", "fp16-onnx", "fp16-caffe")
 
@@ -32,14 +33,32 @@ def verify(
     from ..verify.plan import plan_stages
     from ..verify.report import notes, table, write_json, write_junit
     from ..verify.run import verify as run_verify
+    from ..fileio import check_output_file, refuse_overwrite
 
     for r in require:
         if r not in STAGE_NAMES:
             raise ValueError(f"--require {r}: unknown stage (choose from {', '.join(STAGE_NAMES)})")
+    reports = [p for p in (json_out, junit, html) if p is not None]
+    for p in reports:
+        check_output_file(p)
     gset = load_golden(golden)
+    inputs = [ckpt, onnx, caffe, aipp, om, gset.root / "manifest.json",
+              *(p for it in gset.items for p in (it.input, it.alpha))]
+    if caffe is not None:
+        inputs.append(caffe.with_suffix(".caffemodel"))
+    if om is not None:
+        inputs.append(om.with_suffix(".build.json"))
+    refuse_overwrite(reports, inputs)
+    if aipp is not None:  # a config that does not parse is bad input (exit 2), found before any stage runs
+        from ..aipp import load_config
+
+        load_config(aipp)
     with console.status("loading models..."):
         stages = plan_stages(gset, ckpt=ckpt, onnx=onnx, caffe=caffe, aipp=aipp, om=om, required=require,
                              fp16=fp16)
+    bad = [s.error for s in stages if s.error]
+    if bad:  # a model that cannot load or does not fit the golden set: bad input, before the work
+        raise MatteconvError(bad[0] + (f" (and {len(bad) - 1} more problem(s))" if len(bad) > 1 else ""))
     with Progress(console=console, transient=True, disable=not console.is_terminal) as bar:
         task = bar.add_task("verifying", total=len(gset.items) * sum(s.run is not None for s in stages))
         report = run_verify(gset, stages, require, keep_alphas=html is not None,

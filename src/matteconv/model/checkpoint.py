@@ -4,12 +4,15 @@ Accepts what MODNet users actually have: bare state_dicts with or without DataPa
 `{"state_dict": ...}`-style wrappers, the official layout with every backbone tensor twice
 (`backbone.*` and `lr_branch.backbone.*`) or once, `num_batches_tracked` present or absent, `.safetensors`.
 Never unpickles code (`weights_only=True`). Every failure is a MatteconvError naming the file and the cause.
+Weights of any floating dtype torch stores are converted to float32: exactly for float16, bfloat16 and the
+float8 kinds (each is a subset of float32), with a note when float64 values round; integer, complex, packed and
+quantized weights are refused with one line.
 """
 from __future__ import annotations
 
 import hashlib
 import pickle
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -31,7 +34,22 @@ class Checkpoint:
     path: Path
     sha256: str  # of the file, as `sha256sum` prints it
     in_channels: int
-    weights_sha256: str = ""  # of the tensors, whatever the file format (what golden sets record)
+    weights_sha256: str = ""  # of the float32 tensors, whatever the file format (what golden sets record)
+    notes: list[str] = field(default_factory=list)  # what loading changed (float64 rounded to float32)
+
+
+# Every value of these is a float32 value: the conversion is exact.
+EXACT_IN_FLOAT32 = {torch.float32, torch.float16, torch.bfloat16} | {
+    getattr(torch, n) for n in ("float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz", "float8_e8m0fnu")
+    if hasattr(torch, n)}
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save since 1.6
+LEGACY_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46"  # older torch.save: a pickled magic number first
+# What a file that is not a checkpoint usually starts with (torch.save writes a zip, or a pickle before 1.6).
+FILE_SIGNATURES = {b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"GIF8": "a GIF image",
+                   b"\x1f\x8b": "gzip data", b"%PDF": "a PDF", b"\x7fELF": "a program (ELF)",
+                   b"\x08": "probably an ONNX model (protobuf)", b"name:": "a Caffe prototxt", b"layer": "a Caffe prototxt",
+                   b"aipp_op": "an AIPP config", b"{": "JSON text",
+                   b"\x80": "a Python pickle not written by torch.save"}
 
 
 def _read_raw(path: Path) -> object:
@@ -44,7 +62,13 @@ def _read_raw(path: Path) -> object:
         except (SafetensorError, OSError, ValueError) as e:
             raise MatteconvError(f"{path}: not a readable safetensors file (truncated or corrupt): {e}") from None
     with open(path, "rb") as f:
-        magic = f.read(4)
+        magic = f.read(8)
+    if not magic.startswith((ZIP_MAGIC, LEGACY_MAGIC)):  # neither of torch.save's formats: never unpickle it
+        what = next((v for k, v in FILE_SIGNATURES.items() if magic.startswith(k)), None)
+        if what is None:
+            what = "text" if magic and all(32 <= c < 127 or c in b"\t\r\n" for c in magic) else (
+                "empty" if not magic else "unrecognised bytes")
+        raise MatteconvError(f"{path}: not a PyTorch checkpoint (the file is {what}; torch.save writes a zip archive)")
     try:
         return torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -56,7 +80,7 @@ def _read_raw(path: Path) -> object:
         raise MatteconvError(f"{path}: not a PyTorch checkpoint ({e})") from None
     except Exception as e:  # torch.load raises many types on damaged files (KeyError, RuntimeError, EOFError...)
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        if magic == b"PK\x03\x04":
+        if magic.startswith(ZIP_MAGIC):
             raise MatteconvError(f"{path}: truncated or corrupt checkpoint archive ({msg})") from None
         raise MatteconvError(f"{path}: not a PyTorch checkpoint ({msg})") from None
 
@@ -122,29 +146,56 @@ def _check_against(model: MODNet, sd: dict[str, torch.Tensor], path: Path) -> No
         if v.is_floating_point() and not torch.isfinite(v).all():
             bad = int((~torch.isfinite(v)).sum())
             raise MatteconvError(f"{path}: {bad} NaN/Inf value(s) in {k}")
+        if k.endswith("running_var") and (v < 0).any():  # sqrt of a negative variance: NaN in every output
+            raise MatteconvError(f"{path}: {int((v < 0).sum())} negative BatchNorm variance(s) in {k} "
+                                 f"(min {float(v.min()):.3g}); the checkpoint is damaged: the model would output NaN")
 
 
-def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read a checkpoint file safely and return its normalised MODNet state_dict (no model built)."""
+def to_float32(sd: dict[str, torch.Tensor], path: Path, notes: list[str] | None = None) -> dict[str, torch.Tensor]:
+    """Every tensor as float32: exact for the dtypes in EXACT_IN_FLOAT32; float64 rounds (a note says how far);
+    anything else is refused, naming the tensor and its dtype."""
+    out, rounded = {}, []
+    for k, v in sd.items():
+        if v.dtype in EXACT_IN_FLOAT32:
+            out[k] = v.to(torch.float32)
+        elif v.dtype == torch.float64:
+            out[k] = v.to(torch.float32)
+            changed = out[k].to(torch.float64) != v
+            if changed.any():
+                rounded.append(float((out[k].to(torch.float64) - v).abs().max()))
+        else:
+            kind = ("quantized" if v.is_quantized else "complex" if v.is_complex() else
+                    "integer" if not v.is_floating_point() else "packed")
+            raise MatteconvError(f"{path}: tensor {k} is {str(v.dtype).replace('torch.', '')} ({kind}); MODNet "
+                                 "weights must be floating point (float32, float16, bfloat16 or float64)")
+    if rounded and notes is not None:
+        notes.append(f"{path}: float64 weights rounded to float32 in {len(rounded)} tensor(s) (max change "
+                     f"{max(rounded):.3g})")
+    return out
+
+
+def load_state_dict(path: str | Path, notes: list[str] | None = None) -> dict[str, torch.Tensor]:
+    """Read a checkpoint file safely and return its normalised MODNet state_dict in float32 (no model built)."""
     path = Path(path)
     if not path.exists():
         raise MatteconvError(f"{path}: checkpoint not found")
     if path.is_dir():
         raise MatteconvError(f"{path}: is a folder, expected a checkpoint file")
-    return normalize_keys(_unwrap(_read_raw(path), path))
+    return to_float32(normalize_keys(_unwrap(_read_raw(path), path)), path, notes)
 
 
 def load_checkpoint(path: str | Path, split_inputs: bool = False) -> Checkpoint:
     """Load a MODNet checkpoint into a fresh model (eval mode, float32)."""
     path = Path(path)
-    sd = load_state_dict(path)
+    notes: list[str] = []
+    sd = load_state_dict(path, notes)
     in_channels = infer_in_channels(sd, path)
     model = MODNet(in_channels=in_channels, split_inputs=split_inputs)
     _check_against(model, sd, path)
     full = {k: v if k.endswith("num_batches_tracked") else sd[canonical_key(k)].to(v.dtype)
             for k, v in model.state_dict().items()}
     model.load_state_dict(full, strict=True)
-    return Checkpoint(model.eval(), path, sha256_file(path), in_channels, weights_sha256(sd))
+    return Checkpoint(model.eval(), path, sha256_file(path), in_channels, weights_sha256(sd), notes)
 
 
 def weights_sha256(state_dict: dict[str, torch.Tensor]) -> str:

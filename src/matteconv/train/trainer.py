@@ -148,7 +148,7 @@ def save_weights(model: MODNet, path: Path, dtype: torch.dtype = torch.float32) 
             save_file(once, str(tmp), metadata={"format": "pt", "producer": "matteconv train"})
         else:
             torch.save(sd, str(tmp))
-    return weights_sha256(sd)
+    return weights_sha256({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})  # as loaded
 
 
 def _config_key(cfg: TrainConfig) -> dict:

@@ -16,7 +16,6 @@ fp16 tolerance.
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 
 import cv2
@@ -24,6 +23,7 @@ import numpy as np
 
 from ..backends import OnnxBackend
 from ..errors import MatteconvError
+from ..fileio import scratch_dir
 from .golden import GoldenSet, model_input
 from .stages import Stage, check_size
 
@@ -100,7 +100,7 @@ def om_stage(om_path: Path | None, gset: GoldenSet) -> Stage:
     from ..aipp.emulate import encode_for
 
     op, n_inputs, source = _build_record(Path(om_path))
-    work = Path(tempfile.mkdtemp(prefix="matteconv-om-"))
+    work = scratch_dir("matteconv-om-")
 
     def with_prev(x, prev):
         return x if prev is None else np.concatenate([x, np.asarray(prev, np.float32)[None, None]], axis=1)

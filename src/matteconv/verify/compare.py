@@ -28,6 +28,7 @@ from torch import nn
 
 from ..backends import ort_session
 from ..errors import MatteconvError
+from ..fileio import json_safe
 
 REL_THRESHOLD = 1e-3  # relative error (max|d| / max|ref|) above which a layer counts as diverged
 JUMP = 10.0  # ... and it must exceed the previous matched layer's relative error by this factor
@@ -95,22 +96,7 @@ class CompareReport:
         return sorted(ranked, key=lambda r: r.index)
 
     def to_dict(self) -> dict:
-        return _plain(asdict(self))
-
-
-def _plain(o):
-    """JSON-safe: tuples to lists, numpy scalars to Python, NaN/inf to None."""
-    if isinstance(o, dict):
-        return {k: _plain(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_plain(v) for v in o]
-    if isinstance(o, (np.floating, np.integer)):
-        o = o.item()
-    if isinstance(o, float) and not np.isfinite(o):
-        return None
-    if isinstance(o, Path):
-        return str(o)
-    return o
+        return json_safe(asdict(self))
 
 
 # ---- the candidate graph -------------------------------------------------------------------------------

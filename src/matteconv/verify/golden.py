@@ -8,6 +8,7 @@ Golden alphas come from the model in float64, the one reference that is not itse
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -18,7 +19,7 @@ import torch
 
 from .. import __version__, preprocess
 from ..errors import MatteconvError
-from ..fileio import atomic_path, write_image
+from ..fileio import atomic_path, check_output_folder, remove_path, replace_folder, same_file, write_image
 from ..model.checkpoint import weights_sha256
 from ..reference import reference_model
 
@@ -130,13 +131,34 @@ def load_golden(root: str | Path) -> GoldenSet:
     return GoldenSet(root, manifest, items)
 
 
+def check_golden_target(out: Path) -> None:
+    """A golden set replaces its folder as a whole: refuse a folder that holds anything else."""
+    check_output_folder(out)
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST).is_file())):
+        raise MatteconvError(f"{out}: exists and is not a golden set; give a new folder (or an old golden set "
+                             "to replace)")
+
+
 def make_golden(model: torch.nn.Module, images: list[tuple[str, np.ndarray]], out: str | Path,
                 size: tuple[int, int], policy: str = "device", checkpoint_info: dict | None = None,
                 progress: Callable[[str], None] | None = None) -> GoldenSet:
-    """Write inputs (PNG), float64-model alphas (float32 .npz + 16-bit PNG preview) and manifest.json."""
+    """Write inputs (PNG), float64-model alphas (float32 .npz + 16-bit PNG preview) and manifest.json, all at once:
+    the set is made in a temporary folder beside `out` and replaces it only when complete."""
     out = Path(out)
-    (out / "inputs").mkdir(parents=True, exist_ok=True)
-    (out / "alphas").mkdir(parents=True, exist_ok=True)
+    check_golden_target(out)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        _write_golden(model, images, tmp, size, policy, checkpoint_info, progress)
+        replace_folder(tmp, out)
+    finally:
+        remove_path(tmp)
+    return load_golden(out)
+
+
+def _write_golden(model: torch.nn.Module, images: list[tuple[str, np.ndarray]], out: Path, size: tuple[int, int],
+                  policy: str, checkpoint_info: dict | None, progress: Callable[[str], None] | None) -> None:
+    (out / "inputs").mkdir()
+    (out / "alphas").mkdir()
     import copy
 
     weights = weights_sha256(model.state_dict())
@@ -177,7 +199,6 @@ def make_golden(model: torch.nn.Module, images: list[tuple[str, np.ndarray]], ou
     }
     with atomic_path(out / MANIFEST) as tmp:
         tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    return load_golden(out)
 
 
 def golden_model(gset: GoldenSet, ckpt_path: str | Path | None = None) -> tuple[torch.nn.Module, str]:
@@ -212,6 +233,11 @@ def make_set(out: str | Path, ckpt: str | Path | None = None, images: str | Path
     from .. import samples
     from ..model.checkpoint import load_checkpoint
 
+    for given in (ckpt, images):  # the set replaces `out` as a whole: an input inside it would be lost
+        if given is not None and (same_file(given, out) or Path(out).resolve() in Path(given).resolve().parents):
+            raise MatteconvError(f"{out}: the golden set would be written over its input {given}; choose another "
+                                 "output folder")
+    check_golden_target(Path(out))
     if ckpt is not None:
         loaded = load_checkpoint(ckpt)
         model, info = loaded.model, {"file": Path(ckpt).name, "file_sha256": loaded.sha256}

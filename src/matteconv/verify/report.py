@@ -1,14 +1,13 @@
 """Render a VerifyReport: a rich table for people, JSON and JUnit XML for machines."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
 from rich.table import Table
 
 from .. import __version__
-from ..fileio import atomic_path
+from ..fileio import atomic_path, json_text
 from .run import METRIC_KEYS, VerifyReport
 
 HEADERS = {"max_abs": "max|d|", "mean_abs": "mean|d|", "sad": "SAD", "mse": "MSE", "grad": "Grad", "conn": "Conn"}
@@ -91,7 +90,7 @@ def to_dict(report: VerifyReport) -> dict:
 
 def write_json(report: VerifyReport, path: str | Path) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(to_dict(report), indent=2) + "\n")
+        tmp.write_text(json_text(to_dict(report), indent=2) + "\n")
 
 
 def write_junit(report: VerifyReport, path: str | Path) -> None:
@@ -110,7 +109,7 @@ def write_junit(report: VerifyReport, path: str | Path) -> None:
             ET.SubElement(case, "skipped", message=r.reason)
             counts["skipped"] += 1
         if r.worst:
-            ET.SubElement(case, "system-out").text = json.dumps(r.worst)
+            ET.SubElement(case, "system-out").text = json_text(r.worst)
     for k, v in counts.items():
         suite.set(k, str(v))
     with atomic_path(path) as tmp:

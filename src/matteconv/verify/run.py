@@ -7,6 +7,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..numeric import nonfinite
 from . import metrics
 from .golden import GoldenSet
 from .stages import Stage
@@ -77,6 +78,10 @@ def run_stage(stage: Stage, gset: GoldenSet, frames, prevs, goldens, keep_alphas
     try:
         for item, frame, prev, gold in zip(gset.items, frames, prevs, goldens):
             alpha = np.asarray(stage.run(frame, prev), dtype=np.float64)
+            bad = nonfinite(alpha)
+            if bad:  # NaN compares as within any tolerance: it must fail before any metric is computed
+                return StageResult(stage.name, stage.artifact, "failed", f"model output contains {bad} value(s) "
+                                   f"on input {item.name}", tol, seconds=time.perf_counter() - t0)
             rows.append({"input": item.name, **metrics.all_metrics(alpha, gold)})
             ref = gold
             if stage.baseline is not None:
@@ -101,14 +106,14 @@ def run_stage(stage: Stage, gset: GoldenSet, frames, prevs, goldens, keep_alphas
     predicted = None
     if pred_rows:  # judged per input against the prediction, not against the fixed tolerance
         over = [f"{r['input']}: {k} {r[k]:.3g} > {r['allowed_' + k]:.3g} (predicted {r['predicted_' + k]:.3g})"
-                for r in pred_rows for k in ("max_abs", "mean_abs") if r[k] > r["allowed_" + k]]
+                for r in pred_rows for k in ("max_abs", "mean_abs") if not r[k] <= r["allowed_" + k]]
         predicted = {k: max(r[k] for r in pred_rows) for k in pred_rows[0] if k != "input"}
         tol = {"max_abs": predicted["allowed_max_abs"], "mean_abs": predicted["allowed_mean_abs"],
                "rule": f"{PREDICTED_FACTOR:g} x predicted .om error + {PREDICTED_FLOOR['max_abs']:g} / "
                        f"{PREDICTED_FLOOR['mean_abs']:g}, per input"}
     else:
         judged = {**worst, **(baseline or {}), **(inputs or {})}
-        over = [f"{k} {judged[k]:.3g} > {v:g}" for k, v in tol.items() if judged[k] > v]
+        over = [f"{k} {judged[k]:.3g} > {v:g}" for k, v in tol.items() if not judged[k] <= v]  # NaN fails too
     status = "failed" if over else "passed"
     reason = ("; ".join(over) + (f" ({stage.baseline_label})" if stage.baseline_label else "")) if over else ""
     return StageResult(stage.name, stage.artifact, status, reason, tol, worst, worst_input, rows, baseline,

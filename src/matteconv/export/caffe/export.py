@@ -1,5 +1,5 @@
 """`export_caffe`: checkpoint -> OUT.prototxt + OUT.caffemodel for a target, written atomically and kept only
-if pycaffe reproduces the PyTorch fp32 matte on a real photo within MAX_DIFF."""
+if pycaffe reproduces the PyTorch fp32 matte on a real photo (the rule in export/parity.py)."""
 from __future__ import annotations
 
 import time
@@ -14,11 +14,12 @@ from ...errors import MatteconvError
 from ...fileio import atomic_paths
 from ...model.checkpoint import Checkpoint
 from ...model.modnet import MODNet
+from ..onnx_export import run_float64
+from ..parity import judge
 from .convert import convert
 from .runner import CaffeBackend
 from .writer import write_caffemodel, write_prototxt
 
-MAX_DIFF = 1e-3  # max |d alpha| vs torch fp32; the fp32 noise floor is ~4e-4 (DESIGN.md section 6)
 PROBE_PHOTO = "astronaut"
 
 
@@ -79,18 +80,15 @@ def export_caffe(ckpt: Checkpoint, out_stem: Path, target: str = "bvlc", size: t
               "output: alpha 1x1x{}x{} in [0, 1]; input normalised (x - 127.5) / 127.5, RGB".format(h, w)]
 
     x = probe_input(c, size)
+    args = (x[:, :3], x[:, 3:4]) if split_inputs else (x,)
     with torch.no_grad():
-        t = torch.from_numpy(x)
-        ref = (model(t[:, :3], t[:, 3:4]) if split_inputs else model(t)).numpy()
+        ref = model(*[torch.from_numpy(a) for a in args]).numpy()
     with atomic_paths(prototxt, caffemodel) as (tmp_proto, tmp_model):
         write_prototxt(tmp_proto, net, header)
         write_caffemodel(tmp_model, net)
         with CaffeBackend(tmp_proto, tmp_model) as backend:
             alpha = backend.run(x)
-        diff = np.abs(alpha.astype(np.float64) - ref)
-        if not np.isfinite(diff).all() or diff.max() > MAX_DIFF:
-            raise MatteconvError(
-                f"{prototxt}: not written: Caffe's matte differs from PyTorch by max {np.nanmax(diff):.2e} "
-                f"(> {MAX_DIFF:g}) on the {PROBE_PHOTO} photo; this is a converter bug, please report it")
+        parity = judge(alpha, ref, lambda: run_float64(model, args), prototxt, ckpt.path,
+                       f"Caffe (on the {PROBE_PHOTO} photo)")
     return CaffeExport(prototxt, caffemodel, target, size, list(net.inputs), net.counts(), len(net.layers),
-                       net.num_params(), float(diff.max()), float(diff.mean()), time.perf_counter() - t0)
+                       net.num_params(), parity.max_abs, parity.mean_abs, time.perf_counter() - t0)

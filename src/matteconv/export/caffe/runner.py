@@ -56,8 +56,13 @@ class CaffeWorker:
         env.setdefault("GLOG_minloglevel", "2")
         self.proc = subprocess.Popen([sys.executable, "-P", str(script)], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=self._log, env=env)
-        self.info = self._call({"op": "load", "prototxt": str(self.prototxt),
-                                "weights": str(caffemodel) if caffemodel else None})
+        try:
+            self.info = self._call({"op": "load", "prototxt": str(self.prototxt),
+                                    "weights": str(caffemodel) if caffemodel else None})
+        except BaseException:  # an error, Ctrl-C or SIGTERM while loading: the worker does not outlive us
+            self.proc.kill()
+            self.proc.wait()
+            raise
 
     def run(self, inputs: dict[str, np.ndarray], blobs: tuple[str, ...] = ()) -> dict:
         return self._call({"op": "run", "inputs": inputs, "blobs": list(blobs)})

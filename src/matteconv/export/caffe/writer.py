@@ -94,8 +94,16 @@ def read_prototxt(path: str | Path):
     if not path.is_file():
         raise MatteconvError(f"{path}: prototxt not found")
     proto = caffe_pb2().NetParameter()
+    data = path.read_bytes()
     try:
-        text_format.Parse(path.read_text(), proto)
+        if b"\0" in data:
+            raise UnicodeDecodeError("utf-8", data, 0, 1, "NUL byte")
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        hint = " (this looks like a .caffemodel: pass the .prototxt beside it)" if path.suffix == ".caffemodel" else ""
+        raise MatteconvError(f"{path}: not a Caffe prototxt: binary data, not text{hint}") from None
+    try:
+        text_format.Parse(text, proto)
     except text_format.ParseError as e:
         raise MatteconvError(f"{path}: not a valid Caffe prototxt: {e}") from None
     return proto
