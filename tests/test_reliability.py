@@ -505,6 +505,10 @@ BAD_INPUT = {
     "compare": ["compare", "{missing}", "{missing}.onnx"],
     "matte": ["matte", "{missing}", "--model", "{missing}", "-o", "{tmp}/o.png"],
     "doctor": None,  # reads nothing from the user
+    # commands from other branches (rows take effect where the command is registered)
+    "deploy": ["deploy", "{missing}", "-o", "{tmp}/app"],
+    "train": ["train", "-o", "{tmp}/t.pt", "--size", "500"],
+    "rules": ["rules", "--compiler", "no-such-compiler"],
 }
 
 
