@@ -14,4 +14,3 @@ fi
 "$VENV/bin/pip" install -q --upgrade pip
 "$VENV/bin/pip" install -q -e ".[test]"
 VENV="$VENV" bash scripts/install-caffe.sh
-VENV="$VENV" bash scripts/install-opencv4.sh
