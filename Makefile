@@ -7,7 +7,7 @@ export GLOG_minloglevel ?= 2
 
 .PHONY: install test verify demo bench clean
 
-$(VENV)/.installed: pyproject.toml scripts/install.sh scripts/install-caffe.sh scripts/install-opencv4.sh
+$(VENV)/.installed: pyproject.toml scripts/install.sh scripts/install-caffe.sh
 	bash scripts/install.sh
 	touch $@
 

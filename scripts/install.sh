@@ -18,4 +18,3 @@ fi
 [ -d "$VENV/opencv4/cv2" ] ||
   "$VENV/bin/pip" install -q --no-deps --target "$VENV/opencv4" "opencv-python-headless>=4.9,<5"
 VENV="$VENV" bash scripts/install-caffe.sh
-VENV="$VENV" bash scripts/install-opencv4.sh

@@ -59,3 +59,24 @@ def ref3_onnx(ref3_ckpt, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("onnx") / "ref3.onnx"
     export_onnx(load_checkpoint(ref3_ckpt), out, (512, 512))
     return out
+
+
+@pytest.fixture(scope="session")
+def golden_photos_128():
+    """The golden photos at 128x128 with float64 alphas of the golden set's own checkpoint at that size, for
+    exports judged faster than at the golden size but still against whatever checkpoint the manifest names.
+    Returns (model, inputs: name -> 1xCxHxW float32, float64 alphas: name -> array, caffe tolerance)."""
+    import copy
+
+    import numpy as np
+
+    from matteconv import preprocess
+    from matteconv.verify.golden import golden_model, load_golden, model_input
+
+    gset = load_golden(GOLDEN_PHOTOS)
+    model, _ = golden_model(gset)
+    model64 = copy.deepcopy(model).double().eval()
+    frames = {it.name: preprocess.prepare(it.image(), gset.manifest["policy"], (128, 128)).frame for it in gset.items}
+    with torch.no_grad():
+        refs = {n: model64(torch.from_numpy(model_input(f, None, np.float64))).numpy() for n, f in frames.items()}
+    return model, {n: model_input(f, None) for n, f in frames.items()}, refs, gset.tolerance("caffe")

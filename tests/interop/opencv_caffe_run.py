@@ -1,4 +1,5 @@
-"""Run a Caffe model in OpenCV DNN (called with the OpenCV 4.x venv's python, scripts/install-opencv4.sh).
+"""Run a Caffe model in OpenCV DNN, in whatever cv2 this interpreter imports first (the test puts the OpenCV 4.x
+install beside the venv on PYTHONPATH).
 
     python opencv_caffe_run.py MODEL.prototxt MODEL.caffemodel INPUTS.npz OUTPUTS.npz
 

@@ -223,7 +223,6 @@ def _conv_ibnorm(lw: Lowering, node, conv, w, b, ib_node, ib: IBNorm) -> str:
 
 def _instance_norm(lw: Lowering, bottom: str, eps: float, base: str, chw: tuple[int, int, int]) -> str:
     """(x - mean) / sqrt(var + eps) per channel, exactly as torch and fp16-safe (see module docstring)."""
-    c, h, w = chw
     s = FP16_PRESCALE
     if lw.target.accepts("MVN"):
         # Scale first: MVN with a single reader (a Power) is fused by OpenCV DNN into an unsupported form.
