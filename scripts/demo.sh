@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make demo`: the whole job on built-in data, from nothing: reference checkpoints -> ONNX and Caffe ->
+# `make demo`: the whole job on built-in data, from nothing: a few training steps, the trained reference
+# checkpoints -> ONNX and Caffe ->
 # AIPP config -> `om --dry-run` -> verify (every stage this machine can run, HTML report) -> matte on the clip.
 set -euo pipefail
 OUT=${1:-build/demo}
@@ -7,7 +8,10 @@ MC=${MC:-.venv/bin/matteconv}
 mkdir -p "$OUT"
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-step "reference checkpoints (3-channel photos, 4-channel temporal)"
+step "train: 4 steps on the built-in synthetic set (the references were trained by scripts/train-references.sh)"
+$MC train --steps 4 --size 128 --optimizer adam --lr 1e-3 --threads 2 -o "$OUT/train_demo.safetensors"
+
+step "trained reference checkpoints (3-channel photos, 4-channel temporal)"
 $MC golden checkpoint --in-channels 3 -o "$OUT/modnet_ref3.ckpt"
 $MC golden checkpoint --in-channels 4 -o "$OUT/modnet_ref4.ckpt"
 
