@@ -310,13 +310,13 @@ def test_fp16_output_and_build_flags(oms, tmp_path):
     """atc --output_type=FP16 gives fp16 alpha bytes; --input_fp16_nodes makes prev_alpha fp16 (half the bytes)."""
     import shutil
 
-    from matteconv.deploy import DeviceModel
+    from matteconv.deploy import DeviceModel, read_record
 
     om = tmp_path / "half.om"
     shutil.copyfile(oms["4"], om)
     info = json.loads(oms["4"].with_suffix(".build.json").read_text())
     info["argv"] += ["--output_type=FP16", "--input_fp16_nodes=prev_alpha"]
-    info["source_model"] = str(next(Path(a.split("=", 1)[1]) for a in info["argv"] if a.startswith("--model=")))
+    info["source_model"] = str(read_record(oms["4"]).source)  # the copy lives elsewhere
     om.with_suffix(".build.json").write_text(json.dumps(info))
     device = DeviceModel(om)
     assert [t.dtype for t in device.inputs] == ["uint8", "float16"] and device.inputs[1].nbytes == N * 2
