@@ -32,6 +32,7 @@ from matteconv.model.checkpoint import load_checkpoint
 from matteconv.video import write_test_video
 
 SIZE = (64, 64)
+N = SIZE[0] * SIZE[1]  # pixels of a model input
 CLIP = GOLDEN_CLIP / "inputs"
 BACKGROUND = "#2e8b57"
 # Measured: the simulated app equals `matteconv matte` through the same emulated .om to the last level on the
@@ -138,8 +139,8 @@ def test_generated_files_are_python_3_7(oms, tmp_path):
             imports |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
             assert "matteconv" not in imports and "torch" not in imports, p
         cfg = json.loads((res.app / "app_config.json").read_text())
-        assert cfg["inputs"][0] == {"name": "image", "shape": [1, 3, 64, 64], "dtype": "uint8", "bytes": 64 * 64 * 3 // 2}
-        assert cfg["inputs"][1]["dtype"] == "float32" and cfg["inputs"][1]["bytes"] == 64 * 64 * 4
+        assert cfg["inputs"][0] == {"name": "image", "shape": [1, 3, *SIZE], "dtype": "uint8", "bytes": N * 3 // 2}
+        assert cfg["inputs"][1]["dtype"] == "float32" and cfg["inputs"][1]["bytes"] == N * 4
         assert (res.app / "model" / "aipp.cfg").is_file() and (res.app / "README.md").is_file()
 
 
@@ -164,14 +165,14 @@ def test_swapped_nv12_nv21_is_caught(oms, tmp_path):
 def test_byte_count_mismatch_is_one_line(oms, tmp_path):
     res = generate_app(oms["4"], tmp_path / "app", DeployOptions(runtime="acl"))
     cfg = json.loads((res.app / "app_config.json").read_text())
-    cfg["inputs"][0]["bytes"] = 64 * 64 * 3  # an RGB-sized input against a YUV420SP AIPP input
+    cfg["inputs"][0]["bytes"] = N * 3  # an RGB-sized input against a YUV420SP AIPP input
     (res.app / "app_config.json").write_text(json.dumps(cfg))
-    with pytest.raises(MatteconvError, match=r"input 0 \('image'\) takes 6144 bytes, the app config says 12288"):
+    with pytest.raises(MatteconvError, match=rf"input 0 \('image'\) takes {N * 3 // 2} bytes, the app config says {N * 3}"):
         simulate(res.app, CLIP, tmp_path / "sim")
-    spec = [{"name": "prev_alpha", "dtype": "float32", "bytes": 64 * 64 * 4}]
-    with pytest.raises(pipeline.AppError, match=r"input 'prev_alpha': 8192 bytes of float16, the model takes 16384 "
+    spec = [{"name": "prev_alpha", "dtype": "float32", "bytes": N * 4}]
+    with pytest.raises(pipeline.AppError, match=rf"input 'prev_alpha': {N * 2} bytes of float16, the model takes {N * 4} "
                                                 r"bytes of float32"):
-        pipeline.check_inputs(spec, [np.zeros((1, 1, 64, 64), np.float16)])
+        pipeline.check_inputs(spec, [np.zeros((1, 1, *SIZE), np.float16)])
 
 
 @pytest.fixture()
@@ -188,14 +189,14 @@ def standin_modules(monkeypatch):
 def test_standins_behave_like_the_devices(oms, standin_modules, capsys):
     hilens, InferSession = standin_modules
     model = hilens.Model(str(oms["4"]))
-    nv21 = np.zeros(64 * 64 * 3 // 2, np.uint8)
-    prev = np.zeros(64 * 64, np.float32)
-    assert model.infer([np.zeros(64 * 64 * 3, np.uint8), prev]) == 17  # RGB bytes into a YUV420SP input
-    assert "your input size: 12288, 16384" in capsys.readouterr().err
+    nv21 = np.zeros(N * 3 // 2, np.uint8)
+    prev = np.zeros(N, np.float32)
+    assert model.infer([np.zeros(N * 3, np.uint8), prev]) == 17  # RGB bytes into a YUV420SP input
+    assert f"your input size: {N * 3}, {N * 4}" in capsys.readouterr().err
     with pytest.raises(ValueError, match="uint8 or float32"):
         model.infer([nv21, prev.astype(np.float64)])
     out = model.infer([nv21, prev])
-    assert isinstance(out, list) and out[0].dtype == np.float32 and out[0].size == 64 * 64
+    assert isinstance(out, list) and out[0].dtype == np.float32 and out[0].size == N
     display = hilens.Display(hilens.HDMI)
     with pytest.raises(ValueError, match="NV21 only|takes an NV21"):
         display.show(np.zeros((128, 128, 3), np.uint8))
@@ -205,11 +206,11 @@ def test_standins_behave_like_the_devices(oms, standin_modules, capsys):
     assert hilens.cvt_color(np.zeros((127, 128, 3), np.uint8), hilens.RGB2YUV_NV21).size == 0
 
     session = InferSession(0, str(oms["4"]))
-    assert [d.realsize for d in session.get_inputs()] == [6144, 16384]
-    with pytest.raises(RuntimeError, match="Check i:0 in size:12288 needsize:6144 not match"):
-        session.infer([np.zeros(64 * 64 * 3, np.uint8), prev])
-    # the dtype is never checked: 6144 bytes of anything pass
-    assert session.infer([np.zeros(64 * 64 * 3 // 16, np.float64), prev])[0].shape == (1, 1, 64, 64)
+    assert [d.realsize for d in session.get_inputs()] == [N * 3 // 2, N * 4]
+    with pytest.raises(RuntimeError, match=f"Check i:0 in size:{N * 3} needsize:{N * 3 // 2} not match"):
+        session.infer([np.zeros(N * 3, np.uint8), prev])
+    # the dtype is never checked: the right number of bytes of anything passes
+    assert session.infer([np.zeros(N * 3 // 16, np.float64), prev])[0].shape == (1, 1, *SIZE)
 
 
 def test_acl_allocates_nothing_per_frame(oms, tmp_path):
@@ -309,19 +310,19 @@ def test_fp16_output_and_build_flags(oms, tmp_path):
     """atc --output_type=FP16 gives fp16 alpha bytes; --input_fp16_nodes makes prev_alpha fp16 (half the bytes)."""
     import shutil
 
-    from matteconv.deploy import DeviceModel
+    from matteconv.deploy import DeviceModel, read_record
 
     om = tmp_path / "half.om"
     shutil.copyfile(oms["4"], om)
     info = json.loads(oms["4"].with_suffix(".build.json").read_text())
     info["argv"] += ["--output_type=FP16", "--input_fp16_nodes=prev_alpha"]
-    info["source_model"] = str(next(Path(a.split("=", 1)[1]) for a in info["argv"] if a.startswith("--model=")))
+    info["source_model"] = str(read_record(oms["4"]).source)  # the copy lives elsewhere
     om.with_suffix(".build.json").write_text(json.dumps(info))
     device = DeviceModel(om)
-    assert [t.dtype for t in device.inputs] == ["uint8", "float16"] and device.inputs[1].nbytes == 64 * 64 * 2
-    out = device.run([np.zeros(64 * 64 * 3 // 2, np.uint8), np.zeros((1, 1, 64, 64), np.float16)])[0]
-    assert out.dtype == np.float16 and out.nbytes == device.outputs[0].nbytes == 64 * 64 * 2
-    alpha = pipeline.alpha_from_output(out, (64, 64))
+    assert [t.dtype for t in device.inputs] == ["uint8", "float16"] and device.inputs[1].nbytes == N * 2
+    out = device.run([np.zeros(N * 3 // 2, np.uint8), np.zeros((1, 1, *SIZE), np.float16)])[0]
+    assert out.dtype == np.float16 and out.nbytes == device.outputs[0].nbytes == N * 2
+    alpha = pipeline.alpha_from_output(out, SIZE)
     assert alpha.dtype == np.float32 and 0 <= alpha.min() and alpha.max() <= 1
     res = generate_app(om, tmp_path / "app", DeployOptions(runtime="acl"))
     assert res.config["outputs"][0]["dtype"] == "float16" and res.config["inputs"][1]["dtype"] == "float16"
