@@ -12,7 +12,7 @@ These flagged modules are what `matteconv om --keep-fp32 auto` keeps in fp32.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
