@@ -12,7 +12,7 @@ These flagged modules are what `matteconv om --keep-fp32 auto` keeps in fp32.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -78,9 +78,10 @@ class Fp16CompareReport:
 def _norm_issues(path: str, x: np.ndarray) -> list[Fp16Issue]:
     """Hazards of an InstanceNorm's input x (N, C, H, W) if its variance were computed in fp16."""
     x = x.astype(np.float64)
-    centred = x - x.mean(axis=(2, 3), keepdims=True)
-    sq = float((centred ** 2).max())
-    var = (centred ** 2).mean(axis=(2, 3))
+    with np.errstate(invalid="ignore"):  # an input already inf (an overflow upstream, reported there) gives nan
+        centred = x - x.mean(axis=(2, 3), keepdims=True)
+        sq = float((centred ** 2).max())
+        var = (centred ** 2).mean(axis=(2, 3))
     out = []
     if sq > FP16_MAX:
         out.append(Fp16Issue(path, "square overflow", sq, f"max (x - mean)^2 = {sq:.3g} > {FP16_MAX:g}"))
