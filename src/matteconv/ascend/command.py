@@ -57,6 +57,17 @@ def inspect_onnx(path: Path) -> ModelInfo:
     return info
 
 
+def _all_nodes(graph):
+    """Every node, subgraphs included (`layer_types` names the nodes --keep-fp32 may list)."""
+    for node in graph.node:
+        yield node
+        for a in node.attribute:
+            if a.type == a.GRAPH:
+                yield from _all_nodes(a.g)
+            for g in a.graphs:
+                yield from _all_nodes(g)
+
+
 # --- Caffe ----------------------------------------------------------------------------------------------------
 
 _CAFFE_TOK = re.compile(r'\s+|#[^\n]*|[{}:]|"(?:[^"\\]|\\.)*"|[^\s{}:#"]+')
@@ -118,7 +129,9 @@ def inspect_caffe(path: Path) -> ModelInfo:
             for top, s in zip(layer.get("top", []), sh):
                 inputs.append((top, tuple(int(d) for d in s.get("dim", []))))
     weight = path.with_suffix(".caffemodel")
-    return ModelInfo("caffe", path, inputs, weight=weight)
+    info = ModelInfo("caffe", path, inputs, weight=weight)
+    info.layers = layers  # type: ignore[attr-defined]  (layer names and types for --keep-fp32)
+    return info
 
 
 OMG_DIR_CHARS = re.compile(r"[A-Za-z0-9_]*")
