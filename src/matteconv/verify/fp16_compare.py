@@ -70,9 +70,9 @@ class Fp16CompareReport:
         return sorted(ranked, key=lambda r: r.index)
 
     def to_dict(self) -> dict:
-        from .compare import _plain
+        from ..fileio import json_safe
 
-        return _plain({**asdict(self), "flagged": self.flagged()})
+        return json_safe({**asdict(self), "flagged": self.flagged()})
 
 
 def _norm_issues(path: str, x: np.ndarray) -> list[Fp16Issue]:
