@@ -110,7 +110,7 @@ def _parents(tool: Tool, depth: int = 4) -> list[Path]:
     return seen
 
 
-def toolkit_version(tool: Tool, ask_tool: bool = True, timeout: float = 30.0) -> ToolkitVersion:
+def toolkit_version(tool: Tool, ask_tool: bool = True, timeout: float = 10.0) -> ToolkitVersion:
     """The CANN (or DDK) version of the install `tool` belongs to."""
     dirs = _parents(tool)
     for pattern in ("ascend_toolkit_install.info", "*-linux/ascend_toolkit_install.info", "version.cfg",
@@ -122,9 +122,10 @@ def toolkit_version(tool: Tool, ask_tool: bool = True, timeout: float = 30.0) ->
                     return ToolkitVersion(v, str(f))
     if ask_tool and tool.name == "atc":
         try:
-            proc = subprocess.run([str(tool.path), "--version"], capture_output=True, timeout=timeout,
-                                  stdin=subprocess.DEVNULL, check=False)
-            for line in (proc.stdout + proc.stderr).decode("utf-8", "replace").splitlines():
+            from ..proc import run as run_in_group  # its own process group, ended on timeout or a signal
+
+            proc = run_in_group([str(tool.path), "--version"], timeout=timeout)
+            for line in proc.stdout.decode("utf-8", "replace").splitlines():
                 m = _VERSION.search(line) if "version" in line.lower() else None
                 if m and m.group(3):
                     return ToolkitVersion(m.group(0), f"{tool.path} --version")
