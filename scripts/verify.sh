@@ -12,7 +12,7 @@ $MC export "$OUT/ref3.ckpt" --to onnx -o "$OUT/ref3.onnx" --size 512
 $MC export "$OUT/ref3.ckpt" --to caffe --target ascend -o "$OUT/ref3_ascend" --size 512
 $MC export "$OUT/ref3.ckpt" --to caffe --target bvlc -o "$OUT/ref3_bvlc" --size 512
 $MC verify --golden golden/photos --onnx "$OUT/ref3.onnx" --caffe "$OUT/ref3_ascend.prototxt" \
-  --aipp aipp/nv21_512.cfg --require torch --require onnx --require caffe --require aipp \
+  --aipp aipp/nv21_512.cfg --fp16 --require torch --require onnx --require caffe --require aipp \
   --json "$OUT/verify_photos.json" --junit "$OUT/verify_photos.xml"
 $MC verify --golden golden/photos --caffe "$OUT/ref3_bvlc.prototxt" --require caffe
 
@@ -21,5 +21,5 @@ $MC golden checkpoint --in-channels 4 -o "$OUT/ref4.ckpt"
 $MC export "$OUT/ref4.ckpt" --to onnx --split-inputs -o "$OUT/ref4.onnx" --size 320
 $MC export "$OUT/ref4.ckpt" --to caffe --target ascend --split-inputs -o "$OUT/ref4_ascend" --size 320
 $MC verify --golden golden/clip --onnx "$OUT/ref4.onnx" --caffe "$OUT/ref4_ascend.prototxt" \
-  --aipp aipp/nv21_320.cfg --require torch --require onnx --require caffe --require aipp \
+  --aipp aipp/nv21_320.cfg --fp16 --require torch --require onnx --require caffe --require aipp \
   --json "$OUT/verify_clip.json" --junit "$OUT/verify_clip.xml"
