@@ -183,7 +183,9 @@ def standin_modules(monkeypatch):
     import hilens
     from ais_bench.infer.interface import InferSession
 
-    return hilens, InferSession
+    yield hilens, InferSession
+    for name in ("hilens", "ais_bench", "ais_bench.infer", "ais_bench.infer.interface"):
+        sys.modules.pop(name, None)  # the stand-ins must not look like an installed runtime to later tests
 
 
 def test_standins_behave_like_the_devices(oms, standin_modules, capsys):
