@@ -24,12 +24,7 @@ def setup(tmp_path, monkeypatch):
     cfg.write_text(render_config(AippSpec("nv21", (32, 32))))
     bindir = tmp_path / "bin"
     record = tmp_path / "argv.json"
-    env = fakes.env_with_path(bindir, HOME=str(tmp_path / "home"), FAKE_ATC_RECORD=str(record))
-    for k in list(fakes.os.environ):
-        if k not in env:
-            monkeypatch.delenv(k)
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
+    fakes.use_env(monkeypatch, fakes.env_with_path(bindir, HOME=str(tmp_path / "home"), FAKE_ATC_RECORD=str(record)))
     return d, model, cfg, bindir, record
 
 

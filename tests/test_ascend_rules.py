@@ -242,12 +242,7 @@ def test_inspect_onnx_and_prototxt_show_violations(tmp_path):
 def fake_atc(tmp_path, monkeypatch):
     bindir = tmp_path / "bin"
     record = tmp_path / "argv.json"
-    env = fakes.env_with_path(bindir, HOME=str(tmp_path / "home"), FAKE_ATC_RECORD=str(record))
-    for k in list(fakes.os.environ):
-        if k not in env:
-            monkeypatch.delenv(k)
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
+    fakes.use_env(monkeypatch, fakes.env_with_path(bindir, HOME=str(tmp_path / "home"), FAKE_ATC_RECORD=str(record)))
     return fakes.install("atc", bindir), record
 
 

@@ -60,12 +60,7 @@ def test_version_sources(tmp_path, monkeypatch):
 def kit(tmp_path, monkeypatch):
     """A clean environment whose only atc is a fake toolkit under $ASCEND_TOOLKIT_HOME."""
     record = tmp_path / "argv.json"
-    env = fakes.env_with_path(tmp_path / "nobin", HOME=str(tmp_path / "home"), FAKE_ATC_RECORD=str(record))
-    for k in list(fakes.os.environ):
-        if k not in env:
-            monkeypatch.delenv(k)
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
+    fakes.use_env(monkeypatch, fakes.env_with_path(tmp_path / "nobin", HOME=str(tmp_path / "home"), FAKE_ATC_RECORD=str(record)))
 
     def make(version):
         root = tmp_path / f"cann {version}"

@@ -38,12 +38,7 @@ def built(ref3_model, ref3_ckpt, tmp_path_factory):
 @pytest.fixture()
 def device(built, monkeypatch):
     gset, onnx_path, cfg, bindir, d = built
-    env = fakes.env_with_path(bindir, HOME=str(d / "home"))
-    for k in list(fakes.os.environ):
-        if k not in env:
-            monkeypatch.delenv(k)
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
+    fakes.use_env(monkeypatch, fakes.env_with_path(bindir, HOME=str(d / "home")))
     out = d / "ref3_128"
     r = CliRunner().invoke(app, ["om", str(onnx_path), "--aipp", str(cfg), "-o", str(out)])
     assert r.exit_code == 0, r.output

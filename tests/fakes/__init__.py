@@ -28,6 +28,15 @@ def env_with_path(*dirs: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+def use_env(monkeypatch, env: dict[str, str]) -> None:
+    """Make `env` (from env_with_path) the whole process environment for one test."""
+    for k in list(os.environ):
+        if k not in env:
+            monkeypatch.delenv(k)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+
+
 def toolkit(root: Path, version: str | None, arch: str = "x86_64") -> Path:
     """A fake CANN toolkit at `root`: bin/atc plus, if `version`, the install record CANN writes
     (`<arch>-linux/ascend_toolkit_install.info`, same keys as a real one). Returns the atc path."""
