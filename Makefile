@@ -5,7 +5,7 @@ MC := $(VENV)/bin/matteconv
 OUT ?= build
 export GLOG_minloglevel ?= 2
 
-.PHONY: install test verify demo bench clean
+.PHONY: install test test-slow test-portable verify demo bench clean
 
 $(VENV)/.installed: pyproject.toml scripts/install.sh scripts/install-caffe.sh
 	bash scripts/install.sh
@@ -13,8 +13,21 @@ $(VENV)/.installed: pyproject.toml scripts/install.sh scripts/install-caffe.sh
 
 install: $(VENV)/.installed
 
+# Tier 1 (`make test`): under 5 minutes on a 2-core AMD EPYC; prints its wall time and the ten slowest tests.
+# Tier 2 (`make test-slow`): full-size end-to-end checks (Caffe parity at 512, the bad-input battery, gloo ...).
+# `make test-portable`: tier 1 again on other kernels (no AVX2/FMA/AVX-512 in torch, oneDNN, OpenBLAS, numpy,
+# OpenCV), so an exact-equality assumption that holds on one CPU kind only fails here, not on CI's next machine.
+PYTEST := $(PY) scripts/timed-pytest.py
 test: install
-	$(PY) -m pytest -q
+	$(PYTEST) -m "not slow" $(ARGS)
+
+test-slow: install
+	$(PYTEST) -m slow $(ARGS)
+
+test-portable: install
+	ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 OPENBLAS_CORETYPE=Nehalem \
+	NPY_DISABLE_CPU_FEATURES="AVX512_SKX AVX512F AVX2 FMA3 F16C AVX" OPENCV_CPU_DISABLE=AVX512_SKX,AVX2,FMA3,AVX \
+	$(PYTEST) -m "not slow" $(ARGS)
 
 verify: install
 	bash scripts/verify.sh $(OUT)

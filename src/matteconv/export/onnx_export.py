@@ -177,7 +177,8 @@ def run_float64(model: torch.nn.Module, inputs) -> np.ndarray:
 @contextlib.contextmanager
 def row_tiled_float64_convs(rows: int = 64):
     """Within the block, a float64 conv2d is computed band by band of `rows` output rows (the same sums per
-    output pixel, so the same result), bounding the unfold buffer by the band instead of the image."""
+    output pixel, so the same result up to float64 summation order, which the kernel may block differently
+    for a band than for the whole image), bounding the unfold buffer by the band instead of the image."""
     import torch.nn.functional as F
     from torch.nn.modules.utils import _pair
 
