@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ..aipp.config import CLI_FORMATS, AippSpec, parse_crop, parse_wxh, write_config
+from ..aipp.render import CLI_FORMATS, AippSpec, parse_crop, parse_wxh, write_config
 from ..fileio import sha256_file
 from ..preprocess import MEAN, STD, parse_size
 from . import app, console, friendly
