@@ -233,13 +233,13 @@ RAW_BYTES_PER_PIXEL = {  # bytes per pixel of the raw frame the app sends ([atc]
 
 def _source_names(op: AippOp) -> list[str]:
     """What AIPP sees after the swap, channel by channel, named in the frame's own terms."""
-    fmt, swap = op.input_format, bool(op.get("rbuv_swap_switch"))
+    fmt = op.input_format
     if fmt in ("YUV420SP_U8", "YUV422SP_U8", "YUYV_U8", "AYUV444_U8"):
         return ["Y", "U", "V"]  # swap turns NV21's V,U into U,V
     if fmt == "YUV400_U8":
         return ["Y"]
     if fmt in ("RGB888_U8", "XRGB8888_U8", "ARGB8888_U8"):
-        return ["B", "G", "R"] if swap else ["R", "G", "B"]  # for a frame in R,G,B byte order
+        return ["R", "G", "B"]  # the app sends R,G,B bytes, or B,G,R (cv2) when rbuv_swap_switch is on
     return [f"in{i}" for i in range(op.channels)]
 
 
@@ -284,16 +284,24 @@ class Explanation:
         return d
 
 
+KNOWN_STDS = (255.0, 127.5, 128.0, 58.395, 57.12, 57.375, 256.0, 64.0)  # [0,1], [-1,1] and ImageNet scalings
+FP16_REL = 2.0 ** -12  # half an fp16 ulp, relative: the AIPP register's own rounding of var_reci
+
+
 def _truncated_reciprocal(var: float) -> tuple[float, float] | None:
-    """(intended std, relative error) when var looks like 1/std written with too few digits."""
-    if var <= 0:
+    """(intended std, relative error) when var_reci is 1/std rounded to the few digits the file wrote and the
+    error exceeds what the fp16 register itself loses (2^-12). Known scalings are preferred over other halves."""
+    if not (var > 0 and math.isfinite(var)):
         return None
-    inv = 1.0 / var
-    cands = [k / 2 for k in range(2, 1025)] + [58.395, 57.12, 57.375, 58.393, 57.375]  # halves; ImageNet stds
-    best = min(cands, key=lambda s: abs(inv - s))
-    rel = abs(var * best - 1.0)
-    if 1e-6 < rel < 0.02 and abs(inv - best) / best < 0.02:
-        return best, rel
+    digits = len(repr(var).split("e")[0].replace("-", "").replace(".", "").lstrip("0"))
+    for s in KNOWN_STDS + tuple(k / 2 for k in range(2, 1025)):
+        exact = 1.0 / s
+        rel = abs(var * s - 1.0)
+        if rel <= FP16_REL:
+            return None  # exact, or closer than the register can hold
+        scale = 10 ** (digits - math.floor(math.log10(exact)) - 1)
+        if float(f"{exact:.{digits}g}") == var or math.floor(exact * scale) / scale == var:  # rounded or cut
+            return s, rel
     return None
 
 

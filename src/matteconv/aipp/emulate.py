@@ -195,3 +195,32 @@ def aipp_model_input(rgb: np.ndarray, cfg: AippConfig | AippOp, fp16: bool = Fal
     if want is not None and tuple(rgb.shape[:2]) != want:
         raise MatteconvError(f"frame is {rgb.shape[1]}x{rgb.shape[0]} but the AIPP source is {want[1]}x{want[0]}")
     return emulate(op, encode_for(op, rgb), fp16=fp16, size=tuple(rgb.shape[:2]))
+
+
+def emulate_image(op: AippOp, rgb: np.ndarray, model_hw: tuple[int, int] | None = None,
+                  fp16: bool = False) -> dict:
+    """An RGB photo through a static aipp_op, as the app would send it: resized to the AIPP source size (bilinear,
+    cv2.INTER_AREA when shrinking), encoded in the op's raw format, then emulated.
+
+    Returns {"input": float32 1xCxHxW, "src_hw", "resized": bool, "stats": per-channel min/max/mean,
+    "vs_preprocess_max": max |AIPP - matteconv.preprocess.normalize| over the crop (None when the op pads or
+    feeds other than 3 channels), in model units}."""
+    import cv2
+
+    from ..preprocess import normalize
+
+    rgb = np.asarray(rgb)
+    src = op.src_hw(model_hw) or tuple(rgb.shape[:2])
+    resized = tuple(rgb.shape[:2]) != tuple(src)
+    if resized:
+        shrink = src[0] * src[1] < rgb.shape[0] * rgb.shape[1]
+        rgb = cv2.resize(rgb, (src[1], src[0]), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    x = emulate(op, encode_for(op, rgb), fp16=fp16, size=model_hw or tuple(src))
+    stats = [{"min": float(c.min()), "max": float(c.max()), "mean": float(c.mean())} for c in x[0]]
+    vs = None
+    if x.shape[1] == 3 and not op.get("padding"):
+        if op.get("crop"):
+            cx, cy = int(op.get("load_start_pos_w")), int(op.get("load_start_pos_h"))
+            rgb = rgb[cy: cy + x.shape[2], cx: cx + x.shape[3]]
+        vs = float(np.abs(x - normalize(rgb)).max())
+    return {"input": x, "src_hw": tuple(src), "resized": resized, "stats": stats, "vs_preprocess_max": vs}
