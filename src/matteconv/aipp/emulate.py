@@ -203,13 +203,14 @@ def emulate_image(op: AippOp, rgb: np.ndarray, model_hw: tuple[int, int] | None 
     cv2.INTER_AREA when shrinking), encoded in the op's raw format, then emulated.
 
     Returns {"input": float32 1xCxHxW, "src_hw", "resized": bool, "stats": per-channel min/max/mean,
-    "vs_preprocess_max": max |AIPP - matteconv.preprocess.normalize| over the crop (None when the op pads or
-    feeds other than 3 channels), in model units}."""
+    "vs_preprocess": {"max", "mean"} of |AIPP - matteconv.preprocess.normalize| over the crop, in model units
+    (None when the op pads or feeds other than 3 channels). For YUV420SP the max is large at sharp colour
+    edges (chroma is shared by 2x2 pixels); the mean is the useful number there.}"""
     import cv2
 
-    from ..preprocess import normalize
+    from ..preprocess import normalize, to_rgb
 
-    rgb = np.asarray(rgb)
+    rgb = to_rgb(rgb)
     src = op.src_hw(model_hw) or tuple(rgb.shape[:2])
     resized = tuple(rgb.shape[:2]) != tuple(src)
     if resized:
@@ -222,5 +223,6 @@ def emulate_image(op: AippOp, rgb: np.ndarray, model_hw: tuple[int, int] | None 
         if op.get("crop"):
             cx, cy = int(op.get("load_start_pos_w")), int(op.get("load_start_pos_h"))
             rgb = rgb[cy: cy + x.shape[2], cx: cx + x.shape[3]]
-        vs = float(np.abs(x - normalize(rgb)).max())
-    return {"input": x, "src_hw": tuple(src), "resized": resized, "stats": stats, "vs_preprocess_max": vs}
+        d = np.abs(x.astype(np.float64) - normalize(rgb, np.float64))
+        vs = {"max": float(d.max()), "mean": float(d.mean())}
+    return {"input": x, "src_hw": tuple(src), "resized": resized, "stats": stats, "vs_preprocess": vs}

@@ -125,7 +125,7 @@ def check(
         res = emulate_image(op, rgb, hw, fp16=fp16)
         report["image"] = {"path": str(image), "src_hw": list(res["src_hw"]), "resized": res["resized"],
                            "shape": list(res["input"].shape), "stats": res["stats"],
-                           "max_abs_vs_matteconv_preprocess": res["vs_preprocess_max"]}
+                           "vs_matteconv_preprocess": res["vs_preprocess"]}
         if output is not None:
             with atomic_path(output) as tmp:
                 with open(tmp, "wb") as fh:
@@ -178,9 +178,10 @@ def _print_report(report: dict, path: str) -> None:
         stats = ", ".join(f"ch{i} {s['min']:.4g}..{s['max']:.4g} mean {s['mean']:.4g}" for i, s in enumerate(img["stats"]))
         console.print(f"  image {escape(img['path'])}{' (resized to the source size)' if img['resized'] else ''}: "
                       f"model input {img['shape']}: {stats}", highlight=False)
-        if img["max_abs_vs_matteconv_preprocess"] is not None:
-            console.print(f"  max |AIPP - matteconv preprocess| = {img['max_abs_vs_matteconv_preprocess']:.4g} "
-                          f"({img['max_abs_vs_matteconv_preprocess'] * 127.5:.3g} LSB of 1/127.5)", highlight=False)
+        vs = img["vs_matteconv_preprocess"]
+        if vs is not None:
+            console.print(f"  |AIPP - matteconv preprocess|: max {vs['max']:.4g} ({vs['max'] * 127.5:.3g} LSB of "
+                          f"1/127.5), mean {vs['mean']:.4g} ({vs['mean'] * 127.5:.3g} LSB)", highlight=False)
         if img.get("output"):
             console.print(f"  wrote {escape(img['output'])}", highlight=False)
     elif img:
