@@ -74,3 +74,34 @@ def test_aipp_case(case):
         np.testing.assert_allclose(out[0, :, cy, cx], pixel["expect"], atol=ATOL, rtol=0)
         if "border" in pixel:
             assert t > 0 and np.all(out[0, :, :t, :] == pixel["border"]) and np.all(out[0, :, :, :left] == pixel["border"])
+
+
+def _caffe_param(case):
+    # a V1 file means one pycaffe worker (the upgrade): several seconds on this machine, so the slow tier
+    marks = [pytest.mark.slow] if "format" in case else []
+    return pytest.param(case, marks=marks, id=case["file"].split("/")[-1])
+
+
+@pytest.mark.parametrize("case", [_caffe_param(c) for c in CASES["caffe"]])
+def test_caffe_case(case):
+    from matteconv.ascend.rules import check_model
+    from matteconv.export.caffe.summary import summarize
+    from matteconv.export.caffe.targets import get_target
+
+    path = HERE / case["file"]
+    if "error" in case:
+        with pytest.raises(MatteconvError, match=rf"{path.name}: {case['error']}"):
+            summarize(path, "bvlc")
+        return
+    s = summarize(path, "bvlc")
+    assert s.format == case["format"] and [la.type for la in s.layers] == case["layers"]
+    assert s.num_params is not None and s.num_params > 0  # pycaffe loaded the upgraded net
+    for target in case["accepted_by"]:
+        assert all(get_target(target).accepts(la.type) for la in s.layers), target
+    shapes = ({top: tuple(sh) for la in s.layers for top, sh in zip(la.tops, la.shapes or [])}, None)
+    for compiler, rule in case.get("refused_by", {}).items():
+        report = check_model(path, compiler, shapes=shapes)
+        assert rule in {v.rule for v in report.errors}, (compiler, report.violations)
+    for compiler, rule in case.get("warned_by", {}).items():
+        report = check_model(path, compiler, shapes=shapes)
+        assert rule in {v.rule for v in report.warnings} and rule not in {v.rule for v in report.errors}
