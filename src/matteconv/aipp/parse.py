@@ -36,10 +36,14 @@ class AippOp:
     lines: dict[str, int] = field(default_factory=dict)
     line: int = 0
     counts: dict[str, int] = field(default_factory=dict)
+    _memo: tuple | None = field(default=None, repr=False, compare=False)
 
     @property
     def effective(self) -> dict[str, object]:
-        return ge_defaults(self.values)
+        key = tuple(self.values.items())
+        if self._memo is None or self._memo[0] != key:  # values may be edited: recomputed when they change
+            self._memo = (key, ge_defaults(self.values))
+        return self._memo[1]
 
     def get(self, key: str, default=None):
         if key in FIELDS:
