@@ -4,7 +4,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
+import pytest
 import torch
 from torch import nn
 from typer.testing import CliRunner
@@ -91,3 +93,40 @@ def test_inspect_against_the_ddk_layer_set(tmp_path):
     s = json.loads(result.output)
     assert s["target"] == "ddk" and s["unsupported"] == []
     assert s["counts"] == {"Convolution": 1, "Eltwise": 1, "Input": 1, "Power": 1, "ReLU": 2, "Sigmoid": 1}
+
+
+V1 = Path(__file__).resolve().parent / "external" / "caffe" / "lenet_v1.prototxt"
+
+
+def test_zero_layers_is_an_error_not_accepted(tmp_path):
+    from typer.testing import CliRunner
+
+    from matteconv.cli import app
+
+    empty = tmp_path / "empty.prototxt"
+    empty.write_text('name: "x"\ninput: "data"\ninput_dim: 1\ninput_dim: 3\ninput_dim: 8\ninput_dim: 8\n')
+    for target in ("bvlc", "ascend", "ddk"):
+        r = CliRunner().invoke(app, ["inspect", str(empty), "--target", target])
+        assert r.exit_code == 2 and "empty.prototxt: no layers" in r.output and "accepted" not in r.output
+
+
+@pytest.mark.slow
+def test_v1_prototxt_is_upgraded_checked_and_refused_for_omg(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from matteconv.cli import app
+
+    up = tmp_path / "lenet_v2.prototxt"
+    r = CliRunner().invoke(app, ["inspect", str(V1), "--target", "ddk", "--upgrade", str(up), "--json"])
+    assert r.exit_code == 1, r.output  # omg refuses V1 layers
+    rep = json.loads(r.stdout)
+    assert rep["format"] == "V1" and len(rep["layers"]) == 6 and "upgrade_net_proto_text" in rep["refusals"][0]
+    assert "caffe.v1-format" in {v["rule"] for v in rep["rules"]["violations"] if v["severity"] == "error"}
+    r = CliRunner().invoke(app, ["inspect", str(up), "--json"])  # what the upgrade wrote is the current format
+    rep2 = json.loads(r.stdout)
+    assert r.exit_code == 0 and rep2["format"] == "V2" and [la["type"] for la in rep2["layers"]] == \
+        [la["type"] for la in rep["layers"]] and rep2["num_params"] == rep["num_params"] == 5874
+    r = CliRunner().invoke(app, ["inspect", str(V1)])
+    assert r.exit_code == 0 and "V1 prototxt" in r.output and "all 6 layers accepted by target 'bvlc'" in r.output

@@ -121,3 +121,54 @@ def test_cli_bad_input_no_traceback_no_output(tmp_path, ref3_model):
         assert "Traceback" not in proc.stderr and needle.split(":")[0] in proc.stderr, (label, proc.stderr)
         assert not out.exists()
         assert not list(tmp_path.glob(f".{out.name}*"))
+
+
+def _differing_copies(ref3_model, tmp_path):
+    """The official layout with one lr_branch.backbone tensor changed (a hand-merged checkpoint)."""
+    sd = official_state_dict(ref3_model)
+    key = "module.lr_branch.backbone.model.features.1.conv.0.weight"
+    sd[key] = sd[key] + 0.25
+    path = tmp_path / "two_backbones.ckpt"
+    torch.save(sd, path)
+    return path, sd[key]
+
+
+def test_differing_backbone_copies_refused_unless_one_is_picked(ref3_model, tmp_path):
+    from matteconv.model.checkpoint import backbone_copy_choice
+
+    path, lr_value = _differing_copies(ref3_model, tmp_path)
+    with pytest.raises(MatteconvError, match=r"two_backbones.ckpt: the two copies of the shared backbone differ in "
+                                             r"1 of \d+ tensors, first at module.backbone.model.features.1.conv.0"
+                                             r".weight vs module.lr_branch.backbone.*max \|difference\| 0.25.*"
+                                             r"--backbone-copy lr_branch"):
+        load_checkpoint(path)
+    with backbone_copy_choice("lr_branch"):
+        lr = load_checkpoint(path)
+    with backbone_copy_choice("backbone"):
+        bb = load_checkpoint(path)
+    w_lr = lr.model.backbone.model.features[1].conv[0].weight
+    w_bb = bb.model.backbone.model.features[1].conv[0].weight
+    assert torch.equal(w_lr, lr_value) and torch.equal(w_bb, ref3_model.backbone.model.features[1].conv[0].weight)
+    assert "using the lr_branch copy" in lr.notes[0]
+    # what the official code does with this file: torch's load_state_dict leaves the lr_branch copy in place
+    official = type(ref3_model)(in_channels=3)
+    official.load_state_dict({k[len("module."):]: v for k, v in torch.load(path, weights_only=True).items()})
+    assert torch.equal(official.backbone.model.features[1].conv[0].weight, w_lr)
+    with pytest.raises(MatteconvError, match="expected one of backbone, lr_branch"):
+        with backbone_copy_choice("lr"):
+            pass
+
+
+def test_backbone_copy_option_on_the_cli(ref3_model, tmp_path):
+    from typer.testing import CliRunner
+
+    from matteconv.cli import app
+
+    path, _ = _differing_copies(ref3_model, tmp_path)
+    out = tmp_path / "m.onnx"
+    r = CliRunner().invoke(app, ["export", str(path), "-o", str(out), "--size", "64"])
+    assert r.exit_code == 2 and "backbone copies" not in r.output and "--backbone-copy lr_branch" in r.output
+    assert not out.exists()
+    for cmd in ("export", "verify", "compare", "matte", "om", "train"):
+        assert "--backbone-copy" in CliRunner().invoke(app, [cmd, "--help"]).output, cmd
+    assert "--backbone-copy" in CliRunner().invoke(app, ["golden", "make", "--help"]).output

@@ -541,3 +541,59 @@ def test_every_command_turns_bad_input_into_one_line_and_exit_2(tmp_path):
         args = [a.format(missing=tmp_path / "does-not-exist.pt", tmp=tmp_path) for a in row]
         one_error_line(mc(args, tmp_path), 2)
     assert leftovers(tmp_path, tmp_path / "tmpdir") == []
+
+
+# ---------------------------------------------------------------- 8. late checks moved early (issue 16)
+
+
+def test_corrupt_golden_alpha_is_one_line_without_unsafe_advice(work, tmp_path):
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from matteconv.verify.golden import load_golden
+
+    golden = tmp_path / "golden"
+    shutil.copytree(work["golden"], golden)
+    alpha = next((golden / "alphas").glob("*.npz"))
+    alpha.write_bytes(np.random.default_rng(1).integers(0, 256, 300, dtype=np.uint8).tobytes())
+    with pytest.raises(MatteconvError) as e:
+        load_golden(golden)
+    msg = str(e.value)
+    assert msg.startswith(f"{alpha}: not a valid .npz (starts with ") and "allow_pickle" not in msg
+    r = CliRunner().invoke(app, ["verify", "--golden", str(golden), "--ckpt", str(work["ckpt"])])
+    assert r.exit_code == 2 and f"{alpha.name}: not a valid .npz" in r.output and "allow_pickle" not in r.output
+    assert "verify " not in r.stdout  # refused before any stage
+    np.savez(alpha, alpha=np.array([object()], dtype=object))  # a pickled object array inside a real zip
+    with pytest.raises(MatteconvError, match=r"not a valid .npz \(it holds Python objects, not numbers\)"):
+        load_golden(golden)
+
+
+def test_deploy_checks_every_combination_before_writing(tmp_path):
+    from typer.testing import CliRunner
+
+    om = tmp_path / "m.om"
+    om.write_bytes(b"FAKE-OM")
+    clip = tmp_path / "in.mp4"
+    clip.write_bytes(b"not read: refused before")
+    app_dir = tmp_path / "app_dir"
+    app_dir.mkdir()
+    rows = [
+        (["--simulate", clip, "-o", tmp_path / "out.mp4"], "--simulate with MODEL.om needs --sim-output"),
+        (["-o", tmp_path / "out.mp4"], "out.mp4: -o is the app folder to write; a name ending in .mp4 looks like"),
+        (["-o", tmp_path / "app", "--sim-output", tmp_path / "o.avi"], "--sim-output needs --simulate INPUT"),
+        (["-o", tmp_path / "app", "--simulate", tmp_path / "none.mp4", "--sim-output", tmp_path / "o.avi"],
+         "none.mp4: input not found"),
+        (["-o", tmp_path / "app", "--simulate", clip, "--sim-output", tmp_path / "no" / "o.avi"], "output folder"),
+        (["-o", tmp_path / "app", "--simulate", clip, "--sim-output", clip], "in.mp4: output exists"),
+        (["-o", tmp_path / "app", "--simulate", clip, "--sim-output", tmp_path / "app"], "cannot be the app folder"),
+    ]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for extra, needle in rows:
+        r = CliRunner().invoke(app, ["deploy", str(om), *map(str, extra)])
+        assert r.exit_code == 2 and needle in r.output, (extra, r.output)
+        assert sorted(p.name for p in tmp_path.iterdir()) == before, extra  # nothing written
+    r = CliRunner().invoke(app, ["deploy", str(app_dir), "--simulate", str(clip), "-o", str(tmp_path / "o.avi"),
+                                 "--sim-output", str(tmp_path / "x.avi")])
+    assert r.exit_code == 2 and "--sim-output is for MODEL.om" in r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == before

@@ -1,7 +1,9 @@
 """A numpy model of what the AIPP unit does to a raw frame, so an AIPP config can be checked against
 `matteconv.preprocess` before anything reaches a device.
 
-Order of operations ([atc] "Configuration File Template"): channel swap -> crop -> CSC -> normalisation.
+Order of operations ([atc] "Configuration File Template"): channel swap -> crop -> CSC -> normalisation ->
+padding. Every value is the one GraphEngine uses (`AippOp.get`: explicit, else GE's default, e.g. the default
+YUV420SP matrix in B,G,R row order when csc_switch is on without a matrix; schema.ge_defaults).
 CSC ([acl] aclmdlSetAIPPCscParams, [atc] "CSC Configuration"):
     YUV input:  out_i = clamp((sum_j M_ij * (in_j - input_bias_j)) >> 8, 0, 255)
     RGB input:  out_i = clamp(((sum_j M_ij * in_j) >> 8) + output_bias_i, 0, 255)
@@ -12,6 +14,7 @@ with a tolerance. Normalisation ([atc] "Normalization Configuration"):
     out_i = (in_i - mean_chn_i - min_chn_i) * var_reci_chn_i
 with min_chn and var_reci_chn held as fp16 in the AIPP registers (aipp_comm.py get_fp16) and an fp16 output;
 `fp16=True` reproduces those roundings, the default keeps float32 so the arithmetic can be compared exactly.
+Padding writes `padding_value` into the border of the normalised output (the padding step comes last).
 YUV420SP chroma is replicated over each 2x2 block (nearest), as OpenCV's NV21/NV12 decoders also do.
 """
 from __future__ import annotations
@@ -19,7 +22,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import MatteconvError
-from .config import MATRIX_KEYS, YUV_FORMATS, AippConfig, AippOp
+from .parse import AippConfig, AippOp
+from .schema import MATRIX_KEYS, YUV_FORMATS
 
 EMULATED = ("YUV420SP_U8", "RGB888_U8", "YUV400_U8")
 
@@ -54,7 +58,7 @@ def decode_raw(op: AippOp, raw: np.ndarray, size: tuple[int, int] | None = None)
     if raw.dtype != np.uint8:
         raise MatteconvError(f"AIPP input must be uint8, got {raw.dtype}")
     h, w = _src_hw(op, raw, size)
-    swap = bool(op.get("rbuv_swap_switch", False))
+    swap = bool(op.get("rbuv_swap_switch"))
     if fmt == "YUV420SP_U8":
         if h % 2 or w % 2:
             raise MatteconvError(f"YUV420SP source {w}x{h} must have even sides")
@@ -75,17 +79,17 @@ def decode_raw(op: AippOp, raw: np.ndarray, size: tuple[int, int] | None = None)
 
 def csc(op: AippOp, img: np.ndarray) -> np.ndarray:
     """Integer colour-space conversion of HxWx3 int32 (no-op when csc_switch is off)."""
-    if not op.get("csc_switch", False):
+    if not op.get("csc_switch"):
         return img
     if img.shape[2] != 3:
         raise MatteconvError(f"csc_switch needs 3 channels, {op.input_format} has {img.shape[2]}")
-    m = np.array([int(op.get(k, 0)) for k in MATRIX_KEYS], dtype=np.int64).reshape(3, 3)
+    m = np.array([int(op.get(k)) for k in MATRIX_KEYS], dtype=np.int64).reshape(3, 3)
     x = img.astype(np.int64)
     if op.input_format in YUV_FORMATS:
-        ib = np.array([int(op.get(f"input_bias_{i}", 0)) for i in range(3)], dtype=np.int64)
+        ib = np.array([int(op.get(f"input_bias_{i}")) for i in range(3)], dtype=np.int64)
         out = np.einsum("hwj,ij->hwi", x - ib, m) >> 8
     else:
-        ob = np.array([int(op.get(f"output_bias_{i}", 0)) for i in range(3)], dtype=np.int64)
+        ob = np.array([int(op.get(f"output_bias_{i}")) for i in range(3)], dtype=np.int64)
         out = (np.einsum("hwj,ij->hwi", x, m) >> 8) + ob
     return np.clip(out, 0, 255).astype(np.int32)
 
@@ -98,25 +102,30 @@ def emulate(cfg: AippConfig | AippOp, raw: np.ndarray, fp16: bool = False, rank:
     size: the model's (H, W), needed only when the config leaves src_image_size at 0.
     """
     op = _op(cfg, rank)
-    if op.get("aipp_mode") != "static":
+    if op.mode != "static":
         raise MatteconvError("only static AIPP can be emulated")
+    if op.get("resize"):
+        raise MatteconvError("AIPP resize is not emulated (Hi3796CV300 only)")
     img = decode_raw(op, raw, size)
-    if op.get("crop", False):
-        x, y = int(op.get("load_start_pos_w", 0)), int(op.get("load_start_pos_h", 0))
-        ch = int(op.get("crop_size_h", 0)) or (size or img.shape[:2])[0]
-        cw = int(op.get("crop_size_w", 0)) or (size or img.shape[:2])[1]
+    if op.get("crop"):
+        x, y = int(op.get("load_start_pos_w")), int(op.get("load_start_pos_h"))
+        ch = int(op.get("crop_size_h")) or (size or img.shape[:2])[0]
+        cw = int(op.get("crop_size_w")) or (size or img.shape[:2])[1]
         if y + ch > img.shape[0] or x + cw > img.shape[1]:
             raise MatteconvError(f"crop {x},{y},{cw},{ch} is outside the {img.shape[1]}x{img.shape[0]} source")
         img = img[y: y + ch, x: x + cw]
     img = csc(op, img)
     c = img.shape[2]
-    mean = np.array([int(op.get(f"mean_chn_{i}", 0)) for i in range(c)], dtype=np.float64)
-    mn = np.array([float(op.get(f"min_chn_{i}", 0.0)) for i in range(c)], dtype=np.float64)
-    var = np.array([float(op.get(f"var_reci_chn_{i}", 1.0)) for i in range(c)], dtype=np.float64)
+    mean = np.array([int(op.get(f"mean_chn_{i}")) for i in range(c)], dtype=np.float64)
+    mn = np.array([float(op.get(f"min_chn_{i}")) for i in range(c)], dtype=np.float64)
+    var = np.array([float(op.get(f"var_reci_chn_{i}")) for i in range(c)], dtype=np.float64)
     if fp16:
         mn = mn.astype(np.float16).astype(np.float64)
         var = var.astype(np.float16).astype(np.float64)
     out = (img.astype(np.float64) - mean - mn) * var
+    if op.get("padding"):
+        t, b, left, r = op.padding_hw()
+        out = np.pad(out, ((t, b), (left, r), (0, 0)), constant_values=float(op.get("padding_value")))
     if fp16:
         out = out.astype(np.float16)
     return np.ascontiguousarray(out.astype(np.float32).transpose(2, 0, 1)[None])
@@ -168,12 +177,12 @@ def encode_for(op: AippOp, rgb: np.ndarray) -> np.ndarray:
     fmt = op.input_format
     rgb = np.asarray(rgb)
     if fmt == "YUV420SP_U8":
-        rng = "video" if int(op.get("input_bias_0", 16)) >= 16 else "full"
-        return _yuv420sp(rgb, rng, vu=bool(op.get("rbuv_swap_switch", False)))
+        rng = "video" if int(op.get("input_bias_0")) >= 16 or not op.get("csc_switch") else "full"
+        return _yuv420sp(rgb, rng, vu=bool(op.get("rbuv_swap_switch")))
     if fmt == "RGB888_U8":
-        return np.ascontiguousarray(rgb[..., ::-1] if op.get("rbuv_swap_switch", False) else rgb)
+        return np.ascontiguousarray(rgb[..., ::-1] if op.get("rbuv_swap_switch") else rgb)
     if fmt == "YUV400_U8":
-        m, off = _RGB2YUV["video" if int(op.get("input_bias_0", 0)) >= 16 else "full"]
+        m, off = _RGB2YUV["video" if int(op.get("input_bias_0")) >= 16 else "full"]
         return np.clip(np.rint(rgb.astype(np.float64) @ m[0] + off[0]), 0, 255).astype(np.uint8)
     raise MatteconvError(f"cannot encode a frame as {fmt}")
 
@@ -186,3 +195,34 @@ def aipp_model_input(rgb: np.ndarray, cfg: AippConfig | AippOp, fp16: bool = Fal
     if want is not None and tuple(rgb.shape[:2]) != want:
         raise MatteconvError(f"frame is {rgb.shape[1]}x{rgb.shape[0]} but the AIPP source is {want[1]}x{want[0]}")
     return emulate(op, encode_for(op, rgb), fp16=fp16, size=tuple(rgb.shape[:2]))
+
+
+def emulate_image(op: AippOp, rgb: np.ndarray, model_hw: tuple[int, int] | None = None,
+                  fp16: bool = False) -> dict:
+    """An RGB photo through a static aipp_op, as the app would send it: resized to the AIPP source size (bilinear,
+    cv2.INTER_AREA when shrinking), encoded in the op's raw format, then emulated.
+
+    Returns {"input": float32 1xCxHxW, "src_hw", "resized": bool, "stats": per-channel min/max/mean,
+    "vs_preprocess": {"max", "mean"} of |AIPP - matteconv.preprocess.normalize| over the crop, in model units
+    (None when the op pads or feeds other than 3 channels). For YUV420SP the max is large at sharp colour
+    edges (chroma is shared by 2x2 pixels); the mean is the useful number there.}"""
+    import cv2
+
+    from ..preprocess import normalize, to_rgb
+
+    rgb = to_rgb(rgb)
+    src = op.src_hw(model_hw) or tuple(rgb.shape[:2])
+    resized = tuple(rgb.shape[:2]) != tuple(src)
+    if resized:
+        shrink = src[0] * src[1] < rgb.shape[0] * rgb.shape[1]
+        rgb = cv2.resize(rgb, (src[1], src[0]), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    x = emulate(op, encode_for(op, rgb), fp16=fp16, size=model_hw or tuple(src))
+    stats = [{"min": float(c.min()), "max": float(c.max()), "mean": float(c.mean())} for c in x[0]]
+    vs = None
+    if x.shape[1] == 3 and not op.get("padding"):
+        if op.get("crop"):
+            cx, cy = int(op.get("load_start_pos_w")), int(op.get("load_start_pos_h"))
+            rgb = rgb[cy: cy + x.shape[2], cx: cx + x.shape[3]]
+        d = np.abs(x.astype(np.float64) - normalize(rgb, np.float64))
+        vs = {"max": float(d.max()), "mean": float(d.mean())}
+    return {"input": x, "src_hw": tuple(src), "resized": resized, "stats": stats, "vs_preprocess": vs}

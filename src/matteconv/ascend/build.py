@@ -103,7 +103,7 @@ def plan_build(model: str | Path, out: str | Path, aipp: str | Path | None = Non
     Raises MatteconvError on any check failure, before anything is run (RuleError for rule violations and an
     unaccepted SoC, which `force` turns into warnings).
     """
-    from ..aipp.config import check_model_inputs, load_config
+    from ..aipp import check_model_inputs, load_config
 
     info = inspect_model(model)
     name = tool or ("atc" if info.kind == "onnx" else None)

@@ -50,6 +50,7 @@ class ModelOps:
     ops: list[Op]
     shapes_error: str | None = None  # why shapes are unknown (Caffe could not load the net)
     header: list[str] = field(default_factory=list)  # leading '#' lines of a prototxt (matteconv provenance)
+    format: str = "V2"  # Caffe prototxt format the file was written in (V0/V1 are read upgraded, as Caffe does)
 
 
 # --- Caffe ------------------------------------------------------------------------------------------------------
@@ -82,10 +83,11 @@ def caffe_shapes(prototxt: Path) -> tuple[dict[str, tuple[int, ...]], str | None
 def caffe_ops(prototxt: str | Path, shapes: dict[str, tuple[int, ...]] | None = None,
               shapes_error: str | None = None) -> ModelOps:
     """Layers of a prototxt; shapes from `shapes` if given (e.g. what `inspect` already loaded), else pycaffe."""
-    from ..export.caffe.writer import read_prototxt
+    from ..export.caffe.upgrade import read_net
 
     path = Path(prototxt)
-    net = read_prototxt(path)
+    nt = read_net(path)
+    net = nt.net
     if shapes is None and shapes_error is None:
         shapes, shapes_error = caffe_shapes(path)
     shapes = shapes or {}
@@ -108,7 +110,7 @@ def caffe_ops(prototxt: str | Path, shapes: dict[str, tuple[int, ...]] | None = 
         if not line.startswith("#"):
             break
         header.append(line[1:].strip())
-    return ModelOps(path, "caffe", ops, shapes_error if not shapes else None, header)
+    return ModelOps(path, "caffe", ops, shapes_error if not shapes else None, header, nt.format)
 
 
 # --- ONNX -------------------------------------------------------------------------------------------------------

@@ -288,6 +288,21 @@ def check_ops(model: ModelOps, compiler: str) -> RuleReport:
         raise MatteconvError(f"{model.path}: {compiler} takes {comp.framework} models, not {model.framework}")
     exported = next((m.group(1) for m in map(_EXPORT_HEADER.search, model.header) if m), None)
     report = RuleReport(model.path, model.framework, compiler, shapes_error=model.shapes_error, exported_for=exported)
+    if model.format != "V2":
+        from ..export.caffe.upgrade import UPGRADE_TOOL
+
+        if comp.tool == "omg":
+            report.violations.append(Violation(
+                "caffe.v1-format", "error", "(net)", f"{model.format} layers",
+                f"is in the {model.format} prototxt format (`layers {{ type: CONVOLUTION }}`): omg refuses V1 layers; "
+                f"upgrade it with Caffe's {UPGRADE_TOOL} IN OUT (or `matteconv inspect --upgrade OUT`)",
+                "Atlas 200 DK FAQ (omg and V1 prototxt); Caffe tools/upgrade_net_proto_text.cpp"))
+        else:
+            report.violations.append(Violation(
+                "caffe.v1-format", "warning", "(net)", f"{model.format} layers",
+                f"is in the {model.format} prototxt format: checked as Caffe upgrades it; that atc's Caffe parser "
+                f"reads {model.format} was not found in the CANN docs: upgrade with {UPGRADE_TOOL} to be safe",
+                "Caffe src/caffe/util/upgrade_proto.cpp"))
     for op in model.ops:
         for rule in rules_for(compiler):
             if rule.test is None or not rule.applies(op):

@@ -3,8 +3,10 @@ the work is done by the importable library. Every MatteconvError becomes one lin
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import sys
+from typing import Optional
 
 os.environ.setdefault("GLOG_minloglevel", "2")  # pycaffe's glog chatter
 
@@ -46,6 +48,28 @@ def friendly(fn):
         except KeyboardInterrupt:
             fail("interrupted (SIGINT): stopped, nothing partial written", code=130)
 
+    return wrapper
+
+
+def backbone_copy_option(fn):
+    """Give a command that loads checkpoints the shared `--backbone-copy backbone|lr_branch` option: which copy
+    of MODNet's shared backbone to use when a checkpoint's two copies differ (model.checkpoint
+    .resolve_backbone_copies refuses such a file otherwise). Put it under @friendly."""
+    sig = inspect.signature(fn)
+    option = inspect.Parameter(
+        "backbone_copy", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[str],
+        default=typer.Option(None, "--backbone-copy", metavar="backbone|lr_branch",
+                             help="When a checkpoint's backbone.* and lr_branch.backbone.* copies differ, use this "
+                                  "one (the official code uses lr_branch)."))
+
+    @functools.wraps(fn)
+    def wrapper(*args, backbone_copy: Optional[str] = None, **kwargs):
+        from ..model.checkpoint import backbone_copy_choice
+
+        with backbone_copy_choice(backbone_copy):
+            return fn(*args, **kwargs)
+
+    wrapper.__signature__ = sig.replace(parameters=[*sig.parameters.values(), option])
     return wrapper
 
 

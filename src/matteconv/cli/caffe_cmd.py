@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from ..errors import MatteconvError
 from . import app, console, friendly
 
 
@@ -19,7 +20,9 @@ def inspect(model: Path = typer.Argument(..., help="Caffe .prototxt (the .caffem
             target: str = typer.Option(None, "--target", "-t", help="bvlc, ascend (atc) or ddk (omg): which layer "
                                        "table and Ascend rules to check (default: bvlc for Caffe, ascend for ONNX)."),
             as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
-            all_layers: bool = typer.Option(False, "--layers", help="List every layer, not only the summary.")):
+            all_layers: bool = typer.Option(False, "--layers", help="List every layer, not only the summary."),
+            upgrade: Path = typer.Option(None, "--upgrade", help="Caffe prototxt in the old V0/V1 format: also write "
+                                         "it upgraded to the current format (as Caffe's upgrade_net_proto_text).")):
     """Layers, counts per type, parameters, output shapes, the layers TARGET does not accept and the Ascend rules
     they break, each with its source (exit 1 if any layer is refused; rule warnings do not change it)."""
     from ..ascend.rules import check_model, check_ops, compiler_for_target
@@ -50,7 +53,21 @@ def inspect(model: Path = typer.Argument(..., help="Caffe .prototxt (the .caffem
     from ..export.caffe.summary import summarize
 
     target = target or "bvlc"
+    if upgrade is not None:
+        from ..fileio import check_output_file, refuse_overwrite
+
+        check_output_file(upgrade)
+        refuse_overwrite([upgrade], [model])
     s = summarize(model, target)
+    if upgrade is not None:
+        from ..export.caffe.upgrade import read_net, upgraded_text
+        from ..fileio import atomic_path
+
+        nt = read_net(model)
+        if not nt.upgraded:
+            raise MatteconvError(f"{model}: already in the current format (layer {{ }}): nothing to upgrade")
+        with atomic_path(upgrade) as tmp:
+            tmp.write_text(upgraded_text(nt), encoding="utf-8")
     compiler = compiler_for_target("caffe", target)
     report = None
     if compiler is not None:  # reuse the shapes summarize already got from pycaffe
@@ -63,13 +80,18 @@ def inspect(model: Path = typer.Argument(..., help="Caffe .prototxt (the .caffem
         _render(s, all_layers)
         if report is not None:
             _render_rules(report)
-    if s.unsupported or (report is not None and report.errors):
+        if upgrade is not None:
+            console.print(f"wrote {escape(str(upgrade))} (the upgraded prototxt)", highlight=False)
+    if s.unsupported or s.refusals or (report is not None and report.errors):
         raise typer.Exit(1)
 
 
 def _render(s, all_layers: bool) -> None:
     params = f"{s.num_params:,}" if s.num_params is not None else "unavailable"
     console.print(f"[bold]{s.path}[/]: {len(s.layers)} layers, {params} parameters", highlight=False)
+    if s.format != "V2":
+        console.print(f"  [yellow]{s.format} prototxt[/] (`layers {{ type: ENUM }}`, `input_dim`): read as Caffe upgrades "
+                      "it (upgrade_proto); the layers below are the upgraded ones", highlight=False)
     for name, shape in s.inputs.items():
         console.print(f"  input  {name}: {'x'.join(map(str, shape))}", highlight=False)
     for name, shape in s.outputs.items():
@@ -87,11 +109,13 @@ def _render(s, all_layers: bool) -> None:
             shape = ", ".join("x".join(map(str, sh)) for sh in (la.shapes or []))
             table.add_row(la.name, la.type, shape, "" if la.params is None else str(la.params))
         console.print(table)
+    for line in s.refusals:
+        console.print(f"[bold red]refused by target '{s.target}':[/] {escape(line)}", highlight=False)
     if s.unsupported:
         console.print(f"[bold red]{len(s.unsupported)} layer(s) not accepted by target '{s.target}':[/] "
                       + ", ".join(f"{n} ({t})" for n, t in s.unsupported), highlight=False)
-    else:
-        console.print(f"[green]all layers accepted by target '{s.target}'[/]")
+    elif not s.refusals:
+        console.print(f"[green]all {len(s.layers)} layers accepted by target '{s.target}'[/]")
 
 
 def _render_rules(report) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from . import app, console, fail, friendly
+from . import app, backbone_copy_option, console, fail, friendly
 
 
 def _fmt(v: float) -> str:
@@ -55,6 +55,7 @@ def rows_table(report, top: int) -> Table:
 
 @app.command()
 @friendly
+@backbone_copy_option
 def compare(
     reference: Path = typer.Argument(..., help="The PyTorch checkpoint the candidate was converted from."),
     candidate: Path = typer.Argument(None, help="The converted model: .onnx, or .prototxt (.caffemodel beside it); "

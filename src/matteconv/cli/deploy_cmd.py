@@ -8,6 +8,8 @@ import typer
 
 from . import app, console, fail, friendly
 
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".h264", ".zip")
+
 
 @app.command()
 @friendly
@@ -41,12 +43,31 @@ def deploy(
     """Write a self-contained background-replacement app for the board (numpy + OpenCV, Python 3.7), and run it
     on the host against stand-in hilens / acl / ais_bench modules before it reaches a device."""
     from ..deploy import DeployOptions, generate_app, simulate
+    from ..deploy.simulate import check_simulation_paths
 
     echo = None if as_json else (lambda line: console.print(line, highlight=False, markup=False))
     summary: dict = {}
+    # every combination is checked before anything is written
     if target.is_dir():
         if simulate_input is None:
             fail(f"{target}: a folder is simulated: give --simulate INPUT (and -o OUTPUT)")
+        if sim_output is not None:
+            fail(f"{target}: with an APP folder, -o is the simulated output; --sim-output is for MODEL.om")
+        check_simulation_paths(simulate_input, output)
+    else:
+        if simulate_input is not None and sim_output is None:
+            fail("--simulate with MODEL.om needs --sim-output OUTPUT (-o is the app folder)")
+        if sim_output is not None and simulate_input is None:
+            fail("--sim-output needs --simulate INPUT")
+        if output.suffix.lower() in VIDEO_SUFFIXES:
+            fail(f"{output}: -o is the app folder to write; a name ending in {output.suffix} looks like a video "
+                 "(the simulated output goes to --sim-output)")
+        if simulate_input is not None:
+            check_simulation_paths(simulate_input, sim_output)
+            app_path, sim_path = output.resolve(), sim_output.resolve()
+            if sim_path == app_path or app_path in sim_path.parents:
+                fail(f"{sim_output}: the simulated output cannot be the app folder {output} or inside it")
+    if target.is_dir():
         app_dir, sim_out = target, output
     else:
         opts = DeployOptions(runtime=runtime, background=background, mirror=mirror, view=view,
@@ -62,8 +83,6 @@ def deploy(
             console.print(f"input layout {result.config['input_layout']} checked against the .om's AIPP: test card "
                           f"within {result.layout_error_lsb:.1f} LSB", highlight=False)
         app_dir, sim_out = result.app, sim_output
-        if simulate_input is not None and sim_out is None:
-            fail("--simulate with MODEL.om needs --sim-output OUTPUT (-o is the app folder)")
     if simulate_input is not None:
         sim = simulate(app_dir, simulate_input, sim_out, frames=frames, report_every=report_every, echo=echo)
         summary["simulation"] = {"output": str(sim.output), "runtime": sim.runtime, "stats": sim.stats,

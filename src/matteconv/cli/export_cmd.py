@@ -7,12 +7,13 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from . import app, console, err_console, friendly
+from . import app, backbone_copy_option, console, err_console, friendly
 from ..preprocess import parse_size
 
 
 @app.command()
 @friendly
+@backbone_copy_option
 def export(
     ckpt: Path = typer.Argument(..., help="MODNet checkpoint (.pt/.pth/.ckpt/.safetensors)."),
     to: str = typer.Option("onnx", "--to", help="onnx or caffe."),

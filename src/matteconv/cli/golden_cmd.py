@@ -5,7 +5,7 @@ from pathlib import Path
 
 import typer
 
-from . import app, console, friendly
+from . import app, backbone_copy_option, console, friendly
 from ..preprocess import parse_size
 
 golden_app = typer.Typer(no_args_is_help=True, help="Reference checkpoint and golden alpha mattes.")
@@ -32,6 +32,7 @@ def checkpoint(
 
 @golden_app.command("make")
 @friendly
+@backbone_copy_option
 def make(
     output: Path = typer.Option(..., "-o", "--output", help="Golden set folder."),
     ckpt: Path = typer.Option(None, "--ckpt", help="Checkpoint (default: the reference checkpoint)."),

@@ -16,7 +16,7 @@ from rich.progress import (
 from rich.text import Text
 
 from ..matte import BACKGROUND_HELP, DEFAULT_BACKGROUND
-from . import app, console, err_console, friendly
+from . import app, backbone_copy_option, console, err_console, friendly
 
 
 class FpsColumn(ProgressColumn):
@@ -28,6 +28,7 @@ class FpsColumn(ProgressColumn):
 
 @app.command()
 @friendly
+@backbone_copy_option
 def matte(
     input: Path = typer.Argument(..., help="An image, a folder of images (processed in name order, as a sequence) "
                                            "or a video file (OpenCV: mp4, avi, mov, mkv, ...)."),

@@ -9,7 +9,7 @@ from rich.markup import escape
 
 from ..ascend.build import DEFAULT_TIMEOUT, BuildError, RuleError, plan_build, run_build, write_keep_dtype
 from ..ascend.cann import soc_help
-from . import app, console, err_console, fail, friendly
+from . import app, backbone_copy_option, console, err_console, fail, friendly
 
 
 OM_HELP = ("Compile MODEL to OUT.om with atc/omg; keeps OUT.build.log and OUT.build.json.\n\n"
@@ -19,6 +19,7 @@ OM_HELP = ("Compile MODEL to OUT.om with atc/omg; keeps OUT.build.log and OUT.bu
 
 @app.command("om", help=OM_HELP)
 @friendly
+@backbone_copy_option
 def om(
     model: Path = typer.Argument(..., help="Model: .onnx, or .prototxt with the .caffemodel beside it."),
     output: Path = typer.Option(..., "-o", "--output", help="Output stem (the tool appends .om)."),

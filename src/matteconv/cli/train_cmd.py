@@ -9,12 +9,13 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from . import app, console, friendly
+from . import app, backbone_copy_option, console, friendly
 from ..preprocess import parse_size
 
 
 @app.command()
 @friendly
+@backbone_copy_option
 def train(
     output: Path = typer.Option(..., "-o", "--output", help="Checkpoint to write (.ckpt/.pt, or .safetensors); "
                                 "OUT.state.pt beside it holds what --resume needs."),

@@ -6,7 +6,7 @@ from pathlib import Path
 import typer
 from rich.progress import Progress
 
-from . import app, console, friendly
+from . import app, backbone_copy_option, console, friendly
 from ..errors import MatteconvError
 
 STAGE_NAMES = ("torch", "onnx", "caffe", "aipp", "om", "fp16-torch", "fp16-onnx", "fp16-caffe")
@@ -14,6 +14,7 @@ STAGE_NAMES = ("torch", "onnx", "caffe", "aipp", "om", "fp16-torch", "fp16-onnx"
 
 @app.command()
 @friendly
+@backbone_copy_option
 def verify(
     golden: Path = typer.Option(Path("golden/photos"), "--golden", help="Golden set folder (manifest.json)."),
     ckpt: Path = typer.Option(None, "--ckpt", help="Checkpoint for the torch stage (default: the golden set's reference)."),

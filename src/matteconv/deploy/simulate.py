@@ -56,6 +56,17 @@ def load_app(app: Path) -> dict:
         raise MatteconvError(f"{cfg_path}: not valid JSON ({e})") from None
 
 
+def check_simulation_paths(input: str | Path, output: str | Path) -> None:
+    """What a simulation needs before anything runs or is written: the input exists, the output's folder
+    exists and the output does not (an empty folder is fine for PNG frames), and they are not the same path."""
+    input, output = Path(input), Path(output)
+    if not input.exists():
+        raise MatteconvError(f"{input}: input not found")
+    check_output_folder(output)
+    if output.exists() and (output.suffix or not output.is_dir() or any(output.iterdir())):
+        raise MatteconvError(f"{output}: output exists (remove it or pick another)")
+
+
 def simulate(app: str | Path, input: str | Path, output: str | Path, frames: int | None = None,
              precision: str = "fp32", report_every: int | None = None, live: bool = False,
              bench_model: int | None = None, echo=None, timeout: float | None = None) -> SimulationResult:
@@ -64,12 +75,8 @@ def simulate(app: str | Path, input: str | Path, output: str | Path, frames: int
     inferences alone (the app's --bench-model) and writes no output."""
     app, input, output = Path(app).resolve(), Path(input), Path(output)
     cfg = load_app(app)
-    if not input.exists():
-        raise MatteconvError(f"{input}: input not found")
+    check_simulation_paths(input, output)
     check_layout(cfg, read_record(app / cfg["model"]), str(app / "app_config.json"))
-    check_output_folder(output)
-    if output.exists() and (output.suffix or not output.is_dir() or any(output.iterdir())):
-        raise MatteconvError(f"{output}: output exists (remove it or pick another)")
     work = Path(tempfile.mkdtemp(prefix=".matteconv-sim-", dir=output.parent)).resolve()
     try:
         tmp_out = work / ("out" + output.suffix)

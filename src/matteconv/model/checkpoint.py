@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -174,6 +176,68 @@ def to_float32(sd: dict[str, torch.Tensor], path: Path, notes: list[str] | None 
     return out
 
 
+# --- the two backbone copies ---------------------------------------------------------------------------------
+
+BACKBONE_COPIES = ("backbone", "lr_branch")
+_BACKBONE_COPY: ContextVar[str | None] = ContextVar("matteconv_backbone_copy", default=None)
+
+
+@contextmanager
+def backbone_copy_choice(choice: str | None):
+    """Within the block, checkpoints whose two backbone copies differ load the chosen one (`--backbone-copy`)."""
+    if choice is not None and choice not in BACKBONE_COPIES:
+        raise MatteconvError(f"--backbone-copy {choice!r}: expected one of {', '.join(BACKBONE_COPIES)}")
+    token = _BACKBONE_COPY.set(choice)
+    try:
+        yield
+    finally:
+        _BACKBONE_COPY.reset(token)
+
+
+def resolve_backbone_copies(sd: dict[str, torch.Tensor], path: Path, choice: str | None = None,
+                            notes: list[str] | None = None) -> dict[str, torch.Tensor]:
+    """Official MODNet checkpoints hold the shared backbone twice (`backbone.*`, `lr_branch.backbone.*`): MODNet
+    passes one module to LRBranch, so only one copy can survive loading. When both copies are present and differ
+    (a checkpoint edited or merged by hand), refuse, naming the first differing key, unless `choice`
+    ('backbone' | 'lr_branch', default: the `--backbone-copy` of the running command) picks one; then drop the
+    other copy. The official code keeps the lr_branch copy: torch's load_state_dict walks the module tree
+    (backbone before lr_branch, the order MODNet.__init__ registers them) and copies every key it finds, so
+    `lr_branch.backbone.*` is written last, whatever the key order (the official file also lists it last:
+    reference/modnet_state_dict.tsv, rows 2 and 314)."""
+    choice = choice if choice is not None else _BACKBONE_COPY.get()
+    pairs: dict[str, list[str]] = {}
+    for k in sd:
+        bare = k
+        while bare.startswith("module."):
+            bare = bare[len("module."):]
+        if bare.startswith(SHARED_PREFIX[1]):
+            pairs.setdefault(SHARED_PREFIX[0] + bare[len(SHARED_PREFIX[1]):], [None, None])[1] = k
+        elif bare.startswith(SHARED_PREFIX[0]):
+            pairs.setdefault(bare, [None, None])[0] = k
+    both = [(b, lr) for b, lr in pairs.values() if b is not None and lr is not None]
+    differ = [(b, lr) for b, lr in both if not (sd[b].shape == sd[lr].shape and sd[b].dtype == sd[lr].dtype
+                                                 and torch.equal(sd[b], sd[lr]))]
+    if not differ:
+        return sd
+    b, lr = differ[0]
+    how = (f"shapes {tuple(sd[b].shape)} and {tuple(sd[lr].shape)}" if sd[b].shape != sd[lr].shape else
+           f"max |difference| {float((sd[b].double() - sd[lr].double()).abs().max()):.3g}")
+    if choice is None:
+        raise MatteconvError(
+            f"{path}: the two copies of the shared backbone differ in {len(differ)} of {len(both)} tensors, first "
+            f"at {b} vs {lr} ({how}); MODNet uses one backbone, so only one copy can load. The official code "
+            "(ZHKKKe/MODNet) ends up with the lr_branch.backbone copy: pass --backbone-copy lr_branch to run what it "
+            "runs, or --backbone-copy backbone for the other")
+    drop = {x for pair in both for x in ([pair[0]] if choice == "lr_branch" else [pair[1]])}
+    if notes is not None:
+        notes.append(f"{path}: backbone copies differ in {len(differ)} tensor(s); using the {choice} copy "
+                     "(--backbone-copy)")
+    out = {k: v for k, v in sd.items() if k not in drop}
+    if choice == "lr_branch":  # the kept copy must be the one normalize_keys finds first under backbone.*
+        out = {canonical_key(k): v for k, v in out.items()}
+    return out
+
+
 def load_state_dict(path: str | Path, notes: list[str] | None = None) -> dict[str, torch.Tensor]:
     """Read a checkpoint file safely and return its normalised MODNet state_dict in float32 (no model built)."""
     path = Path(path)
@@ -181,7 +245,8 @@ def load_state_dict(path: str | Path, notes: list[str] | None = None) -> dict[st
         raise MatteconvError(f"{path}: checkpoint not found")
     if path.is_dir():
         raise MatteconvError(f"{path}: is a folder, expected a checkpoint file")
-    return to_float32(normalize_keys(_unwrap(_read_raw(path), path)), path, notes)
+    raw = resolve_backbone_copies(_unwrap(_read_raw(path), path), path, notes=notes)
+    return to_float32(normalize_keys(raw), path, notes)
 
 
 def load_checkpoint(path: str | Path, split_inputs: bool = False) -> Checkpoint:

@@ -49,8 +49,7 @@ class GoldenItem:
         return read_image(self.input)
 
     def golden_alpha(self) -> np.ndarray:
-        with np.load(self.alpha) as z:
-            return z["alpha"]
+        return read_alpha(self.alpha)
 
 
 @dataclass
@@ -85,6 +84,37 @@ class GoldenSet:
         h, w = self.size
         alphas = [it.golden_alpha() for it in self.items]
         return [np.zeros((h, w), np.float32)] + alphas[:-1]
+
+
+def read_alpha(path: Path) -> np.ndarray:
+    """The `alpha` array of a golden .npz, never unpickling; a damaged file is one line naming it (numpy's own
+    message for a non-zip file advises allow_pickle=True, which would run code from the file: not repeated)."""
+    import zipfile
+
+    path = Path(path)
+    try:
+        head = path.read_bytes()[:4]
+    except OSError as e:
+        raise MatteconvError(f"{path}: cannot read ({e.strerror or e})") from None
+    if head != b"PK\x03\x04":
+        what = "empty" if not head else f"starts with {head.hex()}, not a zip archive of arrays"
+        raise MatteconvError(f"{path}: not a valid .npz ({what}); remake the golden set with `matteconv golden make`")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if "alpha" not in z.files:
+                raise MatteconvError(f"{path}: not a valid golden .npz (arrays {', '.join(z.files) or 'none'}, no "
+                                     "'alpha')")
+            a = z["alpha"]
+    except MatteconvError:
+        raise
+    except ValueError as e:
+        why = "it holds Python objects, not numbers" if "allow_pickle" in str(e) else str(e)
+        raise MatteconvError(f"{path}: not a valid .npz ({why})") from None
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as e:
+        raise MatteconvError(f"{path}: not a valid .npz ({type(e).__name__}: {e})") from None
+    if a.dtype.kind != "f":
+        raise MatteconvError(f"{path}: alpha is {a.dtype}, expected floating point")
+    return a
 
 
 def read_image(path: Path) -> np.ndarray:
@@ -128,6 +158,8 @@ def load_golden(root: str | Path) -> GoldenSet:
         for p in (it.input, it.alpha):
             if not p.is_file():
                 raise MatteconvError(f"{mpath}: listed file {p} is missing")
+    for it in items:  # a damaged alpha is found before any stage runs (they are small: one float32 map each)
+        it.golden_alpha()
     return GoldenSet(root, manifest, items)
 
 

@@ -67,6 +67,10 @@ class CaffeWorker:
     def run(self, inputs: dict[str, np.ndarray], blobs: tuple[str, ...] = ()) -> dict:
         return self._call({"op": "run", "inputs": inputs, "blobs": list(blobs)})
 
+    def net_param(self) -> bytes:
+        """The loaded net as a binary NetParameter (Caffe's own upgraded form of the prototxt, with weights)."""
+        return self._call({"op": "net_param"})["net"]
+
     def _call(self, request: dict) -> dict:
         if self.proc.poll() is not None:
             self._died()

@@ -10,7 +10,7 @@ from pathlib import Path
 from ...errors import MatteconvError
 from .runner import CaffeWorker
 from .targets import get_target
-from .writer import read_prototxt
+from .upgrade import UPGRADE_TOOL, read_net
 
 
 @dataclass
@@ -34,6 +34,8 @@ class Summary:
     inputs: dict[str, list[int]] = field(default_factory=dict)
     outputs: dict[str, list[int]] = field(default_factory=dict)
     caffe_error: str | None = None  # why shapes/params are missing
+    format: str = "V2"  # what the file was: V0/V1 are upgraded the way Caffe does before anything is checked
+    refusals: list[str] = field(default_factory=list)  # whole-file refusals by the target (e.g. omg and V1)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -42,21 +44,29 @@ class Summary:
 def summarize(path: str | Path, target: str = "bvlc") -> Summary:
     path = Path(path)
     tgt = get_target(target)
-    proto = read_prototxt(path)
+    nt = read_net(path)
+    proto = nt.net
     layers = [LayerInfo(la.name, la.type, list(la.bottom), list(la.top)) for la in proto.layer]
     counts = dict(sorted(Counter(la.type for la in layers).items()))
     unsupported = [(la.name, la.type) for la in layers if not tgt.accepts(la.type)]
-    summary = Summary(str(path), target, layers, counts, unsupported)
+    summary = Summary(str(path), target, layers, counts, unsupported, format=nt.format)
+    if nt.upgraded and target == "ddk":
+        summary.refusals.append(f"{path}: {nt.format} prototxt (`layers {{ type: ENUM }}`): omg refuses V1 layers "
+                                f"(Atlas 200 DK FAQ); upgrade it first with Caffe's {UPGRADE_TOOL} IN OUT, or "
+                                "`matteconv inspect --upgrade OUT`")
     caffemodel = path.with_suffix(".caffemodel")
-    try:
-        worker = CaffeWorker(path, caffemodel if caffemodel.is_file() else None)
-    except MatteconvError as e:
-        summary.caffe_error = str(e)
-        return summary
-    try:
-        info = worker.info
-    finally:
-        worker.close()
+    if nt.info is not None and not caffemodel.is_file():
+        info = nt.info  # pycaffe loaded it already to upgrade it
+    else:
+        try:
+            worker = CaffeWorker(path, caffemodel if caffemodel.is_file() else None)
+        except MatteconvError as e:
+            summary.caffe_error = str(e)
+            return summary
+        try:
+            info = worker.info
+        finally:
+            worker.close()
     shapes, params = info["shapes"], info["params"]
     for la in layers:
         la.shapes = [list(shapes[t]) for t in la.tops if t in shapes]

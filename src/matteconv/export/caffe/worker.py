@@ -64,6 +64,17 @@ def main(extra_ops: dict | None = None) -> None:
                 net.forward()
                 reply = {"outputs": {k: np.array(net.blobs[k].data) for k in net.outputs},
                          "blobs": {k: np.array(net.blobs[k].data) for k in req.get("blobs", ())}}
+            elif req["op"] == "net_param":  # the loaded net as Caffe holds it (upgraded: V0/V1 -> layer { })
+                import tempfile
+
+                fd, tmp = tempfile.mkstemp(suffix=".caffemodel")
+                os.close(fd)
+                try:
+                    net.save(tmp)
+                    with open(tmp, "rb") as fh:
+                        reply = {"net": fh.read()}
+                finally:
+                    os.remove(tmp)
             elif extra_ops and req["op"] in extra_ops:
                 reply = extra_ops[req["op"]](net, req)
             else:

@@ -1,0 +1,94 @@
+"""Old Caffe prototxt formats, read the way Caffe reads them.
+
+Caffe's `ReadNetParamsFromTextFileOrDie` runs `UpgradeNetAsNeeded` (src/caffe/util/upgrade_proto.cpp): V0
+(`layers { layer { ... } }`) and V1 (`layers { type: CONVOLUTION ... }`, enum types, `blobs_lr`) become
+`layer { type: "Convolution" ... }`, and `input`/`input_dim` become an Input layer. Rather than re-implement it,
+we let pycaffe do it in its worker process (a glog abort kills only the worker) and read back the net it built
+(`Net::ToProto`, via `net.save`, weights dropped). The old DDK's omg refuses V1 layers (Atlas 200 DK FAQ); Caffe
+ships `upgrade_net_proto_text IN OUT` for that, and `matteconv inspect --upgrade OUT` writes the same text.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ...errors import MatteconvError
+from .runner import CaffeWorker
+from .writer import caffe_pb2, read_prototxt
+
+UPGRADE_TOOL = "upgrade_net_proto_text"  # Caffe's tools/upgrade_net_proto_text.cpp
+
+
+@dataclass
+class NetText:
+    """A prototxt as Caffe sees it: `net` in the current format, `format` what the file was (V0, V1 or V2)."""
+
+    net: object  # caffe_pb2.NetParameter
+    format: str
+    path: Path
+    info: dict | None = None  # what pycaffe's worker reported when it loaded the net to upgrade it (shapes...)
+
+    @property
+    def upgraded(self) -> bool:
+        return self.format != "V2"
+
+
+def prototxt_format(net) -> str:
+    """V2 (`layer {}`), V1 (`layers {}` with enum types) or V0 (`layers { layer {} }`)."""
+    if len(net.layers) == 0:
+        return "V2"
+    return "V0" if any(la.HasField("layer") for la in net.layers) else "V1"
+
+
+def upgraded_net(path: Path) -> tuple[object, dict]:
+    """The NetParameter pycaffe builds from an old-format prototxt (TEST phase, no weights), and the worker's
+    description of the loaded net (inputs, shapes, params), so callers need not load it twice."""
+    worker = CaffeWorker(path, None)
+    try:
+        data = worker.net_param()
+        info = worker.info
+    finally:
+        worker.close()
+    net = caffe_pb2().NetParameter()
+    net.ParseFromString(data)
+    for layer in net.layer:
+        del layer.blobs[:]
+    return net, info
+
+
+_UPGRADED: dict[tuple, NetText] = {}  # (resolved path, mtime_ns, size) -> upgraded net: one pycaffe load per file
+
+
+def read_net(path: str | Path) -> NetText:
+    """Parse a prototxt; upgrade V0/V1 as Caffe does. A file with no layers is an error (a checker must not
+    report "accepted" for layers it did not read)."""
+    path = Path(path)
+    net = read_prototxt(path)
+    st = path.stat()
+    key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+    if key in _UPGRADED:
+        cached = _UPGRADED[key]
+        return NetText(cached.net, cached.format, path, cached.info)
+    fmt = prototxt_format(net)
+    if fmt != "V2" and len(net.layer):
+        raise MatteconvError(f"{path}: has both 'layer' and old-format 'layers' blocks: Caffe refuses to upgrade "
+                             "such a net (upgrade_proto: 'both layer and layers specified')")
+    info = None
+    if fmt != "V2":
+        try:
+            net, info = upgraded_net(path)
+        except MatteconvError as e:
+            raise MatteconvError(f"{path}: {fmt} prototxt that Caffe could not upgrade and load: {e}") from None
+    if not len(net.layer):
+        raise MatteconvError(f"{path}: no layers (no 'layer {{ ... }}' blocks): nothing to check")
+    nt = NetText(net, fmt, path, info)
+    if nt.upgraded:
+        _UPGRADED[key] = nt
+    return nt
+
+
+def upgraded_text(nt: NetText) -> str:
+    from google.protobuf import text_format
+
+    return (f"# upgraded from the {nt.format} prototxt {nt.path.name} by matteconv (pycaffe's upgrade_proto)\n"
+            + text_format.MessageToString(nt.net))
