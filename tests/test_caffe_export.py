@@ -43,12 +43,12 @@ def check_parity(result, ckpt: Checkpoint, split: bool):
 
 
 @pytest.mark.parametrize("channels,split,target,size", [
-    (3, False, "bvlc", 512),
-    (4, True, "ascend", 512),
+    pytest.param(3, False, "bvlc", 512, marks=pytest.mark.slow),  # full size: tier 2
+    pytest.param(4, True, "ascend", 512, marks=pytest.mark.slow),
     (3, False, "ascend", 128),
     (4, False, "bvlc", 128),
     (4, True, "bvlc", 128),
-    (4, False, "ascend", 128),
+    pytest.param(4, False, "ascend", 128, marks=pytest.mark.slow),  # the split-input ascend case stays in tier 1
     (4, True, "ddk", 128),
 ])
 def test_export_matches_float64_torch(channels, split, target, size, checkpoints, tmp_path):

@@ -111,6 +111,7 @@ def test_code_in_checkpoint_is_never_run(tmp_path, capfd):
     assert "pwned" not in capfd.readouterr().out
 
 
+@pytest.mark.slow
 def test_cli_bad_input_no_traceback_no_output(tmp_path, ref3_model):
     """Through the real CLI: exit 2, one line on stderr naming the file, no output file."""
     for label, (path, needle) in _bad_files(tmp_path, ref3_model).items():

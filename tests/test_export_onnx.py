@@ -55,6 +55,7 @@ def test_newer_opsets_written_as_asked(opset, ref3_ckpt, tmp_path):
     assert modes and set(modes) == {"pytorch_half_pixel"}
 
 
+@pytest.mark.slow
 def test_non_square_official_policy_parity(ref3_ckpt, ref3_model, tmp_path):
     """Coffee (400x600) under the MODNet demo rule -> 384x576; ONNX within fp32 tolerance of float64 torch."""
     prep = preprocess.prepare(samples.photos()["coffee"], "official")
@@ -83,6 +84,7 @@ def test_split_inputs_match_single_input(ref4_ckpt, tmp_path):
     assert np.abs(one - OnnxBackend(a.path).run(np.concatenate([x, 0 * prev], axis=1))).max() > 1e-3
 
 
+@pytest.mark.slow
 def test_dynamic_export_runs_other_sizes(ref3_ckpt, tmp_path):
     out = tmp_path / "dyn.onnx"
     export_onnx(load_checkpoint(ref3_ckpt), out, (128, 128), dynamic=True)

@@ -16,6 +16,8 @@ from matteconv.verify.golden import make_golden
 from matteconv.verify.plan import plan_stages
 from matteconv.verify.run import verify
 
+pytestmark = pytest.mark.slow  # tier 2: builds an .om and runs a stand-in device per case
+
 SIZE = (128, 128)
 
 

@@ -134,6 +134,7 @@ def work(models, ref3_ckpt):
 # ---------------------------------------------------------------- 1. NaN never passes
 
 
+@pytest.mark.slow
 def test_verify_fails_a_model_that_outputs_nan_and_the_report_stays_json(work, tmp_path):
     report = tmp_path / "r.json"
     r = mc(["verify", "--golden", work["golden"], "--ckpt", work["ckpt"], "--onnx", work["nan_onnx"],
@@ -146,6 +147,7 @@ def test_verify_fails_a_model_that_outputs_nan_and_the_report_stays_json(work, t
     assert leftovers(tmp_path, tmp_path / "tmpdir") == []
 
 
+@pytest.mark.slow
 def test_matte_refuses_nan_and_non_modnet_models(models, tmp_path):
     out = tmp_path / "out.png"
     one_error_line(mc(["matte", models["photo"], "--model", models["nan_onnx"], "-o", out], tmp_path), 2,
@@ -257,6 +259,7 @@ def test_same_file_sees_through_every_spelling(tmp_path):
             os.chdir(cwd)
 
 
+@pytest.mark.slow
 def test_no_command_writes_over_an_input(work, tmp_path):
     """export -o CKPT, matte -o IMAGE, verify --json MANIFEST, om with OUT.build.json = the AIPP config, golden
     make -o the images' folder, each with another spelling of the input's path: exit 2, the input unchanged."""
@@ -293,6 +296,7 @@ def test_no_command_writes_over_an_input(work, tmp_path):
 # ---------------------------------------------------------------- 3. checkpoint dtypes
 
 
+@pytest.mark.slow
 def test_every_checkpoint_dtype_converts_exactly_or_is_refused(work, tmp_path):
     from matteconv.model.checkpoint import load_checkpoint
 
@@ -335,6 +339,7 @@ wait
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["SIGTERM", "SIGINT", "timeout"])
 def test_om_ends_the_tool_group_and_leaves_nothing(models, tmp_path, how):
     bindir = tmp_path / "bin"
@@ -374,6 +379,7 @@ def test_om_writes_om_and_record_together(models, tmp_path):
     assert leftovers(tmp_path, tmp_path / "tmpdir") == []
 
 
+@pytest.mark.slow
 def test_sigterm_during_matte_leaves_no_frames_folder(work, tmp_path):
     """A folder of frames through the checkpoint; SIGTERM once the hidden frames folder has frames in it."""
     import shutil
@@ -397,6 +403,7 @@ def test_sigterm_during_matte_leaves_no_frames_folder(work, tmp_path):
     assert list(out_parent.iterdir()) == [] and leftovers(tmp_path / "tmpdir") == []
 
 
+@pytest.mark.slow
 def test_sigterm_during_caffe_export_leaves_neither_file_nor_worker(work, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
@@ -451,6 +458,7 @@ def test_multi_file_outputs_land_together_or_not_at_all(tmp_path, monkeypatch):
 # ---------------------------------------------------------------- 5./6. messages and early checks
 
 
+@pytest.mark.slow
 def test_messages_name_the_users_file_and_the_real_problem(work, tmp_path):
     rnd = tmp_path / "random.ckpt"
     rnd.write_bytes(np.random.default_rng(0).integers(0, 256, 100, dtype=np.uint8).tobytes())
@@ -477,6 +485,7 @@ def test_messages_name_the_users_file_and_the_real_problem(work, tmp_path):
     assert not (tmp_path / "x.onnx").exists() and leftovers(tmp_path, tmp_path / "tmpdir") == []
 
 
+@pytest.mark.slow
 def test_bad_input_is_found_before_the_work(work, tmp_path):
     """Output folders, an output that is a folder, an AIPP config that does not parse, a model of the wrong size:
     exit 2 in seconds, before any export or stage runs."""
@@ -533,6 +542,7 @@ def test_every_command_has_a_bad_input_row():
     assert not missing, f"add a row to BAD_INPUT for {sorted(missing)}: every command is held to the class"
 
 
+@pytest.mark.slow
 def test_every_command_turns_bad_input_into_one_line_and_exit_2(tmp_path):
     for name in sorted(_commands()):
         row = BAD_INPUT.get(name)

@@ -87,6 +87,7 @@ def _cfg(**kw) -> TrainConfig:
     return TrainConfig(**base)
 
 
+@pytest.mark.slow
 def test_twenty_steps_lower_the_loss(tmp_path):
     s = train(_cfg(), tmp_path / "m.safetensors", threads=2)
     assert len(s.losses) == 20 and np.isfinite(s.losses).all()
@@ -95,6 +96,7 @@ def test_twenty_steps_lower_the_loss(tmp_path):
     assert model.in_channels == 3
 
 
+@pytest.mark.slow
 def test_resume_continues_the_same_run(tmp_path):
     straight = train(_cfg(steps=6, optimizer="sgd", lr=0.01), tmp_path / "a.ckpt", threads=2)
     cfg = _cfg(steps=6, optimizer="sgd", lr=0.01)
@@ -118,6 +120,7 @@ def _stop_after(n):
     return on_step
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_match_one(tmp_path):
     """Started from the trained reference. fp32 summation order differs between one and two processes, so the
     weights agree to a small fraction of what the steps moved them; in float64 the global BatchNorm's gradients
@@ -161,6 +164,7 @@ def _train_cli(tmp_path, *extra):
                                  str(tmp_path / "out.ckpt"), *map(str, extra)], capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_user_folders_train(tmp_path, user_data):
     images, alphas = user_data
     r = _train_cli(tmp_path, "--images", images, "--alphas", alphas, "--json")
@@ -168,6 +172,7 @@ def test_user_folders_train(tmp_path, user_data):
     assert json.loads(r.stdout)["steps"] == 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage, named", [
     ("missing", "p1.jpg"), ("size", "p1.png"), ("not_image", "p2.jpg"), ("empty", "images"),
 ])

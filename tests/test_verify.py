@@ -52,6 +52,7 @@ def test_torch_and_onnx_pass_on_golden(photos, ref3_onnx):
     assert by["torch"].worst["max_abs"] > 0  # fp32 is never bit-equal to float64: the floor is real
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("conv", ["backbone.model.features.0.0", "hr_branch.conv_hr4x.1.layers.0",
                                   "f_branch.conv_f.1.layers.0"])
 def test_one_percent_nudge_of_one_conv_fails(conv, photos, ref3_model):
@@ -85,6 +86,7 @@ def test_other_weights_are_a_sha_mismatch_not_a_parity_failure(photos, ref4_ckpt
         golden_model(photos, ref4_ckpt)
 
 
+@pytest.mark.slow
 def test_temporal_clip_passes(ref4_ckpt, tmp_path):
     from matteconv.export.onnx_export import export_onnx
     from matteconv.model.checkpoint import load_checkpoint
@@ -96,6 +98,7 @@ def test_temporal_clip_passes(ref4_ckpt, tmp_path):
     assert report.ok, [(r.name, r.status, r.reason, r.worst) for r in report.results]
 
 
+@pytest.mark.slow
 def test_cli_required_skip_fails_and_reports(photos, tmp_path):
     """Through the CLI: a required stage that was not given is a failure; JSON and JUnit say so."""
     j, x = tmp_path / "r.json", tmp_path / "r.xml"
@@ -115,6 +118,7 @@ def _aipp_row(photos, onnx_path, cfg):
     return next(r for r in report.results if r.name == "aipp")
 
 
+@pytest.mark.slow
 def test_aipp_stage_passes_the_preset_and_catches_wrong_mean_and_matrix(photos, ref3_onnx, tmp_path):
     """The NV21 preset passes; mean 127 (instead of 127.5) and GraphEngine's default B,G,R row order fail."""
     from conftest import ROOT
