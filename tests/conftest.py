@@ -62,6 +62,17 @@ def ref3_onnx(ref3_ckpt, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def ref3_onnx_128(ref3_ckpt, tmp_path_factory) -> Path:
+    """The reference exported at 128x128 (the size most tests run at): one export per test run, shared."""
+    from matteconv.export.onnx_export import export_onnx
+    from matteconv.model.checkpoint import load_checkpoint
+
+    out = tmp_path_factory.mktemp("onnx128") / "ref3_128.onnx"
+    export_onnx(load_checkpoint(ref3_ckpt), out, (128, 128))
+    return out
+
+
+@pytest.fixture(scope="session")
 def golden_photos_128():
     """The golden photos at 128x128 with float64 alphas of the golden set's own checkpoint at that size, for
     exports judged faster than at the golden size but still against whatever checkpoint the manifest names.

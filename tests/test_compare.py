@@ -35,12 +35,9 @@ def golden128(ref3_ckpt, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def onnx128(ref3_ckpt, tmp_path_factory):
-    from matteconv.export.onnx_export import export_onnx
-
-    out = tmp_path_factory.mktemp("onnx128") / "ref3.onnx"
-    export_onnx(load_checkpoint(ref3_ckpt), out, SIZE)
-    return out
+def onnx128(ref3_onnx_128):
+    """The session's shared 128x128 export (conftest)."""
+    return ref3_onnx_128
 
 
 @pytest.fixture(scope="module")

@@ -53,13 +53,9 @@ def data(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def onnx128(ref3_ckpt, tmp_path_factory) -> Path:
-    from matteconv.export.onnx_export import export_onnx
-    from matteconv.model.checkpoint import load_checkpoint
-
-    out = tmp_path_factory.mktemp("matte_onnx") / "ref3_128.onnx"
-    export_onnx(load_checkpoint(ref3_ckpt), out, (SIZE, SIZE))
-    return out
+def onnx128(ref3_onnx_128):
+    """The session's shared 128x128 export (conftest)."""
+    return ref3_onnx_128
 
 
 @pytest.fixture(scope="module")
