@@ -71,6 +71,9 @@ def test_unswapped_nv21_fails():
 
 
 def test_rgb888_preset_equals_normalize_exactly():
+    """Bitwise on purpose: both sides are float64 subtract / multiply / divide per element, then one cast to
+    float32. IEEE-754 rounds each basic operation correctly on every CPU (numpy ufuncs do not fuse them), and there
+    is no BLAS or reduction here, so equality is a property of the numbers, not of the processor."""
     cfg = parse_config(RGB888)
     for rgb in frames():
         assert np.array_equal(emulate(cfg, rgb), normalize(rgb))
@@ -133,6 +136,7 @@ def test_encoders():
 
 
 def test_yuv400_emulates_one_channel():
+    # bitwise: elementwise IEEE float64 arithmetic and one cast on both sides (see the RGB888 test)
     cfg = parse_config("aipp_op { aipp_mode: static input_format: YUV400_U8 src_image_size_w: 64 "
                        "src_image_size_h: 32 mean_chn_0: 127 min_chn_0: 0.5 var_reci_chn_0: 0.00784313725490196 }")
     y = np.arange(64 * 32, dtype=np.uint8).reshape(32, 64)

@@ -49,6 +49,8 @@ def test_layouts_load_to_same_weights(variant, ref3_model, tmp_path):
     assert ck.weights_sha256 == weights_sha256(ref3_model.state_dict())
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
+        # bitwise: the same module code on the same weights and input, in one process with the same thread count,
+        # runs the same kernels; any difference would be a weight that did not load exactly
         assert torch.equal(ck.model(x), ref3_model(x))
 
 

@@ -277,6 +277,8 @@ def test_app_pipeline_equals_matteconv(tmp_path):
 
     rng = np.random.default_rng(1)
     rgb = (rng.random((120, 160, 3)) * 255).astype(np.uint8)
+    # bitwise: the board copy calls the same numpy / OpenCV functions with the same arguments as matteconv, in
+    # this one process, so any difference is a divergence of the two codes, not of kernels
     np.testing.assert_array_equal(pipeline.yuv420sp(rgb[:, :158]), rgb_to_nv21(rgb[:, :158]))
     for mirror in (False, True):
         ours = pipeline.prepare(0, rgb, (64, 64), mirror)

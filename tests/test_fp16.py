@@ -30,7 +30,9 @@ def test_every_device_rule_cites_a_source_and_its_limits():
 
 
 def test_onnx_emulator_rounds_every_value_where_it_is_made():
-    """x * c * k: each product rounded to fp16; 70 * 1000 overflows fp16 (inf) though fp32 gets 70 back."""
+    """x * c * k: each product rounded to fp16; 70 * 1000 overflows fp16 (inf) though fp32 gets 70 back.
+    Bitwise on purpose: the product of two fp16 values is exact in fp32, so each result is one IEEE rounding to
+    fp16, the same on every CPU."""
     x = np.array([[1.0001, 3.14159265, 70.0, 0.1]], np.float32)
     c, k = np.float32(1000.3), np.float32(0.0011)
     graph = helper.make_graph(
