@@ -88,7 +88,7 @@ def _bad_files(tmp_path, ref3_model):
     nan = dict(sd)
     nan["module.f_branch.conv_f.1.layers.0.bias"] = torch.tensor([float("nan")])
     torch.save(nan, tmp_path / "nan.pt")
-    files["nan"] = (tmp_path / "nan.pt", "NaN/Inf value(s) in f_branch.conv_f.1.layers.0.bias")
+    files["nan"] = (tmp_path / "nan.pt", "NaN/Inf value(s) in module.f_branch.conv_f.1.layers.0.bias")  # the key as the file spells it
     (tmp_path / "list.pt").write_bytes(b"")
     torch.save([1, 2, 3], tmp_path / "list.pt")
     files["not a dict"] = (tmp_path / "list.pt", "not a checkpoint")

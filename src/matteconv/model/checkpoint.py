@@ -144,6 +144,12 @@ def _check_against(model: MODNet, sd: dict[str, torch.Tensor], path: Path) -> No
     for k, v in expected.items():
         if tuple(sd[k].shape) != tuple(v.shape):
             raise MatteconvError(f"{path}: shape mismatch at {k}: got {tuple(sd[k].shape)}, expected {tuple(v.shape)}")
+
+
+def check_values(sd: dict[str, torch.Tensor], path: Path) -> None:
+    """Refuse damaged values before anything else looks at the tensors: NaN/Inf anywhere, or a negative BatchNorm
+    running_var (its square root is NaN in every output). Runs before the backbone-copy check, so a damaged copy
+    is reported as damage, not as two copies that differ. Raises MatteconvError naming the file and the tensor."""
     for k, v in sd.items():
         if v.is_floating_point() and not torch.isfinite(v).all():
             bad = int((~torch.isfinite(v)).sum())
@@ -245,7 +251,9 @@ def load_state_dict(path: str | Path, notes: list[str] | None = None) -> dict[st
         raise MatteconvError(f"{path}: checkpoint not found")
     if path.is_dir():
         raise MatteconvError(f"{path}: is a folder, expected a checkpoint file")
-    raw = resolve_backbone_copies(_unwrap(_read_raw(path), path), path, notes=notes)
+    raw = _unwrap(_read_raw(path), path)
+    check_values(raw, path)
+    raw = resolve_backbone_copies(raw, path, notes=notes)
     return to_float32(normalize_keys(raw), path, notes)
 
 
