@@ -91,3 +91,18 @@ def golden_photos_128():
     with torch.no_grad():
         refs = {n: model64(torch.from_numpy(model_input(f, None, np.float64))).numpy() for n, f in frames.items()}
     return model, {n: model_input(f, None) for n, f in frames.items()}, refs, gset.tolerance("caffe")
+
+
+@pytest.fixture(scope="session")
+def flat_wall_channels() -> torch.Tensor:
+    """What a grey wall makes inside IBNorm (DESIGN section 9): each channel one non-round constant far from zero,
+    varying only on its 1-pixel border (zero padding), 1x4x144x256 float32. Where one-pass fp32 means and
+    E[x^2] - E[x]^2 variances cancel (onnxruntime's InstanceNormalization, Caffe's MVN)."""
+    gen = torch.Generator().manual_seed(17)
+    x = torch.zeros(1, 4, 144, 256, dtype=torch.float64) + torch.tensor([50.3, -20.7, 8.1, 3.3])[None, :, None, None]
+    b = torch.randn(1, 4, 144, 256, generator=gen, dtype=torch.float64) * 0.5
+    x[:, :, 0] += b[:, :, 0]
+    x[:, :, -1] += b[:, :, -1]
+    x[..., 0] += b[..., 0]
+    x[..., -1] += b[..., -1]
+    return x.float()

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from matteconv.errors import MatteconvError
 from matteconv.model.checkpoint import load_checkpoint
-from matteconv.verify.compare import compare_models
+from matteconv.verify.compare import REL_THRESHOLD, compare_models
 
 SIZE = (128, 128)
 
@@ -147,3 +147,42 @@ def test_cli_table_json_and_refusals(ref3_ckpt, onnx128, golden128, tmp_path):
         compare_models(ref3_ckpt, onnx128, golden128, input_name="nope")
     r = compare_models(ref3_ckpt, onnx128, golden128, input_name="coffee")
     assert r.input_name == "coffee" and r.first_divergence is None
+
+
+@pytest.fixture(scope="module")
+def grey_golden128(ref3_ckpt, tmp_path_factory):
+    """astronaut + a uniform grey-128 frame at 128x128, with the onnx stage's max tolerance tightened to 1e-4.
+    Why tightened: onnxruntime's InstanceNormalization error on a flat frame grows with the frame (DESIGN
+    section 9: 3.5e-3 at 288x512, over the 1e-3 tolerance); at 128x128 it is 3.3e-4 (measured; PyTorch fp32
+    3.3e-5), so a tolerance of 3x the fp32 floor puts this fast case where the full-size one is."""
+    from matteconv import samples
+    from matteconv.fileio import write_image
+    from matteconv.verify.golden import MANIFEST, make_set
+
+    root = tmp_path_factory.mktemp("grey128")
+    (root / "in").mkdir()
+    write_image(root / "in" / "astronaut.png", samples.photos()["astronaut"])
+    write_image(root / "in" / "grey128.png", np.full((128, 128, 3), 128, np.uint8))
+    gset = make_set(root / "g", ckpt=ref3_ckpt, images=root / "in", size=SIZE)
+    manifest = json.loads((gset.root / MANIFEST).read_text())
+    manifest["tolerances"]["onnx"] = {"max_abs": 1e-4, "mean_abs": 5e-5}
+    (gset.root / MANIFEST).write_text(json.dumps(manifest))
+    return gset.root
+
+
+def test_uncentred_instance_norm_found_on_the_worst_input(ref3_ckpt, onnx128, grey_golden128, tmp_path):
+    """The export without InstanceNorm centring (as before issue 17): compare picks the grey frame by itself and
+    names the first InstanceNormalization of hr_branch.tohr_enc2x as where the error starts, by the absolute
+    rule (relative to the layer's range the error is 1e-5 and passes); the centred export has no divergence."""
+    from matteconv.export.onnx_export import export_onnx
+
+    old = export_onnx(load_checkpoint(ref3_ckpt), tmp_path / "old.onnx", SIZE, centre_norms=False)
+    rep = compare_models(ref3_ckpt, old.path, grey_golden128)
+    assert rep.input_name == "grey128" and set(rep.inputs_alpha_error) == {"astronaut", "grey128"}
+    assert rep.inputs_alpha_error["grey128"] > 1e-4 > rep.inputs_alpha_error["astronaut"]
+    d = rep.first_divergence
+    assert d is not None and d.rule == "absolute"
+    assert d.module == "hr_branch.tohr_enc2x.layers.1.inorm" and d.op == "InstanceNormalization"
+    assert d.rel < REL_THRESHOLD  # the old relative rule alone would have said "no divergence"
+    good = compare_models(ref3_ckpt, onnx128, grey_golden128)
+    assert good.first_divergence is None and max(r.budget_ratio for r in good.rows) < 1

@@ -56,9 +56,11 @@ COMPILERS: dict[str, Compiler] = {
 }
 
 # ONNX ops matteconv's export writes, each found in CANN's ONNX operator list (reference/ascend-operator-rules.md).
+# ReduceMean and Sub centre each InstanceNormalization's input (export/instance_norm.py): CANN ONNX operator pages
+# ReduceMean (atlasoxol_09_0123, opset 8-16, `axes` attribute) and Sub (atlasoxol_09_0159, opset 8-15).
 ONNX_OPS = frozenset({
     "Conv", "Relu", "Clip", "Add", "Mul", "Concat", "Sigmoid", "Slice", "Resize", "InstanceNormalization",
-    "MatMul", "GlobalAveragePool", "Flatten", "Reshape", "Unsqueeze", "Constant",
+    "MatMul", "GlobalAveragePool", "Flatten", "Reshape", "Unsqueeze", "Constant", "ReduceMean", "Sub",
 })
 RESIZE_EXACT = ("pytorch_half_pixel", "align_corners")  # the modes Ascend's Resize parser maps faithfully
 DEPTHWISE_BUDGET = 32768

@@ -22,14 +22,20 @@ def _module(path: str) -> str:
 
 def divergence_lines(report) -> list[str]:
     d = report.first_divergence
+    budget = (f"the alpha tolerance {report.alpha_tolerance:g} allows {report.headroom:.0f} fp32 floors "
+              f"(alpha floor {_fmt(report.alpha_floor)})")
     if d is None:
         worst = max((r.rel for r in report.rows), default=float("nan"))
+        worst_b = max((r.budget_ratio for r in report.rows), default=float("nan"))
         return [(f"[green]no divergence[/]: all {len(report.rows)} matched layers within relative error "
-                 f"{report.threshold:g} (worst {_fmt(worst)})")]
+                 f"{report.threshold:g} (worst {_fmt(worst)}) and within the absolute budget (worst "
+                 f"{worst_b:.2f} of it; {budget})")]
     prev = f"{d.previous_layer} at {_fmt(d.previous_rel)}" if d.previous_layer else "none before it"
-    return [f"[bold red]first divergence[/]: module [bold]{_module(d.module)}[/] (block {_module(d.block)})",
-            (f"  candidate layer {d.layer} ({d.op}): rel err {_fmt(d.rel)}, max|d| {_fmt(d.max_abs)}; "
-             f"previous matched layer {prev}")]
+    why = (f"rel err {_fmt(d.rel)}, max|d| {_fmt(d.max_abs)}; previous matched layer {prev}" if d.rule == "relative"
+           else f"the error starts here: {_fmt(d.max_abs)} vs float64, over the fp32 floor where a faithful "
+                f"conversion stays, and a later layer exceeds the absolute budget ({budget})")
+    return [f"[bold red]first divergence[/] ({d.rule}): module [bold]{_module(d.module)}[/] (block "
+            f"{_module(d.block)})", f"  candidate layer {d.layer} ({d.op}): {why}"]
 
 
 def rows_table(report, top: int) -> Table:
@@ -44,12 +50,13 @@ def rows_table(report, top: int) -> Table:
             title += ", with the first divergence"
     t = Table(title=title)
     for col, just in (("#", "right"), ("layer", "left"), ("module", "left"), ("op", "left"), ("shape", "left"),
-                      ("max|d|", "right"), ("rel err", "right")):
+                      ("max|d|", "right"), ("rel err", "right"), ("fp32 floors", "right"), ("of budget", "right")):
         t.add_column(col, justify=just, overflow="fold")
     for r in rows:
-        style = "bold red" if r.layer == first else ("yellow" if r.rel > report.threshold else None)
+        style = "bold red" if r.layer == first else ("yellow" if r.rel > report.threshold or r.budget_ratio > 1
+                                                     else None)
         t.add_row(str(r.index), r.layer, _module(r.module), r.op, "x".join(map(str, r.shape)), _fmt(r.max_abs),
-                  _fmt(r.rel), style=style)
+                  _fmt(r.rel), f"{r.floors:.1f}", f"{r.budget_ratio:.2f}", style=style)
     return t
 
 
@@ -61,7 +68,8 @@ def compare(
     candidate: Path = typer.Argument(None, help="The converted model: .onnx, or .prototxt (.caffemodel beside it); "
                                                 "not with --precision fp16."),
     golden: Path = typer.Option(Path("golden/photos"), "--golden", help="Golden set folder: its input is used."),
-    input_name: str = typer.Option(None, "--input", help="Golden input to run (default: the first)."),
+    input_name: str = typer.Option(None, "--input", help="Golden input to run (default: the one where the candidate's "
+                                   "alpha is furthest from its golden alpha; fp16: the first)."),
     top: int = typer.Option(12, "--top", help="Rows in the worst-layers table."),
     float64: bool = typer.Option(False, "--float64", help="Run PyTorch in float64 (slow on CPU; default float32)."),
     show_unmatched: bool = typer.Option(False, "--unmatched", help="List candidate layers with no PyTorch match."),
@@ -95,7 +103,8 @@ def compare(
         _fail_on_nan(report)
         return
     console.print(f"{report.candidate} ({report.kind}) vs {report.reference} (torch {report.reference_dtype}) on "
-                  f"golden input {report.input_name!r} {report.size[0]}x{report.size[1]}: {len(report.rows)} "
+                  f"golden input {report.input_name!r}{' (the worst)' if report.inputs_alpha_error else ''} "
+                  f"{report.size[0]}x{report.size[1]}: {len(report.rows)} "
                   f"layers matched, {len(report.unmatched)} unmatched, alpha max|d| {_fmt(report.alpha_max_abs)} "
                   f"({report.seconds:.1f} s)", highlight=False)
     for line in divergence_lines(report):

@@ -50,3 +50,21 @@ def make(
                         progress=lambda name: status.update(f"golden alpha in float64 for {name}..."))
     console.print(f"wrote {len(gset.items)} golden alphas to {gset.root} ({gset.size[0]}x{gset.size[1]}, "
                   f"{gset.in_channels}-channel)")
+
+
+@golden_app.command("hard")
+@friendly
+def hard(
+    output: Path = typer.Option(Path("golden/hard"), "-o", "--output", help="Folder for stills/ and clip/."),
+    size: str = typer.Option(None, "--size", help="Model size N or HxW (default 288x512)."),
+):
+    """Write golden/hard: flat, dark, bright, low-contrast and empty camera frames (3-channel reference) and an
+    enter-stay-leave-empty clip (4-channel reference), made deterministically from scikit-image photos."""
+    from ..verify.golden import make_hard
+
+    with console.status("golden alphas in float64...") as status:
+        sets = make_hard(output, parse_size(size) if size else None,
+                         progress=lambda name: status.update(f"golden alpha in float64 for {name}..."))
+    for gset in sets:
+        console.print(f"wrote {len(gset.items)} golden alphas to {gset.root} ({gset.size[0]}x{gset.size[1]}, "
+                      f"{gset.in_channels}-channel)")

@@ -25,6 +25,7 @@ from ..fileio import atomic_path
 from ..model.checkpoint import Checkpoint
 from ..model.fold import fold_ibnorm
 from .concat_conv import split_concat_convs
+from .instance_norm import centre_instance_norms
 from .parity import judge
 from .. import preprocess
 
@@ -43,6 +44,7 @@ class OnnxExport:
     input_names: list[str] = field(default_factory=list)
     concat_convs_split: int = 0
     parity_tolerance: float = 0.0  # 1e-3, or larger at sizes where fp32's own error is (export/parity.py)
+    instance_norms_centred: int = 0  # export/instance_norm.py
 
 
 def input_names_for(in_channels: int, split_inputs: bool) -> list[str]:
@@ -116,8 +118,10 @@ def parity_image(size: tuple[int, int]) -> np.ndarray:
 
 def export_onnx(ckpt: Checkpoint, out: str | Path, size: tuple[int, int] = (512, 512), opset: int = 11,
                 dynamic: bool = False, do_simplify: bool = True, split_inputs: bool = False,
-                split_concat: bool = True) -> OnnxExport:
-    """Export, fix, simplify, check and parity-test; the file appears only if everything passed."""
+                split_concat: bool = True, centre_norms: bool = True) -> OnnxExport:
+    """Export, fix, simplify, check and parity-test; the file appears only if everything passed.
+    `centre_norms=False` keeps onnxruntime's inexact InstanceNormalization on flat inputs (export/instance_norm.py):
+    for tests and `compare` demonstrations only."""
     out = Path(out)
     if opset not in SUPPORTED_OPSETS:
         raise MatteconvError(f"opset {opset} not supported (choose from {', '.join(map(str, SUPPORTED_OPSETS))})")
@@ -137,6 +141,7 @@ def export_onnx(ckpt: Checkpoint, out: str | Path, size: tuple[int, int] = (512,
     if do_simplify:
         onnx_model = simplify(onnx_model)
     n_split = split_concat_convs(onnx_model) if split_concat else 0
+    n_centred = centre_instance_norms(onnx_model) if centre_norms else 0
     rewritten = fix_resize_modes(onnx_model)
     written = check_ascend_safe(onnx_model, str(out))
     if written != opset:
@@ -144,7 +149,7 @@ def export_onnx(ckpt: Checkpoint, out: str | Path, size: tuple[int, int] = (512,
     meta = {"matteconv_version": __version__, "checkpoint_sha256": ckpt.sha256,
             "weights_sha256": ckpt.weights_sha256, "input_size": f"{size[0]}x{size[1]}",
             "in_channels": str(ckpt.in_channels), "input_names": ",".join(names), "dynamic": str(dynamic).lower(),
-            "concat_convs_split": str(n_split),
+            "concat_convs_split": str(n_split), "instance_norms_centred": str(n_centred),
             "preprocessing": json.dumps({"color": "RGB", "mean": preprocess.MEAN, "std": preprocess.STD,
                                          "layout": "NCHW"})}
     del onnx_model.metadata_props[:]
@@ -161,7 +166,7 @@ def export_onnx(ckpt: Checkpoint, out: str | Path, size: tuple[int, int] = (512,
     with atomic_path(out) as tmp:
         onnx.save(onnx_model, str(tmp))
     return OnnxExport(out, written, before, len(onnx_model.graph.node), rewritten, parity.max_abs, names, n_split,
-                      parity.tolerance)
+                      parity.tolerance, n_centred)
 
 
 def run_float64(model: torch.nn.Module, inputs) -> np.ndarray:

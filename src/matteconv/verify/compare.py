@@ -15,6 +15,19 @@ How a candidate value is matched to a PyTorch module, without looking at any num
   fold_ibnorm; Caffe: split into two convolutions): equal to no module output, so it is left unmatched.
 - Caffe's in-place layers (ReLU) overwrite their input blob: only a blob's final value can be read.
 Anything else (resizes and concats inside a branch, IBNorm's slices, SE internals) is listed as unmatched.
+
+When a layer has diverged (two rules, either suffices):
+- relative: max|d| / max|ref| over REL_THRESHOLD and JUMP times the previous matched layer's (a wrong weight);
+- absolute, against what the stage's alpha tolerance allows: PyTorch runs in fp32 and in float64, which gives
+  each layer's fp32 floor (max |fp32 - float64| there) and the alpha's. The alpha tolerance allows
+  `headroom = tolerance / alpha floor` floors of error at the output; a layer whose error against float64 is
+  over `headroom` times its own floor carries more error than the output could afford if it passed through at
+  the floor's gain (an InstanceNorm that scales a tiny spread up: relative to the layer's range the error looks
+  small, against the floor it is far out). The floor is at least 4 fp32 ulps of the layer's largest value.
+  When some layer is over that budget, the error *starts* at the first layer carrying more than START_FLOORS
+  floors (a faithful fp32 conversion stays within about 2: another kernel, the same rounding): that layer is
+  named, not the later one where the error has grown past the budget.
+The golden input compared is, by default, the one where the candidate's alpha is furthest from its golden alpha.
 """
 from __future__ import annotations
 
@@ -32,6 +45,8 @@ from ..fileio import json_safe
 
 REL_THRESHOLD = 1e-3  # relative error (max|d| / max|ref|) above which a layer counts as diverged
 JUMP = 10.0  # ... and it must exceed the previous matched layer's relative error by this factor
+FLOOR_ULPS = 4  # the smallest fp32 floor a layer is granted: this many ulps of its largest value
+START_FLOORS = 4.0  # over budget somewhere: the error starts at the first layer carrying more floors than this
 ROOT = ""  # the module path of the whole model
 
 
@@ -49,6 +64,10 @@ class LayerRow:
     max_abs: float = float("nan")
     max_ref: float = float("nan")
     rel: float = float("nan")
+    abs64: float = float("nan")  # max |candidate - PyTorch float64|
+    floor: float = float("nan")  # max |PyTorch fp32 - PyTorch float64| (at least FLOOR_ULPS ulps of max|ref|)
+    floors: float = float("nan")  # abs64 / floor: the candidate's error in fp32 floors (faithful: about 1-2)
+    budget_ratio: float = float("nan")  # floors / headroom: over 1 = more than the alpha tolerance allows
 
 
 @dataclass
@@ -69,6 +88,8 @@ class Divergence:
     max_abs: float
     previous_layer: str | None
     previous_rel: float
+    rule: str = "relative"  # relative | absolute (which rule fired first)
+    budget_ratio: float = float("nan")
 
 
 @dataclass
@@ -89,10 +110,15 @@ class CompareReport:
     reference_vs_golden: float = float("nan")  # PyTorch alpha vs the golden alpha (wrong checkpoint if large)
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
+    alpha_tolerance: float = float("nan")  # the stage's max |d alpha| tolerance (golden manifest)
+    alpha_floor: float = float("nan")  # PyTorch fp32 alpha vs float64 on this input
+    headroom: float = float("nan")  # alpha_tolerance / alpha_floor: the floors of error a layer may carry
+    inputs_alpha_error: dict[str, float] = field(default_factory=dict)  # candidate alpha vs golden, per input
 
     def worst(self, n: int = 10) -> list[LayerRow]:
-        """The n rows with the largest relative error, in execution order."""
-        ranked = sorted((r for r in self.rows if np.isfinite(r.rel)), key=lambda r: -r.rel)[: max(n, 0)]
+        """The n rows with the largest relative error or share of the absolute budget, in execution order."""
+        ranked = sorted((r for r in self.rows if np.isfinite(r.rel)),
+                        key=lambda r: -max(r.rel / self.threshold, r.budget_ratio))[: max(n, 0)]
         return sorted(ranked, key=lambda r: r.index)
 
     def to_dict(self) -> dict:
@@ -419,6 +445,27 @@ def _candidate_size_caffe(proto) -> tuple[tuple[int, int] | None, int]:
     return (tuple(int(v) for v in shapes[0][2:4]) if shapes and len(shapes[0]) == 4 else None), channels
 
 
+def worst_input(gset, candidate_path: str | Path, threads: int = 2) -> tuple[int, dict[str, float]]:
+    """(index, name -> max |alpha - golden|): the candidate run on every golden input (temporal sets fed the
+    golden previous alpha), the input where it is furthest from its golden alpha first."""
+    from ..backends import open_backend
+    from .golden import model_input
+
+    backend = open_backend(candidate_path, threads)
+    errors: dict[str, float] = {}
+    try:
+        for it, frame, prev in zip(gset.items, gset.frames(), gset.prev_alphas()):
+            alpha = np.asarray(backend.run(model_input(frame, prev)), np.float64).reshape(gset.size)
+            errors[it.name] = float(np.max(np.abs(alpha - it.golden_alpha())))
+    finally:
+        close = getattr(backend, "close", None)
+        if close is not None:
+            close()
+    names = [it.name for it in gset.items]
+    worst = max(range(len(names)), key=lambda i: (errors[names[i]] if np.isfinite(errors[names[i]]) else np.inf))
+    return worst, errors
+
+
 def _pick_input(gset, input_name: str | None) -> int:
     names = [it.name for it in gset.items]
     if input_name is None:
@@ -483,8 +530,12 @@ def compare_models(reference_ckpt: str | Path, candidate_path: str | Path, golde
     matched, reasons = match(nodes, tree)
     timings["match"] = time.perf_counter() - t0
 
-    # 2. the input
-    idx = _pick_input(gset, input_name)
+    # 2. the input: the one named, else the one where the candidate is furthest from its golden alpha
+    input_errors: dict[str, float] = {}
+    if input_name is None and len(gset.items) > 1:
+        idx, input_errors = worst_input(gset, candidate_path, threads)
+    else:
+        idx = _pick_input(gset, input_name)
     frame = gset.frames()[idx]
     prev = gset.prev_alphas()[idx]
     x64 = model_input(frame, prev, np.float64)
@@ -493,6 +544,10 @@ def compare_models(reference_ckpt: str | Path, candidate_path: str | Path, golde
     t1 = time.perf_counter()
     wanted = {m for chain in matched.values() for m in chain}
     ref, ref_alpha = _torch_outputs(ckpt.model, tree, wanted, x64, dtype)
+    other = torch.float32 if dtype == torch.float64 else torch.float64
+    ref_other, alpha_other = _torch_outputs(ckpt.model, tree, wanted, x64, other)
+    (ref32, alpha32), (ref64, alpha64) = (((ref, ref_alpha), (ref_other, alpha_other)) if other == torch.float64
+                                          else ((ref_other, alpha_other), (ref, ref_alpha)))
     timings["torch"] = time.perf_counter() - t1
 
     # 4. the candidate, with every matched value as an extra output
@@ -535,22 +590,44 @@ def compare_models(reference_ckpt: str | Path, candidate_path: str | Path, golde
         r, cv = ref[module], np.asarray(c, dtype=np.float64)
         d = float(np.max(np.abs(cv - r))) if r.size else 0.0
         mref = float(np.max(np.abs(r))) if r.size else 0.0
+        d64 = float(np.max(np.abs(cv - ref64[module]))) if r.size else 0.0
+        floor = float(np.max(np.abs(ref32[module] - ref64[module]))) if r.size else 0.0
+        floor = max(floor, FLOOR_ULPS * float(np.spacing(np.float32(mref))))
         rows.append(LayerRow(n.index, n.name, n.op, module, tree.block_of(module), keep, tuple(int(s) for s in r.shape),
-                             d, mref, d / (mref + 1e-12)))
+                             d, mref, d / (mref + 1e-12), d64, floor))
 
-    first = None
-    prev_row = None
+    tolerance = float(gset.tolerance(kind)["max_abs"])
+    alpha_floor = float(np.max(np.abs(alpha32 - alpha64)))
+    headroom = tolerance / max(alpha_floor, FLOOR_ULPS * float(np.spacing(np.float32(1.0))))
     for r in rows:
-        prev_rel = prev_row.rel if prev_row is not None else 0.0
-        if not np.isfinite(r.rel) or (r.rel > threshold and r.rel > jump * prev_rel):
-            first = Divergence(r.layer, r.module, r.block, r.op, r.rel, r.max_abs,
-                               prev_row.layer if prev_row else None, prev_rel)
-            break
-        prev_row = r
+        r.floors = r.abs64 / r.floor if r.floor > 0 else float("inf")
+        r.budget_ratio = r.floors / headroom
+    first = first_divergence(rows, threshold, jump)
 
     alpha_diff = float(np.max(np.abs(np.asarray(cand_alpha, np.float64).reshape(ref_alpha.shape) - ref_alpha)))
     gold = gset.items[idx].golden_alpha().astype(np.float64)
     ref_gold = float(np.max(np.abs(ref_alpha[0, 0] - gold))) if gold.shape == ref_alpha.shape[2:] else float("nan")
     return CompareReport(str(reference_ckpt), str(candidate_path), kind, str(gset.root), gset.items[idx].name,
                          (gh, gw), str(dtype).replace("torch.", ""), rows, unmatched, first, threshold, jump,
-                         alpha_diff, ref_gold, time.perf_counter() - t0, timings)
+                         alpha_diff, ref_gold, time.perf_counter() - t0, timings, tolerance, alpha_floor, headroom,
+                         input_errors)
+
+
+def first_divergence(rows: list[LayerRow], threshold: float = REL_THRESHOLD, jump: float = JUMP) -> Divergence | None:
+    """The first row (execution order) that is non-finite or jumps in relative error; else, when some row is over
+    the absolute budget (budget_ratio > 1), the first row carrying more than START_FLOORS fp32 floors (where that
+    error starts; see the module docstring)."""
+    over = any(r.budget_ratio > 1 for r in rows)
+    prev_row = None
+    for r in rows:
+        prev_rel = prev_row.rel if prev_row is not None else 0.0
+        rule = None
+        if not np.isfinite(r.rel) or (r.rel > threshold and r.rel > jump * prev_rel):
+            rule = "relative"
+        elif over and r.floors > START_FLOORS:
+            rule = "absolute"
+        if rule:
+            return Divergence(r.layer, r.module, r.block, r.op, r.rel, r.max_abs,
+                              prev_row.layer if prev_row else None, prev_rel, rule, r.budget_ratio)
+        prev_row = r
+    return None

@@ -9,7 +9,7 @@ Exactness notes (all checked layer by layer against torch in tests/test_caffe_lo
 - InstanceNorm: Caffe's MVN divides by (std + eps), torch by sqrt(var + eps); on low-variance channels that
   differs by up to 3x, so MVN is used only to centre (normalize_variance false) and the scale is computed
   exactly. With s = FP16_PRESCALE (a power of two, so scaling by it is exact in fp32 and fp16):
-      ascend, bvlc:  Power(scale 1/s) -> MVN (centre) = c/s
+      ascend, bvlc:  Power(scale 1/s) -> MVN (centre) -> MVN (centre again, `_centre_mvn`) = c/s
       ddk (no MVN):  mean -> Power(scale 0, shift 1) = ones -> Scale(ones, mean) -> Eltwise SUM(x, map;
                      coeff 1/s, -1/s) = c/s
       then: Power(2) -> mean over (H, W) = var/s^2 -> Power(-0.5, shift eps/s^2) = s/sqrt(var + eps)
@@ -227,8 +227,7 @@ def _instance_norm(lw: Lowering, bottom: str, eps: float, base: str, chw: tuple[
     if lw.target.accepts("MVN"):
         # Scale first: MVN with a single reader (a Power) is fused by OpenCV DNN into an unsupported form.
         prescaled = lw.emit(base + "/prescale", "Power", [bottom], {"power_param": {"scale": 1.0 / s}})
-        scaled = lw.emit(base + "/mvn", "MVN", [prescaled], {"mvn_param": {"normalize_variance": False,
-                                                                           "across_channels": False}})
+        scaled = _centre_mvn(lw, prescaled, base)
     else:
         mean = _spatial_mean(lw, bottom, base + "/mean", chw)
         ones = lw.emit(base + "/ones", "Power", [bottom], {"power_param": {"scale": 0.0, "shift": 1.0}})
@@ -239,6 +238,17 @@ def _instance_norm(lw: Lowering, bottom: str, eps: float, base: str, chw: tuple[
     var = _spatial_mean(lw, sq, base + "/var", chw)  # var / s^2
     rstd = lw.emit(base + "/rstd", "Power", [var], {"power_param": {"power": -0.5, "shift": float(eps) / (s * s)}})
     return lw.emit(base, "Scale", [scaled, rstd], {"scale_param": {"axis": 0}})
+
+
+def _centre_mvn(lw: Lowering, bottom: str, base: str) -> str:
+    """x - mean(x) per channel with two MVNs (normalize_variance false): Caffe's MVN sums the channel in one fp32
+    pass, so on a near-flat channel (a grey wall: mean far from zero, spread tiny) its output keeps a residual
+    mean that the variance then counts (measured: matte 4.3e-4 from float64 on a grey frame with one pixel
+    off, 8x PyTorch fp32's 5.4e-5). The second MVN removes that residual from values near zero, where the sum
+    is exact enough; centring is shift-invariant, so in exact arithmetic the second MVN is the identity."""
+    mvn = {"mvn_param": {"normalize_variance": False, "across_channels": False}}
+    once = lw.emit(base + "/mvn", "MVN", [bottom], mvn)
+    return lw.emit(base + "/recentre", "MVN", [once], mvn)
 
 
 def _spatial_mean(lw: Lowering, bottom: str, base: str, chw: tuple[int, int, int]) -> str:

@@ -1,0 +1,41 @@
+"""golden/hard is reproducible: `matteconv golden hard` makes the committed inputs bit for bit, and the frames
+are what their names say (flat, black, clipped, low contrast, an empty frame after the figure leaves)."""
+from __future__ import annotations
+
+import numpy as np
+from conftest import ROOT
+
+from matteconv import hard_frames
+from matteconv.verify.golden import load_golden
+
+HARD = ROOT / "golden" / "hard"
+
+
+def test_committed_stills_are_the_generators_output():
+    gset = load_golden(HARD / "stills")
+    made = hard_frames.stills(gset.size)
+    assert [it.name for it in gset.items] == list(made)
+    for it in gset.items:
+        assert np.array_equal(it.image(), made[it.name]), it.name  # same code, same seeds: bitwise by design
+    s = made
+    assert (s["grey128"] == 128).all() and (s["black"] == 0).all()
+    assert (s["near_flat"] != 128).sum() == 3 and s["near_flat"].max() == 129  # one pixel, three channels
+    assert 1.5 < s["grey128_noise"].std() < 2.5
+    assert s["dark_room"].mean() < 12 and s["low_contrast"].std() < 12
+    assert (s["backlit"] == 255).all(axis=2).mean() > 0.3 and (s["overexposed"] == 255).any(axis=2).mean() > 0.3
+    assert gset.in_channels == 3 and gset.size == (288, 512)
+
+
+def test_committed_clip_enters_stays_leaves_and_stays_empty():
+    gset = load_golden(HARD / "clip")
+    made = dict(hard_frames.clip(gset.size))
+    assert [it.name for it in gset.items] == list(made) and gset.in_channels == 4
+    for it in gset.items:
+        assert np.array_equal(it.image(), made[it.name]), it.name
+    frames = list(made.values())
+    phases = [name.split("_", 1)[1] for name in made]
+    assert phases == ["empty", "enter", "enter", "stay", "leave", "leave", "empty", "empty", "empty"]
+    empty = [f for f, p in zip(frames, phases) if p == "empty"]
+    assert all(np.array_equal(e, empty[0]) for e in empty)  # the background alone, before and after
+    assert np.array_equal(frames[5], empty[0])  # the last "leave" frame: the figure is fully out
+    assert all(not np.array_equal(f, empty[0]) for f in frames[1:5])
