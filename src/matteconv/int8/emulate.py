@@ -37,8 +37,14 @@ def _shape_for(scales: np.ndarray, ndim: int, axis: int) -> list[int]:
     return shape
 
 
-def int8_model(model: onnx.ModelProto, record: QuantRecord) -> onnx.ModelProto:
-    """A copy of `model` computing as the INT8 .om would (module doc); `record` must come from this model."""
+SWITCH = "int8::"  # prefix of the switch inputs of a switchable model
+
+
+def int8_model(model: onnx.ModelProto, record: QuantRecord, switchable: bool = False) -> onnx.ModelProto:
+    """A copy of `model` computing as the INT8 .om would (module doc); `record` must come from this model.
+    `switchable`: each INT8 layer is computed both ways and a scalar bool input `int8::<layer>` picks which
+    (Where) before the fp16 rounding of its output: one session serves every choice of skipped layers (the
+    automatic skip and `compare --precision int8`), at about twice the cost of a run."""
     original = {i.name: i for i in model.graph.initializer}
     m = fp16_model(model)
     g = m.graph
@@ -68,18 +74,50 @@ def int8_model(model: onnx.ModelProto, record: QuantRecord) -> onnx.ModelProto:
         shape = _shape_for(sw, w.ndim, r.axis)
         wq = quantize_weight(w, sw, r.axis)
         inits.append(numpy_helper.from_array((wq * sw.reshape(shape)).astype(np.float32), tag + "_w"))
-        node.input[0], node.input[1] = tag + "_x", tag + "_w"
+        qnode = onnx.NodeProto()
+        qnode.CopyFrom(node)
+        qnode.input[0], qnode.input[1] = tag + "_x", tag + "_w"
         if len(node.input) > 2 and node.input[2] in original:
             b = numpy_helper.to_array(original[node.input[2]]).astype(np.float64)
             step = r.act_scale * sw.reshape(-1) if sw.size > 1 else np.full(b.shape, r.act_scale * sw[0])
             inits.append(numpy_helper.from_array((np.rint(b / step) * step).astype(np.float32), tag + "_b"))
-            node.input[2] = tag + "_b"
-        nodes.append(node)
+            qnode.input[2] = tag + "_b"
+        if not switchable:
+            nodes.append(qnode)
+            continue
+        out = node.output[0]
+        qnode.name, qnode.output[0], node.output[0] = tag, tag + "_y", tag + "_f"
+        g.input.append(helper.make_tensor_value_info(SWITCH + r.name, onnx.TensorProto.BOOL, []))
+        nodes += [node, qnode, helper.make_node("Where", [SWITCH + r.name, tag + "_y", tag + "_f"], [out],
+                                                name=tag + "_where")]
     del g.node[:]
     g.node.extend(nodes)
     g.initializer.extend(inits)
     # DequantizeLinear/QuantizeLinear need opset >= 10; the exports are 11..17
     return m
+
+
+class SwitchableInt8(OnnxBackend):
+    """The switchable INT8 emulator (int8_model(switchable=True)): run(x, int8) with `int8` the set of layers
+    computed in INT8 (the others in fp16)."""
+
+    name = "onnx-int8-switchable"
+
+    def __init__(self, path: str | Path, record: QuantRecord, threads: int = 2):
+        super().__init__(path, threads)
+        self.record = record
+        self.layers = [r.name for r in record.quantized]
+        model = int8_model(onnx.load(str(self.path)), record, switchable=True)
+        self.session = ort_session(model.SerializeToString(), threads, f"{self.path} (INT8 emulation)")
+        self.input_names = [i.name for i in self.session.get_inputs() if not i.name.startswith(SWITCH)]
+
+    def run(self, x: np.ndarray, int8: set[str] | None = None) -> np.ndarray:
+        x = np.ascontiguousarray(round16(x), dtype=np.float32)
+        feeds = ({self.input_names[0]: x[:, :3], self.input_names[1]: x[:, 3:4]} if len(self.input_names) == 2
+                 else {self.input_names[0]: x})
+        on = set(self.layers) if int8 is None else set(int8)
+        feeds.update({SWITCH + n: np.array(n in on) for n in self.layers})
+        return self.session.run(None, feeds)[0]
 
 
 class Int8OnnxBackend(OnnxBackend):

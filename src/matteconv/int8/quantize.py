@@ -148,17 +148,29 @@ class LayerHarm:
     added_mean: float
 
 
-def rank_layers(model: str | Path, record: QuantRecord, xs: list[np.ndarray], goldens: list[np.ndarray],
+def switchable(model: str | Path, record: QuantRecord, threads: int = 2):
+    from .emulate import SwitchableInt8
+
+    return SwitchableInt8(model, record, threads)
+
+
+def switched_errors(backend, xs: list[np.ndarray], goldens: list[np.ndarray], int8: set[str]) -> dict:
+    return errors([backend.run(x, int8)[0, 0].astype(np.float64) for x in xs], goldens)
+
+
+def rank_layers(backend, xs: list[np.ndarray], goldens: list[np.ndarray],
                 progress: Callable[[str], None] | None = None) -> list[LayerHarm]:
-    """Each INT8 layer of `record` quantized alone (all else fp16) on `xs`: the error it adds, most harmful first."""
-    base = errors(predict(model, None, xs), goldens)
+    """Each INT8 layer of a switchable backend quantized alone (all else fp16) on `xs`: the error it adds over
+    the fp16 prediction, most harmful first."""
+    base = switched_errors(backend, xs, goldens, set())
+    ops = {r.name: r for r in backend.record.quantized}
     out = []
-    for r in record.quantized:
+    for name in backend.layers:
         if progress:
-            progress(r.name)
-        e = errors(predict(model, record.only([r.name]), xs), goldens)
-        out.append(LayerHarm(r.name, r.op, r.macs, e["max_abs"], e["mean_abs"], e["max_abs"] - base["max_abs"],
-                             e["mean_abs"] - base["mean_abs"]))
+            progress(name)
+        e = switched_errors(backend, xs, goldens, {name})
+        out.append(LayerHarm(name, ops[name].op, ops[name].macs, e["max_abs"], e["mean_abs"],
+                             e["max_abs"] - base["max_abs"], e["mean_abs"] - base["mean_abs"]))
     return sorted(out, key=lambda h: (-h.added_max, -h.added_mean))
 
 
@@ -183,27 +195,32 @@ class SkipResult:
 
 def auto_skip(model: str | Path, record: QuantRecord, inputs: Inputs, tolerance: dict,
               progress: Callable[[str], None] | None = None) -> SkipResult:
-    """The greedy automatic skip (module doc)."""
+    """The greedy automatic skip (module doc), on one switchable emulator session."""
     t0 = time.perf_counter()
     if not inputs.goldens:
         raise MatteconvError("--tolerance needs golden alphas to judge against: give --golden")
-    fp16_err = errors(predict(model, None, inputs.xs), inputs.goldens)
-    alphas = predict(model, record, inputs.xs)
+    backend = switchable(model, record)
+    everything = set(backend.layers)
+
+    def err_with(kept: list[str]) -> dict:
+        return switched_errors(backend, inputs.xs, inputs.goldens, everything - set(kept))
+
+    fp16_err = err_with(list(everything))
+    alphas = [backend.run(x, everything)[0, 0].astype(np.float64) for x in inputs.xs]
     all_err = errors(alphas, inputs.goldens)
     n_eval = 2
     if within(all_err, tolerance):
         return SkipResult(record, [], all_err, all_err, fp16_err, n_eval, time.perf_counter() - t0, True)
     worst = int(np.argmax([np.abs(a - g).max() for a, g in zip(alphas, inputs.goldens)]))
-    ranked = rank_layers(model, record, [inputs.xs[worst]], [inputs.goldens[worst]], progress)
+    ranked = rank_layers(backend, [inputs.xs[worst]], [inputs.goldens[worst]], progress)
     n_eval += len(ranked) + 1
     kept: list[str] = []
-    current, err = record, all_err
+    err = all_err
     for h in ranked:
         kept.append(h.name)
-        current = record.with_skips(kept, AUTO_SKIP)
         if progress:
             progress(f"keeping {len(kept)} layer(s) fp16")
-        err = errors(predict(model, current, inputs.xs), inputs.goldens)
+        err = err_with(kept)
         n_eval += 1
         if within(err, tolerance):
             break
@@ -211,9 +228,9 @@ def auto_skip(model: str | Path, record: QuantRecord, inputs: Inputs, tolerance:
     if met:  # prune: give back to INT8 what the tolerance does not need, least harmful first
         for name in list(reversed(kept[:-1])):
             trial = [k for k in kept if k != name]
-            rec = record.with_skips(trial, AUTO_SKIP)
-            e = errors(predict(model, rec, inputs.xs), inputs.goldens)
+            e = err_with(trial)
             n_eval += 1
             if within(e, tolerance):
-                kept, current, err = trial, rec, e
-    return SkipResult(current, kept, err, all_err, fp16_err, n_eval, time.perf_counter() - t0, met)
+                kept, err = trial, e
+    return SkipResult(record.with_skips(kept, AUTO_SKIP), kept, err, all_err, fp16_err, n_eval,
+                      time.perf_counter() - t0, met)
