@@ -116,3 +116,125 @@ def test_config_parses_against_schema():
         parse_config("batch_num: \"ten\"\n")
     with pytest.raises(MatteconvError, match="required"):
         parse_config("override_layer_types { layer_type: \"Conv\" }\n")
+
+
+# ---- a tiny MODNet-shaped network (1x3xHxW -> 1x1xHxW) whose middle conv quantizes badly --------------------
+
+class TinyNet(__import__("torch").nn.Module):
+    """conv1 -> ReLU -> conv2 -> ReLU -> conv3 -> sigmoid. conv2's channel 0 holds one weight 60x its others, so
+    ARQ's per-channel scale (max|w| / 127) rounds that channel's other weights to a few levels: quantizing conv2
+    alone moves the matte far more than the rest."""
+
+    def __init__(self):
+        import torch
+        from torch import nn
+
+        super().__init__()
+        self.in_channels = 3
+        g = torch.Generator().manual_seed(0)
+        self.conv1, self.conv2, self.conv3 = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1), \
+            nn.Conv2d(8, 1, 1)
+        with torch.no_grad():
+            for c in (self.conv1, self.conv2, self.conv3):
+                c.weight.copy_(torch.randn(c.weight.shape, generator=g) * 0.3)
+                c.bias.copy_(torch.randn(c.bias.shape, generator=g) * 0.1)
+            self.conv2.weight[:, :, 0, 0] = 0.0
+            self.conv2.weight[:, 0, 0, 0] = 18.0  # the outlier: every channel's scale becomes 18/127
+            self.conv3.weight.mul_(4.0)
+
+    def forward(self, x):
+        import torch
+
+        return torch.sigmoid(self.conv3(torch.relu(self.conv2(torch.relu(self.conv1(x))))))
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """(onnx path, golden dir) at 16x16 from three built-in photos (golden alphas in float64)."""
+    import torch
+
+    from matteconv import samples
+    from matteconv.verify.golden import make_golden
+
+    d = tmp_path_factory.mktemp("tiny")
+    model = TinyNet().eval()
+    path = d / "tiny.onnx"
+    torch.onnx.export(model, (torch.zeros(1, 3, 16, 16),), str(path), opset_version=11, input_names=["input"],
+                      output_names=["alpha"], dynamo=False)
+    photos = list(samples.photos().items())[:3]
+    make_golden(model, photos, d / "golden", (16, 16))
+    return path, d / "golden"
+
+
+def test_auto_skip_meets_a_tolerance_all_int8_misses(tiny):
+    from matteconv.int8.quantize import auto_skip, calibrate, golden_inputs
+
+    path, golden = tiny
+    inputs = golden_inputs(golden)
+    record = calibrate(path, inputs)
+    conv2 = next(r.name for r in record.layers if r.op == "Conv" and "conv2" in r.name)
+    # measured: all INT8 0.22 / 0.036; conv2 alone 0.19 / 0.035; with conv2 kept fp16 0.079 / 0.013; fp16 1.9e-3
+    tol = {"max_abs": 0.1, "mean_abs": 0.02}
+    result = auto_skip(path, record, inputs, tol)
+    assert not (result.all_int8_error["max_abs"] <= tol["max_abs"] and
+                result.all_int8_error["mean_abs"] <= tol["mean_abs"]), (result.all_int8_error, tol)
+    assert result.met and result.error["max_abs"] <= tol["max_abs"] and result.error["mean_abs"] <= tol["mean_abs"]
+    assert result.kept_fp16 == [conv2]
+    assert [r.name for r in result.record.skipped] == [conv2]
+    trade = result.trade()
+    assert 0 < trade["kept_macs_share"] < 1 and trade["int8_macs_share"] == pytest.approx(1 - trade["kept_macs_share"])
+
+
+@pytest.mark.slow  # two stand-in tools in child processes: ~6 s
+def test_quantize_runs_standin_amct_into_om(tiny, tmp_path, monkeypatch):
+    """`matteconv quantize` end to end with the stand-in amct_onnx and atc: the exact AMCT argv, calibration data
+    AMCT accepts, its deploy model handed to `om`, and a build record that says INT8."""
+    import json
+
+    from typer.testing import CliRunner
+
+    import fakes
+    from matteconv.cli import app
+    from matteconv.int8.amct_config import parse_config
+
+    path, golden = tiny
+    bindir, argv_file = tmp_path / "bin", tmp_path / "amct_argv.json"
+    amct = fakes.install("amct_onnx", bindir)
+    fakes.install("atc", bindir)
+    fakes.use_env(monkeypatch, fakes.env_with_path(bindir, HOME=str(tmp_path / "home"), FAKE_AMCT_RECORD=str(argv_file)))
+    out = tmp_path / "q out"
+    r = CliRunner().invoke(app, ["quantize", str(path), "--golden", str(golden), "-o", str(out),
+                                 "--tolerance", "0.1/0.02", "--json"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.output)
+    argv = json.loads(argv_file.read_text())
+    data = out / "calibration" / "input"
+    assert argv == [str(amct), "calibration", f"--model={path}", argv[3], "--input_shape=input:1,3,16,16",
+                    f"--data_dir={data}", "--data_types=float32", f"--calibration_config={out / 'amct_config.cfg'}",
+                    "--batch_num=3"]
+    assert argv[3].startswith("--save_path=") and argv[3].endswith("/tiny")  # AMCT writes into a private folder
+    assert sorted(p.name for p in data.iterdir()) == ["00000.bin", "00001.bin", "00002.bin"]
+    cfg = parse_config((out / "amct_config.cfg").read_text())
+    assert list(cfg.skip_layers) == ["/conv2/Conv"] and cfg.activation_offset is True
+    deploy = onnx.load(str(out / "tiny_deploy_model.onnx"))
+    assert sum(n.op_type == "AscendQuant" for n in deploy.graph.node) == 2  # conv1, conv3; conv2 kept fp16
+    assert (out / "tiny_fake_quant_model.onnx").is_file()
+    build = json.loads((out / "tiny_int8.build.json").read_text())
+    assert f"--model={out / 'tiny_deploy_model.onnx'}" in build["argv"]
+    assert build["int8"]["source_model"] == str(path.resolve()) and build["int8"]["record"].endswith("quant.json")
+    assert res["om"] == str(out / "tiny_int8.om") and res["trade"]["met"] is True
+    assert res["predicted_int8"]["max_abs"] <= 0.1
+
+
+def test_quantize_without_amct_prints_the_command(tiny, tmp_path, monkeypatch):
+    import fakes
+    from matteconv.int8.job import quantize_job
+
+    path, golden = tiny
+    fakes.use_env(monkeypatch, fakes.env_with_path(tmp_path / "empty", HOME=str(tmp_path / "home")))
+    res = quantize_job(path, golden, tmp_path / "q", activation_offset=False)
+    assert res.amct_status.startswith("skipped: amct_onnx not found") and res.om is None
+    assert res.command.startswith("amct_onnx calibration --model=")
+    assert (tmp_path / "q" / "amct_command.txt").read_text().strip() == res.command
+    assert all(r.act_offset == 0 for r in res.record.quantized)  # --no-activation-offset: symmetric
+    assert res.predicted["max_abs"] > res.fp16["max_abs"]
