@@ -224,6 +224,19 @@ def test_quantize_runs_standin_amct_into_om(tiny, tmp_path, monkeypatch):
     assert build["int8"]["source_model"] == str(path.resolve()) and build["int8"]["record"].endswith("quant.json")
     assert res["om"] == str(out / "tiny_int8.om") and res["trade"]["met"] is True
     assert res["predicted_int8"]["max_abs"] <= 0.1
+    # the om stage of that .om is predicted by the INT8 device model (stand-in device: the INT8 emulator itself)
+    from matteconv.verify.ascend_stages import om_stage
+    from matteconv.verify.golden import load_golden
+    from matteconv.verify.run import verify
+
+    fakes.install("msame_onnx", bindir, as_name="msame")
+    gset = load_golden(golden)
+    result = verify(gset, [om_stage(out / "tiny_int8.om", gset)]).results[0]
+    assert result.status == "passed", result.reason
+    assert result.predicted["predicted_max_abs"] == pytest.approx(res["predicted_int8"]["max_abs"], rel=1e-6)
+    assert result.worst["max_abs"] == pytest.approx(result.predicted["predicted_max_abs"], rel=1e-6)
+    monkeypatch.setenv("FAKE_DEVICE_SCALE", "1.3")  # a device that computes something else fails
+    assert verify(gset, [om_stage(out / "tiny_int8.om", gset)]).results[0].status == "failed"
 
 
 def test_quantize_without_amct_prints_the_command(tiny, tmp_path, monkeypatch):
@@ -238,3 +251,29 @@ def test_quantize_without_amct_prints_the_command(tiny, tmp_path, monkeypatch):
     assert (tmp_path / "q" / "amct_command.txt").read_text().strip() == res.command
     assert all(r.act_offset == 0 for r in res.record.quantized)  # --no-activation-offset: symmetric
     assert res.predicted["max_abs"] > res.fp16["max_abs"]
+
+
+def test_verify_int8_stage_judged_at_int8_tolerance(tiny):
+    """verify's int8-onnx stage: the INT8 prediction with the record quantize wrote, at the `int8` tolerance."""
+    from matteconv.int8.quantize import calibrate, errors, golden_inputs, predict
+    from matteconv.verify.golden import INT8_PREDICTED, load_golden
+    from matteconv.verify.int8_stages import int8_stage
+    from matteconv.verify.run import verify
+    from matteconv.verify.stages import onnx_stage
+
+    path, golden = tiny
+    gset = load_golden(golden)
+    rec = calibrate(path, golden_inputs(golden)).with_skips(["/conv2/Conv", "/conv3/Conv"], "test")
+    rec_path = path.parent / "tiny.quant.json"
+    rec.save(rec_path)
+    onnx_s = onnx_stage(path, gset)
+    stage = int8_stage(onnx_s, gset, rec_path)
+    result = verify(gset, [onnx_s, stage]).results[1]
+    assert result.name == "int8-onnx" and result.tolerance == INT8_PREDICTED
+    want = errors(predict(path, rec, golden_inputs(golden).xs), golden_inputs(golden).goldens)
+    assert result.worst["max_abs"] == pytest.approx(want["max_abs"], rel=1e-6)
+    assert result.status == ("passed" if want["max_abs"] <= 0.1 and want["mean_abs"] <= 2e-3 else "failed")
+    other = path.parent / "other.quant.json"
+    rec.model_sha256 = "0" * 64
+    rec.save(other)
+    assert "made for another model" in int8_stage(onnx_s, gset, other).error
