@@ -277,3 +277,22 @@ def test_verify_int8_stage_judged_at_int8_tolerance(tiny):
     rec.model_sha256 = "0" * 64
     rec.save(other)
     assert "made for another model" in int8_stage(onnx_s, gset, other).error
+
+
+
+def test_compare_int8_ranks_the_bad_layer_first(tiny):
+    """compare --precision int8: conv2, whose outlier weight coarsens ARQ's scale, adds the most; the CLI refuses a
+    candidate that is not ONNX."""
+    from typer.testing import CliRunner
+
+    from matteconv.cli import app
+    from matteconv.verify.int8_compare import compare_int8
+
+    path, golden = tiny
+    rep = compare_int8(None, path, golden)  # the tiny net is no MODNet checkpoint: no module paths
+    assert [r.layer for r in rep.rows][0] == "/conv2/Conv" and len(rep.rows) == 3
+    assert rep.rows[0].added_max > rep.rows[1].added_max > 0
+    assert rep.all_int8["max_abs"] > rep.fp16["max_abs"]
+    assert sum(r.macs_share for r in rep.rows) == pytest.approx(1.0)
+    r = CliRunner().invoke(app, ["compare", str(path), str(path.with_suffix(".prototxt")), "--precision", "int8"])
+    assert r.exit_code == 2 and "ONNX CANDIDATE" in r.output

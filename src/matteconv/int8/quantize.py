@@ -3,9 +3,10 @@ golden alphas, rank layers by the error that quantizing each alone adds, and ski
 that bring the prediction within a tolerance.
 
 Automatic skip (greedy, stated): layers are ranked by the max |d alpha| that quantizing each one alone adds over
-the fp16 prediction on the input where the all-INT8 model is worst; the most harmful are kept fp16 one by one
-until the whole golden set is within the tolerance; then each kept layer is tried again in INT8, least harmful
-first, and stays INT8 if the tolerance still holds. Greedy, so "fewest" is not proven minimal.
+the fp16 prediction on the input where the all-INT8 model is worst; the shortest prefix of that ranking kept fp16
+that brings the whole golden set within the tolerance is found by bisection (assuming the error falls as the
+prefix grows; the result is checked); then each kept layer is tried again in INT8, least harmful first, and stays
+INT8 if the tolerance still holds. Greedy, so "fewest" is not proven minimal.
 """
 from __future__ import annotations
 
@@ -214,16 +215,20 @@ def auto_skip(model: str | Path, record: QuantRecord, inputs: Inputs, tolerance:
     worst = int(np.argmax([np.abs(a - g).max() for a, g in zip(alphas, inputs.goldens)]))
     ranked = rank_layers(backend, [inputs.xs[worst]], [inputs.goldens[worst]], progress)
     n_eval += len(ranked) + 1
-    kept: list[str] = []
-    err = all_err
-    for h in ranked:
-        kept.append(h.name)
+    names = [h.name for h in ranked]
+    lo, hi = 0, len(names)  # keeping names[:hi] fp16 meets the tolerance (all fp16: assumed; checked below)
+    while hi - lo > 1:  # bisect the ranked prefix: error assumed to fall as more of it stays fp16
+        mid = (lo + hi) // 2
         if progress:
-            progress(f"keeping {len(kept)} layer(s) fp16")
-        err = err_with(kept)
+            progress(f"trying {mid} layer(s) fp16")
         n_eval += 1
-        if within(err, tolerance):
-            break
+        if within(err_with(names[:mid]), tolerance):
+            hi = mid
+        else:
+            lo = mid
+    kept = names[:hi]
+    err = err_with(kept)
+    n_eval += 1
     met = within(err, tolerance)
     if met:  # prune: give back to INT8 what the tolerance does not need, least harmful first
         for name in list(reversed(kept[:-1])):
