@@ -201,7 +201,8 @@ def test_quantize_runs_standin_amct_into_om(tiny, tmp_path, monkeypatch):
     bindir, argv_file = tmp_path / "bin", tmp_path / "amct_argv.json"
     amct = fakes.install("amct_onnx", bindir)
     fakes.install("atc", bindir)
-    fakes.use_env(monkeypatch, fakes.env_with_path(bindir, HOME=str(tmp_path / "home"), FAKE_AMCT_RECORD=str(argv_file)))
+    fakes.use_env(monkeypatch, fakes.env_with_path(bindir, HOME=str(tmp_path / "home"),
+                                                   FAKE_AMCT_RECORD=str(argv_file)))
     out = tmp_path / "q out"
     r = CliRunner().invoke(app, ["quantize", str(path), "--golden", str(golden), "-o", str(out),
                                  "--tolerance", "0.1/0.02", "--json"])

@@ -123,7 +123,8 @@ def run_amct(plan: AmctPlan, out_dir: Path, log: Path, timeout: float = DEFAULT_
         proc = run_in_group(argv, timeout)
         text, code = proc.stdout.decode("utf-8", errors="replace"), proc.returncode
     except subprocess.TimeoutExpired as e:
-        text, code = (e.output or b"").decode("utf-8", errors="replace") + f"\n[matteconv] killed after {timeout:g} s\n", None
+        text = (e.output or b"").decode("utf-8", errors="replace") + f"\n[matteconv] killed after {timeout:g} s\n"
+        code = None
     except OSError as e:
         text, code = f"[matteconv] could not start {argv[0]}: {e}\n", None
     with atomic_path(log) as tmp:
