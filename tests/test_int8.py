@@ -252,6 +252,18 @@ def test_quantize_without_amct_prints_the_command(tiny, tmp_path, monkeypatch):
     assert (tmp_path / "q" / "amct_command.txt").read_text().strip() == res.command
     assert all(r.act_offset == 0 for r in res.record.quantized)  # --no-activation-offset: symmetric
     assert res.predicted["max_abs"] > res.fp16["max_abs"]
+    # --images: calibration on other pictures (prepared to the model size), judged on the golden set
+    import cv2
+
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    for name, colour in (("a", 40), ("b", 200)):
+        img = np.full((30, 40, 3), colour, np.uint8)
+        img[5:20, 10:30] = 255 - colour
+        cv2.imwrite(str(pics / f"{name}.png"), img)
+    res2 = quantize_job(path, golden, tmp_path / "q2", images=pics)
+    assert res2.record.inputs == ["a", "b"] and len(list((tmp_path / "q2" / "calibration" / "input").iterdir())) == 2
+    assert [r.act_scale for r in res2.record.quantized] != [r.act_scale for r in res.record.quantized]
 
 
 def test_verify_int8_stage_judged_at_int8_tolerance(tiny):
