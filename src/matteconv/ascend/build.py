@@ -188,8 +188,9 @@ def _status(message: str):
     return Console(stderr=True).status(message)
 
 
-def run_build(plan: BuildPlan, timeout: float = DEFAULT_TIMEOUT) -> BuildResult:
-    """Run the planned command; on success OUT.om, OUT.build.log and OUT.build.json exist, else BuildError."""
+def run_build(plan: BuildPlan, timeout: float = DEFAULT_TIMEOUT, extra: dict | None = None) -> BuildResult:
+    """Run the planned command; on success OUT.om, OUT.build.log and OUT.build.json exist, else BuildError.
+    `extra` goes into OUT.build.json as is (`int8`: the quantization record of an AMCT deploy model)."""
     if plan.tool is None:
         raise MatteconvError(f"{plan.tool_name} not found (searched PATH, $ASCEND_TOOLKIT_HOME, $ASCEND_HOME_PATH, "
                              f"/usr/local/Ascend/ascend-toolkit/latest, ~/Ascend, $DDK_HOME); run on a machine with "
@@ -201,13 +202,14 @@ def run_build(plan: BuildPlan, timeout: float = DEFAULT_TIMEOUT) -> BuildResult:
     tmp_om = Path(f"{tmp_stem}.om")
     write_keep_dtype(plan)
     try:
-        return _compile(plan, argv, tmp_stem, tmp_om, timeout)
+        return _compile(plan, argv, tmp_stem, tmp_om, timeout, extra)
     finally:  # success, failure, timeout, Ctrl-C or SIGTERM: nothing of the tool's temporary stem stays
         for leftover in plan.om.parent.glob(f"{tmp_stem.name}*"):
             remove_path(leftover)
 
 
-def _compile(plan: BuildPlan, argv: list[str], tmp_stem: Path, tmp_om: Path, timeout: float) -> BuildResult:
+def _compile(plan: BuildPlan, argv: list[str], tmp_stem: Path, tmp_om: Path, timeout: float,
+             extra: dict | None = None) -> BuildResult:
     start = time.monotonic()
     status = "ok"
     try:
@@ -251,6 +253,7 @@ def _compile(plan: BuildPlan, argv: list[str], tmp_stem: Path, tmp_om: Path, tim
     from .. import __version__
 
     info["matteconv"] = __version__
+    info.update(extra or {})
     with atomic_paths(plan.om, plan.record) as (om_tmp, record_tmp):  # the .om and its record land together
         os.replace(tmp_om, om_tmp)
         record_tmp.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")

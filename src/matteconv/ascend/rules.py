@@ -61,6 +61,7 @@ COMPILERS: dict[str, Compiler] = {
 ONNX_OPS = frozenset({
     "Conv", "Relu", "Clip", "Add", "Mul", "Concat", "Sigmoid", "Slice", "Resize", "InstanceNormalization",
     "MatMul", "GlobalAveragePool", "Flatten", "Reshape", "Unsqueeze", "Constant", "ReduceMean", "Sub",
+    "AscendQuant", "AscendDequant",  # AMCT deploy model ops, in CANN's ONNX operator list (AscendQuant: atlasoxol_09_0015)
 })
 RESIZE_EXACT = ("pytorch_half_pixel", "align_corners")  # the modes Ascend's Resize parser maps faithfully
 DEPTHWISE_BUDGET = 32768

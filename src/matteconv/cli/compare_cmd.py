@@ -76,7 +76,11 @@ def compare(
     json_out: bool = typer.Option(False, "--json", help="Print the full report as JSON instead of tables."),
     precision: str = typer.Option("fp32", "--precision",
                                   help="fp32: CANDIDATE vs the checkpoint. fp16: the checkpoint under the Ascend fp16 "
-                                       "device model vs itself in fp32, per module, with overflows and underflows."),
+                                       "device model vs itself in fp32, per module, with overflows and underflows. "
+                                       "int8: each layer of the ONNX CANDIDATE quantized alone, ranked by the alpha "
+                                       "error it adds."),
+    quant_record: Path = typer.Option(None, "--quant-record", help="With --precision int8: the record `quantize` "
+                                                                   "wrote (default: calibrate on the golden inputs)."),
 ):
     """Compare every intermediate tensor of CANDIDATE with the PyTorch module it came from; print the first
     layer whose error jumps and the worst layers. With --precision fp16: where fp16 hurts the checkpoint."""
@@ -84,8 +88,13 @@ def compare(
 
     from ..verify.compare import compare_models
 
-    if precision not in ("fp32", "fp16"):
-        raise ValueError(f"--precision {precision}: choose fp32 or fp16")
+    if precision not in ("fp32", "fp16", "int8"):
+        raise ValueError(f"--precision {precision}: choose fp32, fp16 or int8")
+    if precision == "int8":
+        if candidate is None or candidate.suffix.lower() != ".onnx":
+            raise ValueError("--precision int8 ranks the layers of an ONNX CANDIDATE: give the .onnx model")
+        _compare_int8(reference, candidate, golden, input_name, top, json_out, quant_record)
+        return
     if precision == "fp16":
         if candidate is not None:
             raise ValueError("--precision fp16 analyses the checkpoint itself under the device model: give no "
@@ -167,6 +176,31 @@ def _compare_fp16(reference: Path, golden: Path, input_name: str | None, top: in
     else:
         console.print("[green]no fp16 overflow or variance underflow[/]", highlight=False)
     console.print(f"flagged for --keep-fp32 auto: {', '.join(report.flagged()) or 'none'}", highlight=False)
+
+
+def _compare_int8(reference: Path, candidate: Path, golden: Path, input_name: str | None, top: int, json_out: bool,
+                  quant_record: Path | None) -> None:
+    from ..verify.int8_compare import compare_int8
+
+    with console.status("quantizing each layer alone under the INT8 device model..."):
+        report = compare_int8(reference, candidate, golden, input_name, quant_record)
+    if json_out:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+        return
+    console.print(f"{report.model} INT8 (device model) on golden input {report.input_name!r}: alpha max|d| / mean|d| "
+                  f"vs float64: fp16 {_fmt(report.fp16['max_abs'])} / {_fmt(report.fp16['mean_abs'])}, all INT8 "
+                  f"{_fmt(report.all_int8['max_abs'])} / {_fmt(report.all_int8['mean_abs'])} ({report.seconds:.1f} s)",
+                  highlight=False)
+    t = Table(title=f"the {min(top, len(report.rows))} of {len(report.rows)} layers whose INT8 hurts most, alone")
+    for col, just in (("#", "right"), ("layer", "left"), ("module", "left"), ("op", "left"), ("MACs", "right"),
+                      ("max|d|", "right"), ("added max", "right"), ("added mean", "right")):
+        t.add_column(col, justify=just, overflow="fold")
+    for r in report.rows[: max(top, 0)]:
+        t.add_row(str(r.rank), r.layer, _module(r.module) if r.module is not None else "?", r.op,
+                  f"{100 * r.macs_share:.1f}%", _fmt(r.max_abs), _fmt(r.added_max), _fmt(r.added_mean))
+    console.print(t)
+    for name, why in report.skipped:
+        console.print(f"kept fp16: {name}: {why}", highlight=False)
 
 
 def _fail_on_nan(report) -> None:

@@ -9,7 +9,8 @@ from rich.progress import Progress
 from . import app, backbone_copy_option, console, friendly
 from ..errors import MatteconvError
 
-STAGE_NAMES = ("torch", "onnx", "caffe", "aipp", "om", "fp16-torch", "fp16-onnx", "fp16-caffe")
+STAGE_NAMES = ("torch", "onnx", "caffe", "aipp", "om", "fp16-torch", "fp16-onnx", "fp16-caffe", "int8-onnx",
+               "int8-caffe")
 
 
 @app.command()
@@ -24,6 +25,10 @@ def verify(
     om: Path = typer.Option(None, "--om", help="Ascend .om: the om stage (needs msame or ais_bench)."),
     fp16: bool = typer.Option(False, "--fp16", help="Also run each checkpoint/ONNX/Caffe stage under the Ascend fp16 "
                                                     "device model: the 'predicted .om' stages (fp16-*)."),
+    int8: bool = typer.Option(False, "--int8", help="Also run the ONNX stage under the Ascend INT8 device model: the "
+                                                    "'predicted INT8 .om' stage (int8-onnx)."),
+    quant_record: Path = typer.Option(None, "--quant-record", help="With --int8: the record `matteconv quantize` "
+                                                                   "wrote (default: calibrate on the golden inputs)."),
     require: list[str] = typer.Option([], "--require", help="A stage that must run (repeatable); a skip fails."),
     json_out: Path = typer.Option(None, "--json", help="Write the report as JSON."),
     junit: Path = typer.Option(None, "--junit", help="Write a JUnit XML report."),
@@ -43,7 +48,7 @@ def verify(
     for p in reports:
         check_output_file(p)
     gset = load_golden(golden)
-    inputs = [ckpt, onnx, caffe, aipp, om, gset.root / "manifest.json",
+    inputs = [ckpt, onnx, caffe, aipp, om, quant_record, gset.root / "manifest.json",
               *(p for it in gset.items for p in (it.input, it.alpha))]
     if caffe is not None:
         inputs.append(caffe.with_suffix(".caffemodel"))
@@ -56,7 +61,8 @@ def verify(
         load_config(aipp)
     with console.status("loading models..."):
         stages = plan_stages(gset, ckpt=ckpt, onnx=onnx, caffe=caffe, aipp=aipp, om=om, required=require,
-                             fp16=fp16)
+                             precisions=(("fp16",) if fp16 else ()) + (("int8",) if int8 else ()),
+                             quant_record=quant_record)
     bad = [s.error for s in stages if s.error]
     if bad:  # a model that cannot load or does not fit the golden set: bad input, before the work
         raise MatteconvError(bad[0] + (f" (and {len(bad) - 1} more problem(s))" if len(bad) > 1 else ""))

@@ -11,7 +11,8 @@ built with AIPP, the emulated AIPP feeding the model it was built from (found th
 YUV round trip is not counted; without AIPP, the golden alpha. It is judged against the predicted .om: the same
 source model under the fp16 device model (matteconv.fp16) on the same input; its error from the reference may be
 at most PREDICTED_FACTOR x the prediction's plus a floor (verify/run.py). Without a build record, at the fixed
-fp16 tolerance.
+fp16 tolerance. An .om built by `matteconv quantize` (its build record has `int8`) is predicted by the INT8
+device model (matteconv.int8) from the float model and the quantization record.
 """
 from __future__ import annotations
 
@@ -100,6 +101,9 @@ def om_stage(om_path: Path | None, gset: GoldenSet) -> Stage:
     from ..aipp.emulate import encode_for
 
     op, n_inputs, source = _build_record(Path(om_path))
+    int8 = _int8_build(Path(om_path))
+    if int8 is not None:  # built from an AMCT deploy model: predicted from the float model + its record
+        source = Path(int8["source_model"])
     work = scratch_dir("matteconv-om-")
 
     def with_prev(x, prev):
@@ -125,7 +129,13 @@ def om_stage(om_path: Path | None, gset: GoldenSet) -> Stage:
         from ..backends import open_backend
         from ..fp16 import open_fp16_backend
 
-        predictor = open_fp16_backend(source)
+        if int8 is not None:
+            from ..int8.emulate import open_int8_backend
+            from ..int8.record import load_record
+
+            predictor = open_int8_backend(source, load_record(int8["record"]))
+        else:
+            predictor = open_fp16_backend(source)
         backend = open_backend(source) if op is not None else None
     except MatteconvError as e:
         return Stage("om", str(om_path), error=str(e))
@@ -143,6 +153,12 @@ def om_stage(om_path: Path | None, gset: GoldenSet) -> Stage:
 
     return Stage("om", str(om_path), run, baseline=baseline, predict=predict,
                  baseline_label=f"vs emulated AIPP into {source.name}")
+
+
+def _int8_build(om_path: Path) -> dict | None:
+    """The `int8` entry `matteconv quantize` puts in OUT.build.json (record, source_model), or None."""
+    record = om_path.with_suffix(".build.json")
+    return json.loads(record.read_text()).get("int8") if record.is_file() else None
 
 
 def _build_record(om_path: Path):

@@ -1,0 +1,160 @@
+"""`matteconv quantize MODEL --golden G -o OUT`: the whole job, as a library call.
+
+OUT is a folder:
+    quant.json             the quantization record (record.py)
+    amct_config.cfg        AMCT's simplified configuration (amct_config.py), checked against the schema
+    calibration/<input>/   the calibration inputs as raw float32 .bin, for AMCT's --data_dir
+    amct_command.txt       the exact amct_onnx / amct_caffe command
+    amct.log, <stem>_deploy_model.onnx, <stem>_fake_quant_model.onnx     when AMCT is present
+    <stem>_int8.om, .build.json, .build.log                              when atc is present too (`matteconv om`)
+Each file is written whole (temporary + rename); the folder may hold earlier files of the same job.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from ..errors import MatteconvError
+from ..fileio import atomic_path, check_output_folder, refuse_overwrite
+from .calibrate import IfmrConfig
+from .quantize import (Inputs, SkipResult, auto_skip, calibrate, errors, golden_inputs, image_inputs, predict)
+from .record import QuantRecord
+
+RECORD, CONFIG, COMMAND, LOG = "quant.json", "amct_config.cfg", "amct_command.txt", "amct.log"
+
+
+@dataclass
+class QuantizeResult:
+    out: Path
+    record: QuantRecord
+    config: Path
+    command: str
+    predicted: dict | None  # INT8 prediction vs float64 golden (None: not predicted, see why)
+    fp16: dict | None
+    skip: SkipResult | None = None
+    amct: dict[str, Path] = field(default_factory=dict)  # outputs, when AMCT ran
+    amct_status: str = ""  # ran | skipped: why
+    om: Path | None = None
+    om_status: str = ""
+    om_command: str = ""
+    seconds: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        from ..fileio import json_safe
+
+        return json_safe({
+            "out": str(self.out), "record": str(self.out / RECORD), "config": str(self.config),
+            "amct_command": self.command, "amct": {k: str(v) for k, v in self.amct.items()},
+            "amct_status": self.amct_status, "om": str(self.om) if self.om else None, "om_status": self.om_status,
+            "om_command": self.om_command, "predicted_int8": self.predicted, "predicted_fp16": self.fp16,
+            "int8_layers": len(self.record.quantized), "fp16_layers": len(self.record.skipped),
+            "int8_macs_share": self.record.int8_share(),
+            "skipped": [{"layer": r.name, "why": r.skip} for r in self.record.skipped],
+            "trade": self.skip.trade() if self.skip else None, "seconds": self.seconds})
+
+
+def quantize_job(model: str | Path, golden: str | Path, out: str | Path, images: str | Path | None = None,
+                 activation_offset: bool = True, tolerance: dict | None = None, soc_version: str = "Ascend310",
+                 aipp: str | Path | None = None, progress: Callable[[str], None] | None = None) -> QuantizeResult:
+    model, out = Path(model), Path(out)
+    say = progress or (lambda _m: None)
+    if not model.is_file():
+        raise MatteconvError(f"{model}: model file not found")
+    check_output_folder(out)
+    refuse_overwrite([out / RECORD, out / CONFIG], [model, golden])
+    t0 = time.perf_counter()
+    gold = golden_inputs(golden)
+    calib: Inputs = gold
+    if images is not None:
+        from .amct import model_inputs
+
+        shapes = model_inputs(model)
+        size = tuple(int(d) for d in shapes[0][1][2:4])
+        calib = image_inputs(images, size, sum(int(s[1]) for _, s in shapes))
+    cfg = IfmrConfig(with_offset=activation_offset)
+    secs = {}
+    if model.suffix.lower() != ".onnx":
+        if tolerance is not None:
+            raise MatteconvError(f"{model}: --tolerance needs the INT8 prediction, which runs ONNX models: quantize "
+                                 "the ONNX export of the same checkpoint")
+        record, predicted, fp16 = _caffe_record(model, calib, cfg), None, None
+    else:
+        say(f"calibrating on {len(calib.xs)} input(s) (IFMR, ARQ)")
+        record = calibrate(model, calib, cfg)
+        secs["calibration"] = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        say("predicting the INT8 .om")
+        predicted = errors(predict(model, record, gold.xs), gold.goldens)
+        secs["prediction"] = time.perf_counter() - t1
+        fp16 = errors(predict(model, None, gold.xs), gold.goldens)
+    skip = None
+    if tolerance is not None:
+        t1 = time.perf_counter()
+        skip = auto_skip(model, record, gold, tolerance, lambda m: say(f"automatic skip: {m}"))
+        record, predicted = skip.record, skip.error
+        secs["automatic_skip"] = time.perf_counter() - t1
+    out.mkdir(parents=True, exist_ok=True)
+    from .amct_config import parse_config, render_config
+
+    text = render_config(record)
+    parse_config(text, str(out / CONFIG))  # what we write must parse against the documented schema
+    record.save(out / RECORD)
+    with atomic_path(out / CONFIG) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    from .amct import plan_amct, run_amct, write_calibration_data
+
+    names = [n for n, _ in _inputs_of(model)]
+    dirs = write_calibration_data(calib.xs, names, out / "calibration")
+    plan = plan_amct(model, out / CONFIG, dirs, len(calib.xs), out / model.stem)
+    with atomic_path(out / COMMAND) as tmp:
+        tmp.write_text(plan.command + "\n", encoding="utf-8")
+    result = QuantizeResult(out, record, out / CONFIG, plan.command, predicted, fp16, skip, seconds=secs)
+    if plan.tool is None:
+        result.amct_status = f"skipped: {plan.argv[0]} not found (run {out / COMMAND} on a machine with AMCT)"
+        return result
+    say(f"running {plan.tool.name}")
+    result.amct = run_amct(plan, out, out / LOG)
+    result.amct_status = "ran"
+    _build_om(result, model, soc_version, aipp)
+    secs["total"] = time.perf_counter() - t0
+    return result
+
+
+def _inputs_of(model: Path):
+    from .amct import model_inputs
+
+    return model_inputs(model)
+
+
+def _build_om(result: QuantizeResult, model: Path, soc_version: str, aipp) -> None:
+    """`matteconv om` on the deploy model; its build record says INT8 and names the record and the float model."""
+    from ..ascend.build import plan_build, run_build
+
+    deploy = result.amct["deploy"]
+    stem = result.out / f"{model.stem}_int8"
+    plan = plan_build(deploy, stem, aipp, soc_version)
+    result.om_command = plan.command
+    if plan.tool is None:
+        result.om_status = f"skipped: atc not found (run on a machine with the toolkit: {plan.command})"
+        return
+    extra = {"int8": {"record": str((result.out / RECORD).resolve()), "source_model": str(model.resolve()),
+                      "deploy_model": str(deploy.resolve()), "int8_macs_share": result.record.int8_share()}}
+    built = run_build(plan, extra=extra)
+    result.om, result.om_status = built.om, "built"
+
+
+def _caffe_record(model: Path, calib: Inputs, cfg: IfmrConfig) -> QuantRecord:
+    """For a Caffe export: the layer plan and the config (skips for what AMCT must not touch), no scales: the INT8
+    prediction runs on ONNX models only (stated in the result)."""
+    from ..fileio import sha256_file
+    from .record import LayerRecord
+    from .rules import plan_layers
+
+    plan = plan_layers(model)
+    layers = [LayerRecord(x.name, x.op, x.macs, axis=x.axis, skip=x.skip) for x in plan.layers]
+    ifmr = {k: getattr(cfg, k) for k in ("max_percentile", "min_percentile", "search_range_start",
+                                         "search_range_end", "search_step")}
+    return QuantRecord(str(model), sha256_file(model), "caffe", cfg.with_offset, ifmr, calib.names, layers,
+                       plan.total_macs)

@@ -1,0 +1,311 @@
+"""INT8 device model (matteconv.int8): a hand-computed layer, calibration rules, the AMCT config schema, the
+switchable emulator and the automatic skip."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from matteconv.int8.calibrate import ActivationObserver, IfmrConfig, act_params, arq_scales, quantize_weight
+from matteconv.int8.record import LayerRecord, QuantRecord
+
+IFMR = {"max_percentile": 0.999999, "min_percentile": 0.999999, "search_range_start": 0.7, "search_range_end": 1.3,
+        "search_step": 0.01}
+W = np.array([[127.0, 50.4], [-25.5 * 2, 127.0 * 2]], np.float32).reshape(2, 2, 1, 1) * np.array(
+    [2.0 ** -7, 2.0 ** -7], np.float32).reshape(2, 1, 1, 1)  # channel 1 is [-25.5, 127] * 2^-6
+B = np.array([3.3, -1.0], np.float32)
+
+
+def one_conv_model() -> onnx.ModelProto:
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 2, 1, 3])
+    y = helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 2, 1, 3])
+    node = helper.make_node("Conv", ["input", "w", "b"], ["out"], name="conv", kernel_shape=[1, 1])
+    g = helper.make_graph([node], "g", [x], [y], [numpy_helper.from_array(W, "w"), numpy_helper.from_array(B, "b")])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 11)])
+
+
+def conv_record(scale: float, offset: int) -> QuantRecord:
+    layer = LayerRecord("conv", "Conv", 12, [float(s) for s in arq_scales(W, 0, True)], 0, scale, offset)
+    return QuantRecord("m.onnx", "0" * 64, "onnx", True, IFMR, ["x"], [layer], 12)
+
+
+def run(model: onnx.ModelProto, x: np.ndarray, **feeds) -> np.ndarray:
+    from matteconv.backends import ort_session
+
+    return ort_session(model.SerializeToString(), 1).run(None, {"input": x, **feeds})[0]
+
+
+def test_hand_computed_int8_conv_exact():
+    """scale_d 0.5, offset 3; weight scales 2^-7 and 2^-6 (ARQ: max|w|/127); everything is a power of two, so the
+    result is exact and compared bitwise (same arithmetic whatever the summation order)."""
+    from matteconv.int8.emulate import int8_model
+
+    assert arq_scales(W, 0, True).tolist() == [2.0 ** -7, 2.0 ** -6]
+    x = np.array([[1.25, 100.0, 0.25], [0.75, -100.0, -1.0]], np.float32).reshape(1, 2, 1, 3)
+    # x / 0.5 = [2.5, 200, 0.5 | 1.5, -200, -2] -> round half even [2, 200, 0 | 2, -200, -2] + 3, saturated:
+    q = np.array([[5, 127, 3], [5, -128, 1]])
+    assert quantize_weight(W, arq_scales(W, 0, True), 0).reshape(2, 2).tolist() == [[127, 50], [-26, 127]]
+    # acc = sum (q - 3) * w_q + round(b / (0.5 * sw)): biases 3.3 / 2^-8 = 844.8 -> 845, -1 / 2^-7 = -128
+    acc0 = 127 * (q[0] - 3) + 50 * (q[1] - 3) + 845
+    acc1 = -26 * (q[0] - 3) + 127 * (q[1] - 3) - 128
+    assert acc0.tolist() == [1199, 10043, 745] and acc1.tolist() == [74, -19989, -382]
+    # dequantised (x 0.5 * sw), then fp16: 39.23046875 -> 39.21875 (fp16 step 2^-5), -156.1640625 -> -156.125
+    expect = np.array([[4.68359375, 39.21875, 2.91015625], [0.578125, -156.125, -2.984375]], np.float32)
+    np.testing.assert_array_equal((acc0 * 2.0 ** -8).astype(np.float16), expect[0])
+    got = run(int8_model(one_conv_model(), conv_record(0.5, 3)), x)
+    np.testing.assert_array_equal(got.reshape(2, 3), expect)
+
+
+def test_switchable_equals_plain_model():
+    """Same ops on the same input: the Where-selected INT8 branch is bitwise the plain INT8 model, the fp16 branch
+    bitwise the fp16 emulator."""
+    from matteconv.fp16.onnx_emu import fp16_model
+    from matteconv.int8.emulate import SWITCH, int8_model
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 2, (1, 2, 1, 3)).astype(np.float16).astype(np.float32)
+    rec = conv_record(0.05, -7)
+    switch = int8_model(one_conv_model(), rec, switchable=True)
+    on = run(switch, x, **{SWITCH + "conv": np.array(True)})
+    off = run(switch, x, **{SWITCH + "conv": np.array(False)})
+    np.testing.assert_array_equal(on, run(int8_model(one_conv_model(), rec), x))
+    np.testing.assert_array_equal(off, run(fp16_model(one_conv_model()), x))
+    assert np.abs(on - off).max() > 0
+
+
+def test_activation_params_and_ifmr():
+    assert act_params(-1.0, 1.0, with_offset=False) == (1.0 / 127, 0)
+    scale, offset = act_params(0.0, 6.0, with_offset=True)  # a ReLU6 output: 0 maps to -128
+    assert scale == pytest.approx(6.0 / 255) and offset == -128
+    scale, offset = act_params(-1.0, 3.0, with_offset=True)
+    assert scale == pytest.approx(4.0 / 255) and offset == -128 + 64  # round(1 / (4/255)) = round(63.75) = 64
+    # IFMR on uniform data in [-1, 1] plus one outlier at 50 among 2e6 values: the 0.999999 percentile drops the
+    # outlier (2 values beyond it), so the range stays near [-1, 1] instead of [-1, 50]
+    data = np.linspace(-1, 1, 2_000_000, dtype=np.float32)
+    data[7] = 50.0
+    obs = ActivationObserver(data.size, IfmrConfig(with_offset=False))
+    obs.add(data[:1_000_000])
+    obs.add(data[1_000_000:])
+    scale, offset, info = obs.calibrate()
+    assert info["clip_max_init"] == pytest.approx(1.0, abs=1e-5) and offset == 0
+    assert 0.7 / 127 <= scale <= 1.3 / 127
+
+
+def test_config_parses_against_schema():
+    """The config quantize writes parses against the AMCTConfig schema reconstructed from Huawei's docs, with the
+    values of the record; a wrong field or type is refused."""
+    from matteconv.errors import MatteconvError
+    from matteconv.int8.amct_config import parse_config, render_config
+
+    rec = conv_record(0.5, 3)
+    rec.layers.append(LayerRecord("fc", "MatMul", 4, [0.1], 1, 0.2, 0))
+    rec.layers.append(LayerRecord("pool", "AveragePool", 0, skip="AveragePool: not emulated"))
+    rec.activation_offset = False
+    msg = parse_config(render_config(rec, ["AveragePool"]))
+    assert list(msg.skip_layers) == ["pool"] and list(msg.skip_layer_types) == ["AveragePool"]
+    assert msg.activation_offset is False and msg.batch_num == 1
+    assert msg.common_config.arq_quantize.channel_wise is True
+    assert msg.common_config.ifmr_quantize.search_step == pytest.approx(0.01)
+    assert msg.common_config.ifmr_quantize.max_percentile == pytest.approx(0.999999)
+    fc = msg.override_layer_types[0]
+    assert fc.layer_type == "MatMul" and fc.calibration_config.arq_quantize.channel_wise is False
+    with pytest.raises(MatteconvError, match="no field named"):
+        parse_config("activation_offset: true\nskip_layer: \"x\"\n")
+    with pytest.raises(MatteconvError, match="valid AMCT"):
+        parse_config("batch_num: \"ten\"\n")
+    with pytest.raises(MatteconvError, match="required"):
+        parse_config("override_layer_types { layer_type: \"Conv\" }\n")
+
+
+# ---- a tiny MODNet-shaped network (1x3xHxW -> 1x1xHxW) whose middle conv quantizes badly --------------------
+
+class TinyNet(__import__("torch").nn.Module):
+    """conv1 -> ReLU -> conv2 -> ReLU -> conv3 -> sigmoid. conv2's channel 0 holds one weight 60x its others, so
+    ARQ's per-channel scale (max|w| / 127) rounds that channel's other weights to a few levels: quantizing conv2
+    alone moves the matte far more than the rest."""
+
+    def __init__(self):
+        import torch
+        from torch import nn
+
+        super().__init__()
+        self.in_channels = 3
+        g = torch.Generator().manual_seed(0)
+        self.conv1, self.conv2, self.conv3 = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1), \
+            nn.Conv2d(8, 1, 1)
+        with torch.no_grad():
+            for c in (self.conv1, self.conv2, self.conv3):
+                c.weight.copy_(torch.randn(c.weight.shape, generator=g) * 0.3)
+                c.bias.copy_(torch.randn(c.bias.shape, generator=g) * 0.1)
+            self.conv2.weight[:, :, 0, 0] = 0.0
+            self.conv2.weight[:, 0, 0, 0] = 18.0  # the outlier: every channel's scale becomes 18/127
+            self.conv3.weight.mul_(4.0)
+
+    def forward(self, x):
+        import torch
+
+        return torch.sigmoid(self.conv3(torch.relu(self.conv2(torch.relu(self.conv1(x))))))
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """(onnx path, golden dir) at 16x16 from three built-in photos (golden alphas in float64)."""
+    import torch
+
+    from matteconv import samples
+    from matteconv.verify.golden import make_golden
+
+    d = tmp_path_factory.mktemp("tiny")
+    model = TinyNet().eval()
+    path = d / "tiny.onnx"
+    torch.onnx.export(model, (torch.zeros(1, 3, 16, 16),), str(path), opset_version=11, input_names=["input"],
+                      output_names=["alpha"], dynamo=False)
+    photos = list(samples.photos().items())[:3]
+    make_golden(model, photos, d / "golden", (16, 16))
+    return path, d / "golden"
+
+
+def test_auto_skip_meets_a_tolerance_all_int8_misses(tiny):
+    from matteconv.int8.quantize import auto_skip, calibrate, golden_inputs
+
+    path, golden = tiny
+    inputs = golden_inputs(golden)
+    record = calibrate(path, inputs)
+    conv2 = next(r.name for r in record.layers if r.op == "Conv" and "conv2" in r.name)
+    # measured: all INT8 0.22 / 0.036; conv2 alone 0.19 / 0.035; with conv2 kept fp16 0.079 / 0.013; fp16 1.9e-3
+    tol = {"max_abs": 0.1, "mean_abs": 0.02}
+    result = auto_skip(path, record, inputs, tol)
+    assert not (result.all_int8_error["max_abs"] <= tol["max_abs"] and
+                result.all_int8_error["mean_abs"] <= tol["mean_abs"]), (result.all_int8_error, tol)
+    assert result.met and result.error["max_abs"] <= tol["max_abs"] and result.error["mean_abs"] <= tol["mean_abs"]
+    assert result.kept_fp16 == [conv2]
+    assert [r.name for r in result.record.skipped] == [conv2]
+    trade = result.trade()
+    assert 0 < trade["kept_macs_share"] < 1 and trade["int8_macs_share"] == pytest.approx(1 - trade["kept_macs_share"])
+
+
+@pytest.mark.slow  # two stand-in tools in child processes: ~6 s
+def test_quantize_runs_standin_amct_into_om(tiny, tmp_path, monkeypatch):
+    """`matteconv quantize` end to end with the stand-in amct_onnx and atc: the exact AMCT argv, calibration data
+    AMCT accepts, its deploy model handed to `om`, and a build record that says INT8."""
+    import json
+
+    from typer.testing import CliRunner
+
+    import fakes
+    from matteconv.cli import app
+    from matteconv.int8.amct_config import parse_config
+
+    path, golden = tiny
+    bindir, argv_file = tmp_path / "bin", tmp_path / "amct_argv.json"
+    amct = fakes.install("amct_onnx", bindir)
+    fakes.install("atc", bindir)
+    fakes.use_env(monkeypatch, fakes.env_with_path(bindir, HOME=str(tmp_path / "home"),
+                                                   FAKE_AMCT_RECORD=str(argv_file)))
+    out = tmp_path / "q out"
+    r = CliRunner().invoke(app, ["quantize", str(path), "--golden", str(golden), "-o", str(out),
+                                 "--tolerance", "0.1/0.02", "--json"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.output)
+    argv = json.loads(argv_file.read_text())
+    data = out / "calibration" / "input"
+    assert argv == [str(amct), "calibration", f"--model={path}", argv[3], "--input_shape=input:1,3,16,16",
+                    f"--data_dir={data}", "--data_types=float32", f"--calibration_config={out / 'amct_config.cfg'}",
+                    "--batch_num=3"]
+    assert argv[3].startswith("--save_path=") and argv[3].endswith("/tiny")  # AMCT writes into a private folder
+    assert sorted(p.name for p in data.iterdir()) == ["00000.bin", "00001.bin", "00002.bin"]
+    cfg = parse_config((out / "amct_config.cfg").read_text())
+    assert list(cfg.skip_layers) == ["/conv2/Conv"] and cfg.activation_offset is True
+    deploy = onnx.load(str(out / "tiny_deploy_model.onnx"))
+    assert sum(n.op_type == "AscendQuant" for n in deploy.graph.node) == 2  # conv1, conv3; conv2 kept fp16
+    assert (out / "tiny_fake_quant_model.onnx").is_file()
+    build = json.loads((out / "tiny_int8.build.json").read_text())
+    assert f"--model={out / 'tiny_deploy_model.onnx'}" in build["argv"]
+    assert build["int8"]["source_model"] == str(path.resolve()) and build["int8"]["record"].endswith("quant.json")
+    assert res["om"] == str(out / "tiny_int8.om") and res["trade"]["met"] is True
+    assert res["predicted_int8"]["max_abs"] <= 0.1
+    # the om stage of that .om is predicted by the INT8 device model (stand-in device: the INT8 emulator itself)
+    from matteconv.verify.ascend_stages import om_stage
+    from matteconv.verify.golden import load_golden
+    from matteconv.verify.run import verify
+
+    fakes.install("msame_onnx", bindir, as_name="msame")
+    gset = load_golden(golden)
+    result = verify(gset, [om_stage(out / "tiny_int8.om", gset)]).results[0]
+    assert result.status == "passed", result.reason
+    assert result.predicted["predicted_max_abs"] == pytest.approx(res["predicted_int8"]["max_abs"], rel=1e-6)
+    assert result.worst["max_abs"] == pytest.approx(result.predicted["predicted_max_abs"], rel=1e-6)
+    monkeypatch.setenv("FAKE_DEVICE_SCALE", "1.3")  # a device that computes something else fails
+    assert verify(gset, [om_stage(out / "tiny_int8.om", gset)]).results[0].status == "failed"
+
+
+def test_quantize_without_amct_prints_the_command(tiny, tmp_path, monkeypatch):
+    import fakes
+    from matteconv.int8.job import quantize_job
+
+    path, golden = tiny
+    fakes.use_env(monkeypatch, fakes.env_with_path(tmp_path / "empty", HOME=str(tmp_path / "home")))
+    res = quantize_job(path, golden, tmp_path / "q", activation_offset=False)
+    assert res.amct_status.startswith("skipped: amct_onnx not found") and res.om is None
+    assert res.command.startswith("amct_onnx calibration --model=")
+    assert (tmp_path / "q" / "amct_command.txt").read_text().strip() == res.command
+    assert all(r.act_offset == 0 for r in res.record.quantized)  # --no-activation-offset: symmetric
+    assert res.predicted["max_abs"] > res.fp16["max_abs"]
+    # --images: calibration on other pictures (prepared to the model size), judged on the golden set
+    import cv2
+
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    for name, colour in (("a", 40), ("b", 200)):
+        img = np.full((30, 40, 3), colour, np.uint8)
+        img[5:20, 10:30] = 255 - colour
+        cv2.imwrite(str(pics / f"{name}.png"), img)
+    res2 = quantize_job(path, golden, tmp_path / "q2", images=pics)
+    assert res2.record.inputs == ["a", "b"] and len(list((tmp_path / "q2" / "calibration" / "input").iterdir())) == 2
+    assert [r.act_scale for r in res2.record.quantized] != [r.act_scale for r in res.record.quantized]
+
+
+def test_verify_int8_stage_judged_at_int8_tolerance(tiny):
+    """verify's int8-onnx stage: the INT8 prediction with the record quantize wrote, at the `int8` tolerance."""
+    from matteconv.int8.quantize import calibrate, errors, golden_inputs, predict
+    from matteconv.verify.golden import INT8_PREDICTED, load_golden
+    from matteconv.verify.int8_stages import int8_stage
+    from matteconv.verify.run import verify
+    from matteconv.verify.stages import onnx_stage
+
+    path, golden = tiny
+    gset = load_golden(golden)
+    rec = calibrate(path, golden_inputs(golden)).with_skips(["/conv2/Conv", "/conv3/Conv"], "test")
+    rec_path = path.parent / "tiny.quant.json"
+    rec.save(rec_path)
+    onnx_s = onnx_stage(path, gset)
+    stage = int8_stage(onnx_s, gset, rec_path)
+    result = verify(gset, [onnx_s, stage]).results[1]
+    assert result.name == "int8-onnx" and result.tolerance == INT8_PREDICTED
+    want = errors(predict(path, rec, golden_inputs(golden).xs), golden_inputs(golden).goldens)
+    assert result.worst["max_abs"] == pytest.approx(want["max_abs"], rel=1e-6)
+    assert result.status == ("passed" if want["max_abs"] <= 0.1 and want["mean_abs"] <= 2e-3 else "failed")
+    other = path.parent / "other.quant.json"
+    rec.model_sha256 = "0" * 64
+    rec.save(other)
+    assert "made for another model" in int8_stage(onnx_s, gset, other).error
+
+
+
+def test_compare_int8_ranks_the_bad_layer_first(tiny):
+    """compare --precision int8: conv2, whose outlier weight coarsens ARQ's scale, adds the most; the CLI refuses a
+    candidate that is not ONNX."""
+    from typer.testing import CliRunner
+
+    from matteconv.cli import app
+    from matteconv.verify.int8_compare import compare_int8
+
+    path, golden = tiny
+    rep = compare_int8(None, path, golden)  # the tiny net is no MODNet checkpoint: no module paths
+    assert [r.layer for r in rep.rows][0] == "/conv2/Conv" and len(rep.rows) == 3
+    assert rep.rows[0].added_max > rep.rows[1].added_max > 0
+    assert rep.all_int8["max_abs"] > rep.fp16["max_abs"]
+    assert sum(r.macs_share for r in rep.rows) == pytest.approx(1.0)
+    r = CliRunner().invoke(app, ["compare", str(path), str(path.with_suffix(".prototxt")), "--precision", "int8"])
+    assert r.exit_code == 2 and "ONNX CANDIDATE" in r.output
