@@ -1,9 +1,6 @@
 """Graph capture: torch.fx symbolic trace of the model with MODNet's composite norms kept whole, plus the
-shape of every value from one forward on the meta device (ShapeProp: shapes only, no arithmetic, no memory).
-No torch function is patched."""
+shape of every value from one real forward (ShapeProp). No torch function is patched."""
 from __future__ import annotations
-
-import copy
 
 import torch
 import torch.fx as fx
@@ -37,13 +34,12 @@ def capture(model: nn.Module, inputs: dict[str, tuple[int, ...]]) -> fx.GraphMod
         graph = _Tracer().trace(model, concrete_args=concrete or None)
     except Exception as e:  # fx raises TraceError, TypeError, ... on data-dependent control flow
         raise MatteconvError(f"cannot capture {type(model).__name__} with torch.fx: {e}") from None
-    _drop_specialised_inputs(fx.GraphModule(model, graph))
-    # Shapes from a copy of the model on the meta device: the same graph (its nodes get the tensor_meta), the
-    # same modules and shape rules, but no fp32 forward at the export size (a second of CPU at 512x512).
-    examples = [torch.empty(inputs[n.target], device="meta") for n in graph.nodes if n.op == "placeholder"]
+    gm = fx.GraphModule(model, graph)
+    _drop_specialised_inputs(gm)
+    examples = [torch.zeros(inputs[n.target]) for n in gm.graph.nodes if n.op == "placeholder"]
     with torch.no_grad():
-        ShapeProp(fx.GraphModule(copy.deepcopy(model).to("meta"), graph)).propagate(*examples)
-    return fx.GraphModule(model, graph)
+        ShapeProp(gm).propagate(*examples)
+    return gm
 
 
 def _drop_specialised_inputs(gm: fx.GraphModule) -> None:
