@@ -43,20 +43,25 @@ def plain_export(model: torch.nn.Module, size: tuple[int, int]) -> bytes:
     return buf.getvalue()
 
 
-def time_alternately(runners: dict, repeats: int, warmup: int = 2) -> dict[str, float]:
+def time_alternately(runners: dict, repeats: int, warmup: int = 2, cpu: dict | None = None) -> dict[str, float]:
     """Median ms per runner. Runners take turns, each round in the next permutation of their order, so every
     runner follows every other equally often: neither machine noise nor the one running just before (PyTorch's
-    OpenMP threads still spinning, say) favours any of them."""
+    OpenMP threads still spinning, say) favours any of them. `cpu`, if given, receives the median CPU ms of
+    this process per runner (all its threads), which other load on the machine disturbs far less."""
     for fn in runners.values():
         for _ in range(warmup):
             fn()
     times = {k: [] for k in runners}
+    cpu_times = {k: [] for k in runners}
     orders = list(itertools.permutations(runners))
     for i in range(repeats):
         for k in orders[i % len(orders)]:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             runners[k]()
             times[k].append(time.perf_counter() - t0)
+            cpu_times[k].append(time.process_time() - c0)
+    if cpu is not None:
+        cpu.update({k: statistics.median(v) * 1000 for k, v in cpu_times.items()})
     return {k: statistics.median(v) * 1000 for k, v in times.items()}
 
 

@@ -206,6 +206,54 @@ def diff_stats(alpha: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
     return float(d.max()), float(d.mean())
 
 
+def _rss_tree(pid: int) -> tuple[int, int]:
+    """(RSS of pid, summed RSS of all its descendants) in bytes, from /proc."""
+    def rss(p):
+        with open(f"/proc/{p}/status") as fh:
+            return next((int(ln.split()[1]) * 1024 for ln in fh if ln.startswith("VmRSS:")), 0)  # 0: a zombie
+
+    def kids(p):
+        out = [int(c) for t in os.listdir(f"/proc/{p}/task") for c in open(f"/proc/{p}/task/{t}/children").read().split()]
+        return out + [g for k in out for g in kids(k)]
+
+    return rss(pid), sum(rss(k) for k in kids(pid))
+
+
+def export_cost(run) -> dict:
+    """Wall s, CPU s (this process; the pycaffe worker child, counted once it has exited) and the peak RSS of
+    this process, of its children and of both together, sampled every 10 ms, while `run()` exports (issue 20:
+    Caffe export at 512 with its parity check <= 5 s and <= 1.5 GB)."""
+    import resource
+    import threading
+
+    peak = {"parent": 0, "children": 0, "total": 0}
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            try:
+                p, c = _rss_tree(os.getpid())
+            except OSError:  # a child exited between listing and reading
+                continue
+            peak.update(parent=max(peak["parent"], p), children=max(peak["children"], c),
+                        total=max(peak["total"], p + c))
+            done.wait(0.01)
+
+    th = threading.Thread(target=sample, daemon=True)
+    kids0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0, c0 = time.perf_counter(), time.process_time()
+    th.start()
+    try:
+        run()
+    finally:
+        done.set()
+        th.join()
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    kids1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    child_cpu = (kids1.ru_utime + kids1.ru_stime) - (kids0.ru_utime + kids0.ru_stime)
+    return {"wall_s": wall, "cpu_s": cpu, "child_cpu_s": child_cpu, **{f"peak_{k}_mb": v / 2**20 for k, v in peak.items()}}
+
+
 def worker_threads(backend) -> int | None:
     try:
         status = Path(f"/proc/{backend.worker.proc.pid}/status").read_text()
@@ -278,6 +326,9 @@ def main() -> int:
                     peer.update(run_peer(target, ckpt, work, sizes, toy_weights))
                     peer["convert_s"] = time.perf_counter() - t0
         results["peer"] = peer
+
+        with console.status("Caffe export (bvlc) at 512x512 with its pycaffe parity check: time and memory..."):
+            results["export_512"] = export_cost(lambda: export_caffe(ck, work / "cost_512", "bvlc", (512, 512)))
 
         for side in sizes:
             size, key = (side, side), f"{side}x{side}"
@@ -422,6 +473,10 @@ def main() -> int:
     for k in ("install_error", "import_error", "child_error"):
         if peer.get(k):
             console.print(f"[red]brocolli {k.replace('_', ' ')}: {peer[k]}[/]")
+    e = results["export_512"]
+    console.print(f"Caffe export bvlc 512x512 incl. pycaffe parity: {e['wall_s']:.1f} s wall (goal <= 5), CPU "
+                  f"{e['cpu_s']:.1f} s + worker {e['child_cpu_s']:.1f} s; peak RSS {e['peak_total_mb']:.0f} MB "
+                  f"(goal <= 1536) = parent {e['peak_parent_mb']:.0f} + worker {e['peak_children_mb']:.0f}")
     threads = {r["target"]: r.get("worker_threads") for r in rows if r.get("worker_threads")}
     console.print(f"pycaffe worker: OPENBLAS_NUM_THREADS={results['openblas_num_threads']}, threads in the worker "
                   f"process: {threads or 'unknown'}; script {results['script_s']:.0f} s")

@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 import torch
 
+from matteconv.errors import MatteconvError
 from matteconv.model.checkpoint import load_checkpoint
 from matteconv.model.modnet import MODNet
 from matteconv.train import TrainConfig, augment, synth, train
+from matteconv.train.data import SyntheticSource
 from matteconv.train.losses import trimap
 from matteconv.train.widen import widen_to_temporal
 
@@ -192,3 +194,27 @@ def test_bad_data_is_one_line_before_training(tmp_path, user_data, damage, named
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and named in lines[0], r.stderr
     assert not (tmp_path / "out.ckpt").exists()
+
+
+def test_batches_from_dataloader_workers_are_the_in_process_ones():
+    """Bitwise: the worker runs the same function on the same (seed, index), only in another process."""
+    from functools import partial
+
+    from matteconv.train.trainer import _make_batch, batches
+
+    make = partial(_make_batch, SyntheticSource(3, (64, 64), True, 0.3, 0.5, 0.5), 4, 4, range(4))
+    got = list(batches(make, 2, 5))
+    assert len(got) == 3
+    for step, (x, alpha) in enumerate(got, start=2):
+        want_x, want_alpha = make(step)
+        assert torch.equal(x, want_x) and torch.equal(alpha, want_alpha)
+
+
+def test_a_failing_batch_is_raised_as_itself():
+    from matteconv.train.trainer import batches
+
+    def make(step):
+        raise MatteconvError(f"batch {step}: broken")
+
+    with pytest.raises(MatteconvError, match=r"^batch 0: broken$"):
+        list(batches(make, 0, 2))

@@ -8,10 +8,9 @@ quarter of the run, gamma 0.1). Everything a run depends on is in TrainConfig an
 from __future__ import annotations
 
 import json
-import queue
-import threading
 import time
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -155,27 +154,45 @@ def _config_key(cfg: TrainConfig) -> dict:
     return json.loads(json.dumps(asdict(cfg)))
 
 
-class _Prefetch:
-    """Builds the next batch in a thread while the current one trains (numpy and OpenCV release the GIL)."""
+class _Batches(torch.utils.data.Dataset):
+    """Map-style dataset of whole batches: index = step. Each batch is a pure function of (seed, step), so it
+    does not matter which process builds it or when."""
 
-    def __init__(self, make: Callable[[int], tuple], start: int, stop: int):
-        self.q: queue.Queue = queue.Queue(maxsize=2)
-        self.thread = threading.Thread(target=self._run, args=(make, start, stop), daemon=True)
-        self.thread.start()
+    def __init__(self, make: Callable[[int], tuple], steps: int):
+        self.make, self.steps = make, steps
 
-    def _run(self, make, start, stop):
-        for step in range(start, stop):
-            try:
-                self.q.put((step, make(step), None))
-            except BaseException as e:  # noqa: BLE001 - handed to the training thread
-                self.q.put((step, None, e))
-                return
+    def __len__(self) -> int:
+        return self.steps
 
-    def get(self):
-        step, batch, err = self.q.get()
+    def __getitem__(self, step: int) -> tuple:
+        try:
+            return self.make(step), None
+        except Exception as e:  # noqa: BLE001 - raised as itself in the training process (DataLoader would
+            return None, e      # re-raise it with the worker's traceback folded into the message)
+
+
+def _data_worker_init(_: int) -> None:
+    import cv2
+
+    cv2.setNumThreads(1)  # DataLoader already gives each worker one torch thread
+
+
+def batches(make: Callable[[int], tuple], start: int, stop: int, workers: int = 1):
+    """Yield batches start..stop-1 in order, built ahead of the step in `workers` DataLoader processes (two
+    batches queued per worker). A process, not a thread: the synthetic generator's Python holds the GIL, which
+    would stall the training thread's operator dispatch; in a worker it costs one core's share only."""
+    loader = torch.utils.data.DataLoader(_Batches(make, stop), batch_size=None, sampler=range(start, stop),
+                                         num_workers=workers, prefetch_factor=2 if workers else None,
+                                         worker_init_fn=_data_worker_init if workers else None)
+    for batch, err in loader:
         if err is not None:
             raise err
-        return batch
+        yield batch
+
+
+def _make_batch(source, in_channels: int, batch_size: int, positions: range, step: int) -> tuple:
+    """Module level (picklable), so DataLoader workers can be started with any multiprocessing method."""
+    return to_batch([source.item(step * batch_size + i) for i in positions], in_channels)
 
 
 def train(cfg: TrainConfig, output: str | Path, resume: bool = False, save_every: int = 0,
@@ -189,7 +206,7 @@ def train(cfg: TrainConfig, output: str | Path, resume: bool = False, save_every
         torch.set_num_threads(threads)
     import cv2
 
-    cv2.setNumThreads(1)  # the data thread must not compete with torch's threads for the cores
+    cv2.setNumThreads(1)  # the data worker must not compete with torch's threads for the cores
     world = distributed.setup(cfg.device)
     try:
         return _train(cfg, output, resume, save_every, save_dtype, world, on_step)
@@ -222,10 +239,6 @@ def _train(cfg, output, resume, save_every, save_dtype, world, on_step) -> Train
         sched.load_state_dict(state["scheduler"])
         start, losses = int(state["step"]), list(state["losses"])
 
-    def batch(step: int):
-        items = [source.item(step * cfg.batch_size + i) for i in world.share(cfg.batch_size)]
-        return to_batch(items, cfg.in_channels)
-
     def save(step: int) -> str:
         if not world.main:
             return ""
@@ -235,10 +248,9 @@ def _train(cfg, output, resume, save_every, save_dtype, world, on_step) -> Train
                         "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "losses": losses}, str(tmp))
         return sha
 
-    prefetch = _Prefetch(batch, start, cfg.steps)
+    make = partial(_make_batch, source, cfg.in_channels, cfg.batch_size, world.share(cfg.batch_size))
     t0 = time.perf_counter()
-    for step in range(start, cfg.steps):
-        x, gt = prefetch.get()
+    for step, (x, gt) in zip(range(start, cfg.steps), batches(make, start, cfg.steps)):
         x, gt = x.to(cfg.device), gt.to(cfg.device)
         semantic, detail, matte = net(x)
         loss = modnet_losses(semantic, detail, matte, x[:, :3], gt).total

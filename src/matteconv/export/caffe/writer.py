@@ -70,8 +70,28 @@ def to_proto(net: Net, with_weights: bool):
             for blob in layer.blobs:
                 bp = lp.blobs.add()
                 bp.shape.dim.extend(int(d) for d in blob.shape)
-                bp.data.extend(np.ascontiguousarray(blob, dtype=np.float32).ravel().tolist())
+                bp.MergeFromString(_packed_floats(_BLOB_DATA, blob))
     return proto
+
+
+_BLOB_DATA = 5  # caffe.proto: message BlobProto { repeated float data = 5 [packed = true]; }
+
+
+def _packed_floats(field: int, values: np.ndarray) -> bytes:
+    """A packed `repeated float` field in protobuf's wire format (tag, byte length, little-endian float32s:
+    protobuf.dev/programming-guides/encoding/#packed). Merged into a message this is exactly what
+    `data.extend(values)` gives, without a Python float per weight (seconds at 6.5 M weights)."""
+    raw = np.ascontiguousarray(values, dtype="<f4").tobytes()
+    return _varint(field << 3 | 2) + _varint(len(raw)) + raw
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        low, n = n & 0x7F, n >> 7
+        out.append(low | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
 
 
 def write_prototxt(path: str | Path, net: Net, header: list[str]) -> None:
