@@ -24,6 +24,7 @@ from ..errors import MatteconvError
 from ..fileio import atomic_path
 from ..model.checkpoint import Checkpoint
 from ..model.fold import fold_ibnorm
+from ..model.modnet import with_split_inputs
 from .concat_conv import split_concat_convs
 from .parity import judge
 from .. import preprocess
@@ -123,13 +124,7 @@ def export_onnx(ckpt: Checkpoint, out: str | Path, size: tuple[int, int] = (512,
         raise MatteconvError(f"opset {opset} not supported (choose from {', '.join(map(str, SUPPORTED_OPSETS))})")
     if split_inputs and ckpt.in_channels != 4:
         raise MatteconvError(f"{ckpt.path}: --split-inputs needs a 4-channel (temporal) checkpoint")
-    model = ckpt.model
-    if split_inputs != model.split_inputs:
-        from ..model import MODNet
-
-        model = MODNet(ckpt.in_channels, split_inputs=split_inputs)
-        model.load_state_dict(ckpt.model.state_dict())
-        model.eval()
+    model = with_split_inputs(ckpt.model, split_inputs)
     names = input_names_for(ckpt.in_channels, split_inputs)
     args = dummy_inputs(ckpt.in_channels, split_inputs, size)
     onnx_model = _torch_export(fold_ibnorm(model), args, names, opset, dynamic)
@@ -143,7 +138,7 @@ def export_onnx(ckpt: Checkpoint, out: str | Path, size: tuple[int, int] = (512,
         raise MatteconvError(f"{out}: asked for opset {opset} but the exporter wrote {written}")
     meta = {"matteconv_version": __version__, "checkpoint_sha256": ckpt.sha256,
             "weights_sha256": ckpt.weights_sha256, "input_size": f"{size[0]}x{size[1]}",
-            "in_channels": str(ckpt.in_channels), "input_names": ",".join(names), "dynamic": str(dynamic).lower(),
+            "in_channels": str(ckpt.in_channels), "hr_channels": str(ckpt.hr_channels), "input_names": ",".join(names), "dynamic": str(dynamic).lower(),
             "concat_convs_split": str(n_split),
             "preprocessing": json.dumps({"color": "RGB", "mean": preprocess.MEAN, "std": preprocess.STD,
                                          "layout": "NCHW"})}

@@ -13,7 +13,7 @@ from ... import __version__, preprocess, samples
 from ...errors import MatteconvError
 from ...fileio import atomic_paths
 from ...model.checkpoint import Checkpoint
-from ...model.modnet import MODNet
+from ...model.modnet import MODNet, with_split_inputs
 from ..onnx_export import run_float64
 from ..parity import judge
 from .convert import convert
@@ -54,9 +54,7 @@ def _export_model(ckpt: Checkpoint, split_inputs: bool) -> MODNet:
     if ckpt.in_channels != 4:
         raise MatteconvError(f"{ckpt.path}: --split-inputs needs a 4-channel (temporal) model, this one has "
                              f"{ckpt.in_channels} input channels")
-    model = MODNet(in_channels=4, split_inputs=True)
-    model.load_state_dict(ckpt.model.state_dict())
-    return model.eval()
+    return with_split_inputs(ckpt.model, True)
 
 
 def export_caffe(ckpt: Checkpoint, out_stem: Path, target: str = "bvlc", size: tuple[int, int] = (512, 512),
