@@ -26,6 +26,7 @@ from ..model.checkpoint import Checkpoint
 from ..model.fold import fold_ibnorm
 from ..model.modnet import with_split_inputs
 from .concat_conv import split_concat_convs
+from .depthwise_rewrite import rewrite_onnx
 from .parity import judge
 from .. import preprocess
 
@@ -43,6 +44,7 @@ class OnnxExport:
     max_abs_diff: float
     input_names: list[str] = field(default_factory=list)
     concat_convs_split: int = 0
+    rule_rewrites: list[str] = field(default_factory=list)  # exact rewrites for Ascend rules (depthwise_rewrite.py)
     parity_tolerance: float = 0.0  # 1e-3, or larger at sizes where fp32's own error is (export/parity.py)
 
 
@@ -132,6 +134,7 @@ def export_onnx(ckpt: Checkpoint, out: str | Path, size: tuple[int, int] = (512,
     if do_simplify:
         onnx_model = simplify(onnx_model)
     n_split = split_concat_convs(onnx_model) if split_concat else 0
+    rule_rewrites = rewrite_onnx(onnx_model)
     rewritten = fix_resize_modes(onnx_model)
     written = check_ascend_safe(onnx_model, str(out))
     if written != opset:
@@ -139,7 +142,7 @@ def export_onnx(ckpt: Checkpoint, out: str | Path, size: tuple[int, int] = (512,
     meta = {"matteconv_version": __version__, "checkpoint_sha256": ckpt.sha256,
             "weights_sha256": ckpt.weights_sha256, "input_size": f"{size[0]}x{size[1]}",
             "in_channels": str(ckpt.in_channels), "hr_channels": str(ckpt.hr_channels), "input_names": ",".join(names), "dynamic": str(dynamic).lower(),
-            "concat_convs_split": str(n_split),
+            "concat_convs_split": str(n_split), "rule_rewrites": json.dumps(rule_rewrites),
             "preprocessing": json.dumps({"color": "RGB", "mean": preprocess.MEAN, "std": preprocess.STD,
                                          "layout": "NCHW"})}
     del onnx_model.metadata_props[:]
@@ -156,7 +159,7 @@ def export_onnx(ckpt: Checkpoint, out: str | Path, size: tuple[int, int] = (512,
     with atomic_path(out) as tmp:
         onnx.save(onnx_model, str(tmp))
     return OnnxExport(out, written, before, len(onnx_model.graph.node), rewritten, parity.max_abs, names, n_split,
-                      parity.tolerance)
+                      parity.tolerance, rule_rewrites)
 
 
 def run_float64(model: torch.nn.Module, inputs) -> np.ndarray:
