@@ -102,5 +102,22 @@ def test_caffe_rewrite_is_exact_and_passes_the_rules(target, c, k, s, w, tmp_pat
 
 def test_bvlc_and_fitting_convs_are_left_alone():
     assert convert(DW(4, 3, 2).eval(), {"x": (1, 4, 9, 640)}, "bvlc").rewrites == []
-    net = convert(DW(4, 3, 2).eval(), {"x": (1, 4, 9, 512)}, "ascend")
+    net = convert(DW(4, 3, 2).eval(), {"x": (1, 4, 9, 480)}, "ascend")  # 31,488: passes
     assert net.rewrites == [] and net.counts()["Convolution"] == 1
+
+
+def test_a_column_step_slice_breaks_the_cann_slice_rule(tmp_path):
+    """Why the rewrite keeps the horizontal stride in the conv: CANN's ONNX Slice takes step 1 on the last axis."""
+    nodes = [helper.make_node("Slice", ["x", "s", "e", "a", "st"], ["y"], name="cols")]
+    inits = [numpy_helper.from_array(np.array(v, np.int64), n)
+             for n, v in (("s", [0]), ("e", [8]), ("a", [3]), ("st", [2]))]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 8, 4])], inits)
+    path = tmp_path / "cols.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)]), path)
+    assert [v.rule for v in check_model(path, "atc-onnx").errors] == ["onnx.slice-last-step"]
+    inits[2] = numpy_helper.from_array(np.array([2], np.int64), "a")  # rows: allowed
+    graph = helper.make_graph(nodes, "g", graph.input, [helper.make_tensor_value_info("y", TensorProto.FLOAT,
+                                                                                      [1, 2, 4, 8])], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)]), path)
+    assert check_model(path, "atc-onnx").errors == []

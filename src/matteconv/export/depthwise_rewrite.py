@@ -60,7 +60,7 @@ class Plan:
     def describe(self, kh: int, kw: int, sh: int, sw: int, width: int) -> str:
         parts = []
         if self.row_step > 1:
-            parts.append(f"stride {sh}x{sw} -> stride 1x{sw} + every {self.row_step}-th row")
+            parts.append(f"stride {sh}x{sw} -> stride 1x{sw} + rows 0::{self.row_step}")
         if len(self.pieces) > 1:
             widths = [p.in1 - p.in0 + p.left + p.right for p in self.pieces]
             parts.append(f"split into {len(self.pieces)} width pieces (input widths {', '.join(map(str, widths))},"
@@ -94,7 +94,11 @@ def plan_depthwise(kh: int, kw: int, sh: int, sw: int, pl: int, pr: int, width: 
         return Plan(sh, whole) if sh > 1 else None
     if not split:
         return Plan(sh, whole) if sh > 1 else None
-    for n in range(2, out_w + 1):
+    if depthwise_need(kh, kw, 1, kw) > BUDGET:  # even a one-column piece (kw input columns) breaks it
+        return None
+    widest = (BUDGET - kh * kw * 32) // (31 + kw)  # the widest piece input that passes
+    first = max(2, -(-out_w * sw // max(1, widest - kw + 1)) - 1)  # a lower bound on the pieces needed
+    for n in range(first, out_w + 1):
         pieces = _pieces(n, out_w, kw, sw, pl, width)
         if all(depthwise_need(kh, kw, 1, p.in1 - p.in0 + p.left + p.right) <= BUDGET for p in pieces):
             return Plan(sh, pieces)

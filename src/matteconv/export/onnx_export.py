@@ -44,8 +44,8 @@ class OnnxExport:
     max_abs_diff: float
     input_names: list[str] = field(default_factory=list)
     concat_convs_split: int = 0
-    rule_rewrites: list[str] = field(default_factory=list)  # exact rewrites for Ascend rules (depthwise_rewrite.py)
     parity_tolerance: float = 0.0  # 1e-3, or larger at sizes where fp32's own error is (export/parity.py)
+    rule_rewrites: list[str] = field(default_factory=list)  # exact rewrites for Ascend rules (depthwise_rewrite.py)
 
 
 def input_names_for(in_channels: int, split_inputs: bool) -> list[str]:
