@@ -121,3 +121,33 @@ def test_a_column_step_slice_breaks_the_cann_slice_rule(tmp_path):
                                                                                       [1, 2, 4, 8])], inits)
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)]), path)
     assert check_model(path, "atc-onnx").errors == []
+
+
+HD = [(704, 1280), (1088, 1920), (1024, 1024)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("size", HD, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_hd_onnx_export_passes_every_rule(ref3_ckpt, size, tmp_path):
+    """The trained reference at HD: the export rewrites what breaks the depthwise rule, keeps its parity rule
+    (export/parity.py) and the written file passes every atc-onnx rule."""
+    from matteconv.export.onnx_export import export_onnx
+    from matteconv.model.checkpoint import load_checkpoint
+
+    res = export_onnx(load_checkpoint(ref3_ckpt), tmp_path / "hd.onnx", size)
+    assert res.rule_rewrites and res.max_abs_diff <= res.parity_tolerance
+    report = check_model(res.path, "atc-onnx")
+    assert not report.errors and not report.unchecked, report.lines("error")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", ["ascend", "ddk"])
+@pytest.mark.parametrize("size", HD[:2], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_hd_caffe_export_passes_every_rule(ref3_ckpt, size, target, tmp_path):
+    from matteconv.export.caffe.export import export_caffe
+    from matteconv.model.checkpoint import load_checkpoint
+
+    res = export_caffe(load_checkpoint(ref3_ckpt), tmp_path / "hd", target, size)
+    assert res.rule_rewrites and res.max_abs_diff <= 1e-3  # the export's parity rule (export/parity.py)
+    report = check_model(res.prototxt, "atc-caffe" if target == "ascend" else "omg")
+    assert not report.errors and not report.unchecked, report.lines("error")
