@@ -2,7 +2,7 @@
 """The lighter MODNet (issue 19): `hr_channels=16` against the official 32, both exported by `matteconv export`
 (ONNX, onnxruntime, 2 threads) and in torch eager, timed alternately in one run at 512x512 and 288x512; reported
 as hr16 / hr32 latency. Weights do not change the speed: both models are random with BatchNorm statistics from
-one pass over the built-in photos (what tests/conftest.py's hr16_ckpt does), so only the architecture differs."""
+one pass over the built-in photos (reference.quick_reference), so only the architecture differs."""
 from __future__ import annotations
 
 import argparse
@@ -22,19 +22,7 @@ from matteconv import preprocess, samples  # noqa: E402
 from matteconv.backends import ort_session  # noqa: E402
 from matteconv.export.onnx_export import export_onnx  # noqa: E402
 from matteconv.model.checkpoint import load_checkpoint  # noqa: E402
-from matteconv.model.modnet import MODNet  # noqa: E402
-from matteconv.reference import calibration_batch, save_reference  # noqa: E402
-
-
-def calibrated(hr_channels: int) -> MODNet:
-    torch.manual_seed(0)
-    model = MODNet(3, hr_channels)
-    for bn in model.modules():
-        if isinstance(bn, torch.nn.BatchNorm2d):
-            bn.momentum = None
-    with torch.no_grad():
-        model.train()(calibration_batch(3, (64, 64)).float())
-    return model.eval()
+from matteconv.reference import quick_reference, save_reference  # noqa: E402
 
 
 def main() -> int:
@@ -48,7 +36,7 @@ def main() -> int:
         ckpts = {}
         for hr in (32, 16):
             ckpts[hr] = Path(tmp) / f"hr{hr}.ckpt"
-            save_reference(calibrated(hr), ckpts[hr])
+            save_reference(quick_reference(3, hr), ckpts[hr])
         for size in ((512, 512), (288, 512)):
             x = preprocess.prepare(samples.photos()["astronaut"], "device", size).tensor
             runners, params = {}, {}

@@ -84,19 +84,9 @@ def golden_photos_128():
 
 @pytest.fixture(scope="session")
 def hr16_ckpt(tmp_path_factory) -> Path:
-    """A lighter MODNet (`hr_channels=16`, 3 input channels) in the released layout: random init from seed 0,
-    BatchNorm statistics from one float32 pass over the built-in photos at 64x64 (cheap, and enough for
-    non-degenerate activations; random_reference's float64 calibration takes ~30 s here)."""
-    from matteconv.model.modnet import MODNet
-    from matteconv.reference import calibration_batch, save_reference
+    """A lighter MODNet (`hr_channels=16`, 3 input channels) in the released layout (reference.quick_reference)."""
+    from matteconv.reference import quick_reference, save_reference
 
-    torch.manual_seed(0)
-    model = MODNet(3, hr_channels=16)
-    for bn in model.modules():
-        if isinstance(bn, torch.nn.BatchNorm2d):
-            bn.momentum = None
-    with torch.no_grad():
-        model.train()(calibration_batch(3, (64, 64)).float())
     path = tmp_path_factory.mktemp("ckpt") / "modnet_hr16.ckpt"
-    save_reference(model.eval(), path)
+    save_reference(quick_reference(3, hr_channels=16), path)
     return path
