@@ -90,3 +90,40 @@ def test_fixed_size_models_default_to_letterbox_only_past_the_margin():
     assert "fitted whole into 162x288 with grey 128 bands" in notes[0]
     assert resolve_geometry(Fixed(), (720, 1280), None, None, [])[0] == "device"
     assert resolve_geometry(Fixed(), (567, 319), None, "device", [])[0] == "device"  # asked for: kept
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("policy", ["letterbox", "auto"])
+def test_deploy_simulate_equals_matte_under_letterbox(ref3_ckpt, tmp_path, policy):
+    """Portrait frames into a landscape .om (stand-in atc): the simulated app (its own pipeline.py) equals
+    `matteconv matte` through the same emulated .om; 'auto' resolves to letterbox on both sides."""
+    import fakes
+    from matteconv.aipp import AippSpec, render_config
+    from matteconv.ascend.build import build_om
+    from matteconv.deploy import DeployOptions, EmulatedOmBackend, generate_app, simulate
+    from matteconv.export.onnx_export import export_onnx
+    from matteconv.model.checkpoint import load_checkpoint
+
+    model_hw = (64, 128)
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i, dx in enumerate((0, 20, 40)):
+        rgb = cv2.resize(samples.photos()["astronaut"][:, 60 + dx:348 + dx], (80, 142), interpolation=cv2.INTER_AREA)
+        cv2.imwrite(str(frames / f"{i:03d}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    onnx_path = tmp_path / "m.onnx"
+    export_onnx(load_checkpoint(ref3_ckpt), onnx_path, model_hw)
+    bindir = tmp_path / "bin"
+    fakes.install("atc", bindir)
+    cfg = tmp_path / "nv21.cfg"
+    cfg.write_text(render_config(AippSpec("nv21", model_hw)))
+    om = build_om(onnx_path, tmp_path / "model", cfg, env=fakes.env_with_path(bindir)).om
+    res = generate_app(om, tmp_path / "app", DeployOptions(runtime="acl", policy=policy, background="#2e8b57"))
+    assert res.config["policy"] == policy
+    simulate(res.app, frames, tmp_path / "sim")
+    summary = matte(frames, str(om), tmp_path / "ref", background="#2e8b57", backend=EmulatedOmBackend(om),
+                    policy=None if policy == "auto" else policy)
+    assert summary.policy == "letterbox"
+    got, ref = (sorted((tmp_path / d).glob("*.png")) for d in ("sim", "ref"))
+    assert len(got) == len(ref) == 3
+    # tests/test_deploy.py: 0 levels measured for the device policy, 1 allowed for another OpenCV build
+    assert max(int(cv2.absdiff(cv2.imread(str(a)), cv2.imread(str(b))).max()) for a, b in zip(got, ref)) <= 1
