@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 from rich.console import Console
 from rich.table import Table
 
@@ -39,13 +40,16 @@ def main() -> int:
             save_reference(quick_reference(3, hr), ckpts[hr])
         for size in ((512, 512), (288, 512)):
             x = preprocess.prepare(samples.photos()["astronaut"], "device", size).tensor
-            runners, params = {}, {}
+            runners, params, gmac = {}, {}, {}
             for hr, path in ckpts.items():
                 ck = load_checkpoint(path)
                 out = Path(tmp) / f"hr{hr}_{size[0]}x{size[1]}.onnx"
                 export_onnx(ck, out, size)
                 sess, xt, model = ort_session(out.read_bytes()), torch.from_numpy(x), ck.model
                 params[hr] = sum(p.numel() for p in model.parameters())
+                with torch.no_grad(), FlopCounterMode(display=False) as flops:
+                    model(torch.from_numpy(x))
+                gmac[hr] = flops.get_total_flops() / 2e9  # torch counts 2 FLOPs per multiply-accumulate
                 runners[f"onnx{hr}"] = lambda s=sess: s.run(None, {"input": x})
 
                 def eager(m=model):
@@ -56,13 +60,16 @@ def main() -> int:
             rows.append({"size": f"{size[0]}x{size[1]}", "onnx_hr32_ms": ms["onnx32"], "onnx_hr16_ms": ms["onnx16"],
                          "onnx_ratio": ms["onnx16"] / ms["onnx32"], "eager_hr32_ms": ms["eager32"],
                          "eager_hr16_ms": ms["eager16"], "eager_ratio": ms["eager16"] / ms["eager32"],
-                         "params_hr32": params[32], "params_hr16": params[16]})
+                         "params_hr32": params[32], "params_hr16": params[16], "gmac_hr32": gmac[32],
+                         "gmac_hr16": gmac[16]})
     t = Table(title="MODNet hr_channels=16 vs 32, median ms (2 threads, timed alternately)")
-    for c in ("size", "ONNX hr32", "ONNX hr16", "hr16/hr32", "eager hr32", "eager hr16", "hr16/hr32", "params"):
+    for c in ("size", "ONNX hr32", "ONNX hr16", "hr16/hr32", "eager hr32", "eager hr16", "hr16/hr32", "GMAC",
+              "params"):
         t.add_column(c, justify="right")
     for r in rows:
         t.add_row(r["size"], f"{r['onnx_hr32_ms']:.1f}", f"{r['onnx_hr16_ms']:.1f}", f"{r['onnx_ratio']:.3f}",
                   f"{r['eager_hr32_ms']:.1f}", f"{r['eager_hr16_ms']:.1f}", f"{r['eager_ratio']:.3f}",
+                  f"{r['gmac_hr16']:.2f} / {r['gmac_hr32']:.2f}",
                   f"{r['params_hr16']:,} / {r['params_hr32']:,}")
     Console(width=140).print(t)
     if args.json:
