@@ -111,7 +111,8 @@ def main() -> int:
             t.add_row(r["size"], f"{r['torch_eager_ms']:.1f}", f"{r['plain_onnx_ms']:.1f}", f"{r['ours_onnx_ms']:.1f}",
                       f"{r['ours_vs_plain']:.3f}", f"{r['eager_vs_ours']:.2f}", f"{r['export_s']:.1f}")
         console.print(t)
-        for extra in ("bench_caffe.py", "bench_matte.py", "bench_train.py", "bench_deploy.py", "bench_int8.py"):
+        for extra in ("bench_caffe.py", "bench_matte.py", "bench_train.py", "bench_deploy.py", "bench_int8.py",
+                      "bench_variants.py"):
             script = ROOT / "scripts" / extra
             if script.exists():
                 out = work / f"{extra}.json"

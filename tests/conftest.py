@@ -106,3 +106,13 @@ def flat_wall_channels() -> torch.Tensor:
     x[..., 0] += b[..., 0]
     x[..., -1] += b[..., -1]
     return x.float()
+
+
+@pytest.fixture(scope="session")
+def hr16_ckpt(tmp_path_factory) -> Path:
+    """A lighter MODNet (`hr_channels=16`, 3 input channels) in the released layout (reference.quick_reference)."""
+    from matteconv.reference import quick_reference, save_reference
+
+    path = tmp_path_factory.mktemp("ckpt") / "modnet_hr16.ckpt"
+    save_reference(quick_reference(3, hr_channels=16), path)
+    return path

@@ -113,7 +113,9 @@ def test_fixed_size_model_on_other_frames_says_so(onnx128, tmp_path):
     write_test_video(tmp_path / "wide.avi", frames)
     s = matte(tmp_path / "wide.avi", onnx128, tmp_path / "o.avi", size="256")
     assert any("--size 256x256 ignored" in n for n in s.notes)
-    assert any("centre-cropped" in n and "128x128" in n for n in s.notes)
+    # 4:3 frames into a square model: a centre crop would keep 75% of the width, past the 10% margin, so the
+    # default is letterbox (preprocess.auto_policy): the whole 160x120 frame fitted into 128x96
+    assert s.policy == "letterbox" and any("fitted whole into 128x96" in n and "128x128" in n for n in s.notes)
     assert count_frames(tmp_path / "o.avi")[:2] == (4, (120, 160))
 
 

@@ -223,7 +223,7 @@ def resolve_geometry(backend, frame_hw: tuple[int, int], size: str | tuple | Non
         model_size = tuple(int(v) for v in backend.size)
         if requested is not None and requested != model_size:
             notes.append(f"--size {requested[0]}x{requested[1]} ignored: the model takes {model_size[0]}x{model_size[1]}")
-        policy = policy or "device"
+        policy = policy or preprocess.auto_policy(frame_hw, model_size)
     else:
         model_size = requested
         policy = policy or "official"
@@ -235,6 +235,10 @@ def resolve_geometry(backend, frame_hw: tuple[int, int], size: str | tuple | Non
         if policy == "device":
             _, _, cw, ch = preprocess.centre_crop_box(h, w, mh, mw)
             how = "resized" if (cw, ch) == (w, h) else f"centre-cropped to {cw}x{ch} (matte 0 outside) and resized"
+        elif policy == "letterbox":
+            _, _, nw, nh = preprocess.letterbox_box(h, w, mh, mw)
+            how = (f"fitted whole into {nw}x{nh} with grey {preprocess.PAD_VALUE} bands" if (nw, nh) != (mw, mh)
+                   else "resized")
         else:
             how = "area-resized" + (" (aspect changed)" if abs(mw / mh - w / h) > 0.02 else "")
         notes.append(f"frames {w}x{h} {how} to the model's {mw}x{mh} ({policy} policy); the matte is scaled back")

@@ -37,12 +37,13 @@ def _fp16_grid(t: torch.Tensor) -> torch.Tensor:
     return t.to(torch.float16).to(t.dtype)
 
 
-def calibration_batch(in_channels: int) -> torch.Tensor:
-    frames = [preprocess.prepare(img, "device", CALIBRATION_SIZE, dtype=np.float64).tensor
+def calibration_batch(in_channels: int, size: tuple[int, int] = CALIBRATION_SIZE) -> torch.Tensor:
+    """The built-in photos (and, for 4 channels, a soft previous matte) at `size`, float64, Nx(C)xHxW."""
+    frames = [preprocess.prepare(img, "device", size, dtype=np.float64).tensor
               for img in samples.photos().values()]
     x = torch.from_numpy(np.concatenate(frames))
     if in_channels == 4:
-        h, w = CALIBRATION_SIZE
+        h, w = size
         prev = samples.soft_ellipse(h, w, h * 0.55, w / 2, h * 0.5, w * 0.3)
         x = torch.cat([x, torch.from_numpy(prev)[None, None].expand(len(x), 1, h, w)], dim=1)
     return x
@@ -67,10 +68,11 @@ def reference_model(in_channels: int = 3, seed: int | None = None) -> MODNet:
     return random_reference(in_channels, seed)
 
 
-def random_reference(in_channels: int = 3, seed: int = 0) -> MODNet:
-    """Build the random reference MODNet for (in_channels, seed); float32, eval mode."""
+def random_reference(in_channels: int = 3, seed: int = 0, hr_channels: int = 32) -> MODNet:
+    """Build the random reference MODNet for (in_channels, seed) and the official constructor's hr_channels
+    (32; 16 is the lighter variant); float32, eval mode."""
     torch.manual_seed(seed)
-    model = MODNet(in_channels)
+    model = MODNet(in_channels, hr_channels)
     gen = torch.Generator().manual_seed(seed + 1)
     bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     with torch.no_grad():
@@ -99,6 +101,20 @@ def random_reference(in_channels: int = 3, seed: int = 0) -> MODNet:
         last.weight.copy_(_fp16_grid(last.weight * (LOGIT_STD / std)))
         last.bias.copy_(_fp16_grid((last.bias - mean) * (LOGIT_STD / std)))
     return model.float().eval()
+
+
+def quick_reference(in_channels: int = 3, hr_channels: int = 32, seed: int = 0) -> MODNet:
+    """A cheap random MODNet of any architecture for tests and speed benchmarks: default init from `seed`,
+    BatchNorm statistics from one float32 pass over the built-in photos at 64x64 (non-degenerate activations
+    in about a second, where random_reference's float64 calibration takes ~30 s on 2 cores); float32, eval."""
+    torch.manual_seed(seed)
+    model = MODNet(in_channels, hr_channels)
+    for bn in model.modules():
+        if isinstance(bn, nn.BatchNorm2d):
+            bn.momentum = None  # cumulative average over the one batch
+    with torch.no_grad():
+        model.train()(calibration_batch(in_channels, (64, 64)).float())
+    return model.eval()
 
 
 def save_reference(model: MODNet, path) -> str:

@@ -18,7 +18,7 @@ CONV_TYPES = {"Convolution": "conv", "Conv": "conv", "Deconvolution": "deconv", 
 
 @dataclass
 class Op:
-    """One layer or node. `kind` is conv | deconv | resize | other; shapes are NCHW of the first input/output."""
+    """One layer or node. `kind` is conv | deconv | resize | slice (ONNX) | other; shapes are NCHW of the first input/output."""
 
     name: str
     type: str
@@ -136,10 +136,12 @@ def onnx_ops(path: str | Path) -> ModelOps:
     g = model.graph
     shapes = {vi.name: _dims(vi) for vi in [*g.input, *g.value_info, *g.output]}
     shapes.update({i.name: tuple(int(d) for d in i.dims) for i in g.initializer})
+    constants = {i.name: onnx.numpy_helper.to_array(i).ravel() for i in g.initializer if len(i.dims) <= 1}
     ops = []
     for node in g.node:
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-        kind = CONV_TYPES.get(node.op_type, "resize" if node.op_type in ("Resize", "Upsample") else "other")
+        kind = CONV_TYPES.get(node.op_type, "resize" if node.op_type in ("Resize", "Upsample") else
+                              "slice" if node.op_type == "Slice" else "other")
         op = Op(node.name or f"{node.op_type}_{len(ops)}", node.op_type, kind, list(node.input), list(node.output),
                 shapes.get(node.input[0]) if node.input else None,
                 shapes.get(node.output[0]) if node.output else None)
@@ -152,5 +154,10 @@ def onnx_ops(path: str | Path) -> ModelOps:
             op.group = int(attrs.get("group", 1))
         elif kind == "resize":
             op.attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in attrs.items()}
+        elif node.op_type == "Slice" and len(node.input) > 4:  # opset >= 10: axes and steps are inputs
+            axes, steps = (constants.get(node.input[i]) for i in (3, 4))
+            if steps is not None:
+                op.attrs = {"steps": [int(v) for v in steps],
+                            "axes": [int(v) for v in axes] if axes is not None else list(range(len(steps)))}
         ops.append(op)
     return ModelOps(path, "onnx", ops)

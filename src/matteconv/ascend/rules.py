@@ -32,6 +32,7 @@ CONVOLUTION = ("https://www.hiascend.com/document/detail/zh/canncommercial/80RC2
 CONVOLUTION_EN = "https://www.hiascend.com/document/detail/en/canncommercial/800/apiref/aolapi/operatorlist_00110.html"
 DECONVOLUTION = "https://www.hiascend.com/document/detail/en/canncommercial/800/apiref/aolapi/operatorlist_00112.html"
 ONNX_LIST = "https://hiascend.com/document/detail/zh/canncommercial/80RC22/apiref/operatorlist/operatorlist_0004.html"
+ONNX_SLICE = "https://www.hiascend.com/document/detail/en/canncommercial/850/API/aolapi/atlasoxol_09_0150.html"
 ONNX_RESIZE = ("https://www.hiascend.com/document/detail/zh/CANNCommunityEdition/latest/API/aolapi/"
                "atlasoxol_09_0131.html")
 HILENS_LIST = "https://support.huaweicloud.com/intl/en-us/usermanual-hilens/hilens_02_0059.html"
@@ -168,6 +169,15 @@ def _resize_aicpu(op: Op, comp: Compiler) -> str | None:
     return f"is a bilinear Resize with a side of {big} > {AICPU_RESIZE_SIDE}: atc runs it on the AI CPU (slow)"
 
 
+def _slice_last_step(op: Op, comp: Compiler) -> str | None:
+    steps = op.attrs.get("steps")
+    if op.type != "Slice" or steps is None or op.in_shape is None:
+        return None
+    rank = len(op.in_shape)
+    bad = [s for a, s in zip(op.attrs["axes"], steps) if a % rank == rank - 1 and s != 1]
+    return None if not bad else f"slices the last axis with step {bad[0]}: CANN's Slice takes step 1 there only"
+
+
 @dataclass(frozen=True)
 class Rule:
     id: str
@@ -218,6 +228,8 @@ RULES: tuple[Rule, ...] = (
     Rule("onnx.resize-aicpu", ("atc-onnx",), ("resize",), "warning",
          "bilinear Resize with H or W > 2048 falls back to the AI CPU", ONNX_RESIZE, _resize_aicpu,
          needs_shapes=True),
+    Rule("onnx.slice-last-step", ("atc-onnx",), ("slice",), "error",
+         "Slice: the step of the last axis must be 1", ONNX_SLICE, _slice_last_step, needs_shapes=True),
     Rule("aipp.yuv420sp-size", ("atc-caffe", "atc-onnx", "omg"), ("aipp",), "error",
          "YUV420SP_U8 AIPP input: width and height even, width in [2, 4096]", AIPP_SIZES, None,
          enforced_by="matteconv.aipp.config (validate_op, check_model_inputs)"),

@@ -30,6 +30,9 @@ def deploy(
     background: str = typer.Option("#2e8b57", "--background", "-b", help="#RRGGBB, blur, or an image file "
                                                                          "(copied into the app)."),
     mirror: bool = typer.Option(False, "--mirror", help="Mirror frames before the model (selfie camera)."),
+    policy: str = typer.Option("auto", "--policy", help="device (centre crop to the model's aspect), letterbox "
+                               "(whole frame, grey 128 bands) or auto: letterbox when a crop would drop more than "
+                               "10% of the frame (decided on the first frame, as `matteconv matte`)."),
     view: str = typer.Option("frame", "--view", help="frame: the whole frame composited (as `matteconv matte`); "
                                                      "crop: the seed demo's centre crop at --display-size."),
     display_size: int = typer.Option(640, "--display-size", help="Width of the crop view."),
@@ -70,7 +73,7 @@ def deploy(
     if target.is_dir():
         app_dir, sim_out = target, output
     else:
-        opts = DeployOptions(runtime=runtime, background=background, mirror=mirror, view=view,
+        opts = DeployOptions(runtime=runtime, background=background, mirror=mirror, policy=policy, view=view,
                              display_size=display_size, side_by_side=side_by_side, temporal=not no_temporal,
                              check_value=check_value, **({"report_every": report_every} if report_every else {}))
         result = generate_app(target, output, opts)

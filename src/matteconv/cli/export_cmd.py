@@ -62,7 +62,7 @@ def export(
                               not no_split_concat)
             info = {"output": str(res.path), "opset": res.opset, "nodes": res.nodes_after,
                     "nodes_before_simplify": res.nodes_before, "resize_rewritten": res.resize_rewritten,
-                    "concat_convs_split": res.concat_convs_split,
+                    "concat_convs_split": res.concat_convs_split, "rule_rewrites": res.rule_rewrites,
                     "inputs": res.input_names, "max_abs_diff_vs_torch": res.max_abs_diff,
                     "parity_tolerance": res.parity_tolerance}
         else:
@@ -90,5 +90,7 @@ def export(
         diff = info["max_abs_diff"]
     for row in rows:
         t.add_row(*row)
+    if info.get("rule_rewrites"):  # exact rewrites for Ascend's depthwise rule (export/depthwise_rewrite.py)
+        t.add_row("rewritten for Ascend rules", "\n".join(info["rule_rewrites"]))
     t.add_row("max |d alpha| vs PyTorch", f"{diff:.3g} (real photo, within tolerance)")
     console.print(t)

@@ -43,8 +43,11 @@ def matte(
                                                   "models; a fixed-size model always uses its own (a differing "
                                                   "--size is reported and ignored)."),
     policy: str = typer.Option(None, "--policy", help="Resize policy: 'device' (centre crop to the model's aspect, "
-                                                      "resize; default for fixed-size models) or 'official' (the "
-                                                      "MODNet demo's resize; default for any-size models)."),
+                                                      "resize), 'letterbox' (fit the whole frame, grey 128 bands; "
+                                                      "the matte covers the whole frame) or 'official' (the MODNet "
+                                                      "demo's resize; default for any-size models). Fixed-size "
+                                                      "models: device, or letterbox when a crop would drop more "
+                                                      "than 10% of the frame."),
     mirror: bool = typer.Option(False, "--mirror", help="Mirror frames before the model (as a selfie camera); the "
                                                         "matte is mirrored back."),
     alpha_out: Path = typer.Option(None, "--alpha-out", help="Also write the matte (8-bit gray), same kind as "

@@ -20,6 +20,8 @@ def train(
     output: Path = typer.Option(..., "-o", "--output", help="Checkpoint to write (.ckpt/.pt, or .safetensors); "
                                 "OUT.state.pt beside it holds what --resume needs."),
     in_channels: int = typer.Option(3, "--in-channels", help="3, or 4 for the temporal model (previous alpha)."),
+    hr_channels: int = typer.Option(None, "--hr-channels", help="Width of MODNet's HR and fusion branches (official "
+                                    "constructor argument; default 32, or the --init checkpoint's). 16 is faster."),
     init: Path = typer.Option(None, "--init", help="Start from this checkpoint; a 3-channel one is widened with "
                               "zero weights when --in-channels 4 (the seed's temporal recipe)."),
     steps: int = typer.Option(1000, "--steps"),
@@ -49,7 +51,7 @@ def train(
 
     from ..train import TrainConfig, train as run
 
-    cfg = TrainConfig(in_channels=in_channels, size=parse_size(size), batch_size=batch_size, steps=steps,
+    cfg = TrainConfig(in_channels=in_channels, hr_channels=hr_channels, size=parse_size(size), batch_size=batch_size, steps=steps,
                       optimizer=optimizer, lr=lr, lr_step=lr_step, lr_gamma=lr_gamma, seed=seed,
                       init=str(init) if init else None, images=str(images) if images else None,
                       alphas=str(alphas) if alphas else None, clips=str(clips) if clips else None,

@@ -28,6 +28,7 @@ COMMON_FILES = ("main.py", "pipeline.py", "stream.py")
 RUNTIME_FILES = {"hilens": ("runtime_hilens.py",), "acl": ("runtime_acl.py", "frames_opencv.py"),
                  "ais_bench": ("runtime_ais_bench.py", "frames_opencv.py")}
 VIEWS = ("frame", "crop")
+POLICIES = ("auto", "device", "letterbox")  # the app's copy of matteconv.preprocess's fixed-size policies
 LAYOUT_TOLERANCE_LSB = 6.0  # measured: a right layout reaches the model within 3 LSB (integer CSC rounding)
 
 
@@ -36,6 +37,7 @@ class DeployOptions:
     runtime: str = "hilens"
     background: str = "#2e8b57"  # colour, blur, or an image file (copied into the app)
     mirror: bool = False
+    policy: str = "auto"  # device (centre crop), letterbox, or auto: as `matteconv matte` (preprocess.auto_policy)
     view: str = "frame"  # frame: like `matteconv matte`; crop: the seed's centre square at display_size
     display_size: int = 640
     side_by_side: bool = False
@@ -64,6 +66,8 @@ def app_config(record: BuildRecord, opts: DeployOptions, background: str) -> dic
         raise MatteconvError(f"--runtime {opts.runtime}: choose from {', '.join(RUNTIMES)}")
     if opts.view not in VIEWS:
         raise MatteconvError(f"--view {opts.view}: choose from {', '.join(VIEWS)}")
+    if opts.policy not in POLICIES:
+        raise MatteconvError(f"--policy {opts.policy}: choose from {', '.join(POLICIES)}")
     ins = record.inputs
     if record.in_channels not in (3, 4):
         raise MatteconvError(f"{record.om}: the model takes {record.in_channels} channels (MODNet: 3, or 4 temporal)")
@@ -92,6 +96,7 @@ def app_config(record: BuildRecord, opts: DeployOptions, background: str) -> dic
         "input_layout": ins[0].layout,
         "color_range": ins[0].color_range,
         "mirror": opts.mirror,
+        "policy": opts.policy,
         "view": opts.view,
         "display_size": opts.display_size,
         "side_by_side": opts.side_by_side,

@@ -24,7 +24,9 @@ from ..errors import MatteconvError
 from ..fileio import atomic_path
 from ..model.checkpoint import Checkpoint
 from ..model.fold import fold_ibnorm
+from ..model.modnet import with_split_inputs
 from .concat_conv import split_concat_convs
+from .depthwise_rewrite import rewrite_onnx
 from .instance_norm import centre_instance_norms
 from .parity import judge
 from .. import preprocess
@@ -45,6 +47,7 @@ class OnnxExport:
     concat_convs_split: int = 0
     parity_tolerance: float = 0.0  # 1e-3, or larger at sizes where fp32's own error is (export/parity.py)
     instance_norms_centred: int = 0  # export/instance_norm.py
+    rule_rewrites: list[str] = field(default_factory=list)  # exact rewrites for Ascend rules (depthwise_rewrite.py)
 
 
 def input_names_for(in_channels: int, split_inputs: bool) -> list[str]:
@@ -127,13 +130,7 @@ def export_onnx(ckpt: Checkpoint, out: str | Path, size: tuple[int, int] = (512,
         raise MatteconvError(f"opset {opset} not supported (choose from {', '.join(map(str, SUPPORTED_OPSETS))})")
     if split_inputs and ckpt.in_channels != 4:
         raise MatteconvError(f"{ckpt.path}: --split-inputs needs a 4-channel (temporal) checkpoint")
-    model = ckpt.model
-    if split_inputs != model.split_inputs:
-        from ..model import MODNet
-
-        model = MODNet(ckpt.in_channels, split_inputs=split_inputs)
-        model.load_state_dict(ckpt.model.state_dict())
-        model.eval()
+    model = with_split_inputs(ckpt.model, split_inputs)
     names = input_names_for(ckpt.in_channels, split_inputs)
     args = dummy_inputs(ckpt.in_channels, split_inputs, size)
     onnx_model = _torch_export(fold_ibnorm(model), args, names, opset, dynamic)
@@ -142,14 +139,16 @@ def export_onnx(ckpt: Checkpoint, out: str | Path, size: tuple[int, int] = (512,
         onnx_model = simplify(onnx_model)
     n_split = split_concat_convs(onnx_model) if split_concat else 0
     n_centred = centre_instance_norms(onnx_model) if centre_norms else 0
+    rule_rewrites = rewrite_onnx(onnx_model)
     rewritten = fix_resize_modes(onnx_model)
     written = check_ascend_safe(onnx_model, str(out))
     if written != opset:
         raise MatteconvError(f"{out}: asked for opset {opset} but the exporter wrote {written}")
     meta = {"matteconv_version": __version__, "checkpoint_sha256": ckpt.sha256,
             "weights_sha256": ckpt.weights_sha256, "input_size": f"{size[0]}x{size[1]}",
-            "in_channels": str(ckpt.in_channels), "input_names": ",".join(names), "dynamic": str(dynamic).lower(),
-            "concat_convs_split": str(n_split), "instance_norms_centred": str(n_centred),
+            "in_channels": str(ckpt.in_channels), "hr_channels": str(ckpt.hr_channels), "input_names": ",".join(names),
+            "dynamic": str(dynamic).lower(), "concat_convs_split": str(n_split), "instance_norms_centred": str(n_centred),
+            "rule_rewrites": json.dumps(rule_rewrites),
             "preprocessing": json.dumps({"color": "RGB", "mean": preprocess.MEAN, "std": preprocess.STD,
                                          "layout": "NCHW"})}
     del onnx_model.metadata_props[:]
@@ -166,7 +165,7 @@ def export_onnx(ckpt: Checkpoint, out: str | Path, size: tuple[int, int] = (512,
     with atomic_path(out) as tmp:
         onnx.save(onnx_model, str(tmp))
     return OnnxExport(out, written, before, len(onnx_model.graph.node), rewritten, parity.max_abs, names, n_split,
-                      parity.tolerance, n_centred)
+                      parity.tolerance, n_centred, rule_rewrites)
 
 
 def run_float64(model: torch.nn.Module, inputs) -> np.ndarray:

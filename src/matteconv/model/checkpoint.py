@@ -38,6 +38,7 @@ class Checkpoint:
     in_channels: int
     weights_sha256: str = ""  # of the float32 tensors, whatever the file format (what golden sets record)
     notes: list[str] = field(default_factory=list)  # what loading changed (float64 rounded to float32)
+    hr_channels: int = 32  # the official constructor's `hr_channels`, read from the weights (infer_architecture)
 
 
 # Every value of these is a float32 value: the conversion is exact.
@@ -128,6 +129,52 @@ def infer_in_channels(sd: dict[str, torch.Tensor], path: Path) -> int:
     if w.ndim != 4 or w.shape[1] not in (3, 4):
         raise MatteconvError(f"{path}: {FIRST_CONV} has shape {tuple(w.shape)}; MODNet takes 3 or 4 input channels")
     return int(w.shape[1])
+
+
+HR_PROBE = "hr_branch.tohr_enc2x.layers.0.weight"  # Conv2d(enc2x channels -> hr_channels, 1x1)
+HR4X = "hr_branch.conv_hr4x.0.layers.0.weight"  # Conv2d(cat(hr4x, lr4x, img4x) -> 2*hr_channels, 3x3)
+LR_CHANNELS = 32  # channels of lr8x (the LR branch's conv_lr8x output = MobileNetV2 enc_channels[2])
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """The arguments of the official `MODNet(in_channels, hr_channels)` constructor that a checkpoint was built
+    with. Official code (ZHKKKe/MODNet, src/models/modnet.py): `MODNet(in_channels=3, hr_channels=32,
+    backbone_arch='mobilenetv2', backbone_pretrained=True)`; hr_channels sets the width of the HR and fusion
+    branches (hr, 2*hr, 3*hr + in_channels, int(hr / 2)...), in_channels the first backbone conv."""
+
+    in_channels: int
+    hr_channels: int
+
+
+def infer_architecture(sd: dict[str, torch.Tensor], path: Path) -> Architecture:
+    """Read (in_channels, hr_channels) from the weights' shapes: in_channels from the first backbone conv
+    (C_out x C_in x 3 x 3), hr_channels from the HR branch's first 1x1 conv (hr x 16 x 1 x 1). The whole state
+    dict is then checked against the model these build, so any other mismatch is still an error naming the
+    tensor (`_check_against`)."""
+    in_channels = infer_in_channels(sd, path)
+    w = sd.get(HR_PROBE)
+    if w is None:  # missing keys are reported, with the rest, by _check_against
+        return Architecture(in_channels, 32)
+    if w.ndim != 4 or w.shape[0] < 2:
+        raise MatteconvError(f"{path}: {HR_PROBE} has shape {tuple(w.shape)}; MODNet's hr_channels (its dim 0) "
+                             "must be at least 2 (the fusion head has int(hr_channels / 2) channels)")
+    hr = int(w.shape[0])
+    hr4x = sd.get(HR4X)
+    official = 3 * hr + in_channels
+    runnable = 2 * hr + LR_CHANNELS + in_channels
+    if hr4x is not None and hr4x.ndim == 4 and hr4x.shape[1] == official != runnable:
+        raise MatteconvError(
+            f"{path}: {HR4X} takes {official} input channels (3*hr_channels + {in_channels}, the official "
+            f"constructor's count at hr_channels={hr}), but MODNet's forward concatenates 2*hr_channels + "
+            f"{LR_CHANNELS} + {in_channels} = {runnable} channels there: the official code cannot run this checkpoint "
+            "either (it runs only at hr_channels=32); a trained lighter MODNet sizes that conv 2*hr + 32 + 3")
+    return Architecture(in_channels, hr)
+
+
+def build_modnet(arch: Architecture, split_inputs: bool = False) -> MODNet:
+    """A fresh MODNet of this architecture (random weights, train mode)."""
+    return MODNet(in_channels=arch.in_channels, hr_channels=arch.hr_channels, split_inputs=split_inputs)
 
 
 def _check_against(model: MODNet, sd: dict[str, torch.Tensor], path: Path) -> None:
@@ -262,13 +309,15 @@ def load_checkpoint(path: str | Path, split_inputs: bool = False) -> Checkpoint:
     path = Path(path)
     notes: list[str] = []
     sd = load_state_dict(path, notes)
-    in_channels = infer_in_channels(sd, path)
-    model = MODNet(in_channels=in_channels, split_inputs=split_inputs)
+    arch = infer_architecture(sd, path)
+    model = build_modnet(arch, split_inputs)
     _check_against(model, sd, path)
     full = {k: v if k.endswith("num_batches_tracked") else sd[canonical_key(k)].to(v.dtype)
             for k, v in model.state_dict().items()}
     model.load_state_dict(full, strict=True)
-    return Checkpoint(model.eval(), path, sha256_file(path), in_channels, weights_sha256(sd), notes)
+    return Checkpoint(model.eval(), path, sha256_file(path), arch.in_channels, weights_sha256(sd), notes,
+                      arch.hr_channels)
+
 
 
 def weights_sha256(state_dict: dict[str, torch.Tensor]) -> str:

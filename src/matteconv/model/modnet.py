@@ -5,6 +5,12 @@ Differences from the official code, both deliberate:
 - `in_channels=4` (temporal variant, channel 3 = previous alpha): the HR and fusion branches concatenate the
   whole input tensor instead of a 3-channel image, so their first convs take `+ in_channels`.
 - `split_inputs=True` gives forward(image, prev_alpha), concatenated inside the graph, for Ascend AIPP.
+- `hr_channels` (the official constructor's argument, 32 by default): `hr_branch.conv_hr4x.0` takes
+  2*hr + 32 + in_channels channels, which is what its forward concatenates (hr4x: 2*hr, lr4x: the LR branch's 32
+  = enc_channels[2], img4x). The official code sizes it 3*hr + 3: the same number at hr=32, so every official
+  checkpoint loads unchanged, but at any other hr the official model cannot run (its forward fails on that
+  cat). Forks that train a lighter MODNet make exactly this fix (2*hr + 32 + 3); the loader names the
+  official-constructor case when it meets one (model/checkpoint.py).
 """
 from __future__ import annotations
 
@@ -94,8 +100,8 @@ class HRBranch(nn.Module):
         self.conv_enc2x = Conv2dIBNormRelu(hr + in_channels, hr, 3, stride=2, padding=1)
         self.tohr_enc4x = Conv2dIBNormRelu(enc_channels[1], hr, 1, stride=1, padding=0)
         self.conv_enc4x = Conv2dIBNormRelu(2 * hr, 2 * hr, 3, stride=1, padding=1)
-        self.conv_hr4x = nn.Sequential(
-            Conv2dIBNormRelu(3 * hr + in_channels, 2 * hr, 3, stride=1, padding=1),
+        self.conv_hr4x = nn.Sequential(  # cat(hr4x: 2*hr, lr4x: enc_channels[2], img4x): see the module docstring
+            Conv2dIBNormRelu(2 * hr + enc_channels[2] + in_channels, 2 * hr, 3, stride=1, padding=1),
             Conv2dIBNormRelu(2 * hr, 2 * hr, 3, stride=1, padding=1),
             Conv2dIBNormRelu(2 * hr, hr, 3, stride=1, padding=1))
         self.conv_hr2x = nn.Sequential(
@@ -162,3 +168,13 @@ class MODNet(nn.Module):
         lr8x, enc2x, enc4x = self.lr_branch(img)
         hr2x = self.hr_branch(img, enc2x, enc4x, lr8x)
         return self.f_branch(img, lr8x, hr2x)
+
+
+def with_split_inputs(model: MODNet, split_inputs: bool) -> MODNet:
+    """`model` itself if it already has this input form, else the same architecture (in_channels, hr_channels)
+    and weights with forward(img) or forward(image, prev_alpha), in eval mode."""
+    if model.split_inputs == split_inputs:
+        return model.eval()
+    out = MODNet(model.in_channels, model.hr_channels, split_inputs=split_inputs)
+    out.load_state_dict(model.state_dict())
+    return out.eval()

@@ -32,6 +32,7 @@ OPTIMIZERS = ("sgd", "adam")
 @dataclass
 class TrainConfig:
     in_channels: int = 3
+    hr_channels: int | None = None  # official MODNet's hr_channels: 32, or the --init checkpoint's, when None
     size: tuple[int, int] = (256, 256)
     batch_size: int = 4            # global: split over the processes of a distributed run
     steps: int = 1000
@@ -54,6 +55,8 @@ class TrainConfig:
     def check(self) -> None:
         if self.in_channels not in (3, 4):
             raise MatteconvError(f"--in-channels must be 3 or 4, got {self.in_channels}")
+        if self.hr_channels is not None and self.hr_channels < 2:
+            raise MatteconvError(f"--hr-channels must be at least 2 (the fusion head has hr/2), got {self.hr_channels}")
         if any(s % 32 for s in self.size):
             raise MatteconvError(f"--size {self.size[0]}x{self.size[1]}: MODNet needs multiples of 32")
         if self.optimizer not in OPTIMIZERS:
@@ -106,8 +109,11 @@ def state_path(output: Path) -> Path:
 def build_model(cfg: TrainConfig) -> MODNet:
     torch.manual_seed(cfg.seed)
     if not cfg.init:
-        return MODNet(cfg.in_channels)
+        return MODNet(cfg.in_channels, cfg.hr_channels or 32)
     model = load_checkpoint(cfg.init).model
+    if cfg.hr_channels is not None and cfg.hr_channels != model.hr_channels:
+        raise MatteconvError(f"{cfg.init}: has hr_channels={model.hr_channels} (read from its weights), "
+                             f"--hr-channels asks for {cfg.hr_channels}; leave --hr-channels out to follow it")
     if model.in_channels == cfg.in_channels:
         return model
     if cfg.in_channels == 4:

@@ -26,7 +26,7 @@ def widen_to_temporal(model3: MODNet) -> MODNet:
     """A 4-channel MODNet equal to `model3` for any previous alpha (zero weights on channel 3)."""
     if model3.in_channels != 3:
         raise MatteconvError(f"--init must be a 3-channel checkpoint to widen, got {model3.in_channels} channels")
-    model4 = MODNet(4)
+    model4 = MODNet(4, model3.hr_channels)
     src = model3.state_dict()
     out = {}
     for key, target in model4.state_dict().items():

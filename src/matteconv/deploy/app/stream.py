@@ -140,14 +140,17 @@ def run(cfg, runtime, source, sink, background, live=False, max_frames=None, sta
 
     def capture():
         try:
-            prev_frame, i = None, 0
+            prev_frame, i, policy = None, 0, None
             while not stop.is_set() and (max_frames is None or i < max_frames):
                 t0 = clock()
                 raw = source.read()
                 t1 = clock()
                 if raw is None:
                     break
-                prep = pipeline.prepare(i, source.to_rgb(raw), hw, mirror)
+                rgb = source.to_rgb(raw)
+                if policy is None:  # 'auto' is decided on the first frame, as `matteconv matte` does
+                    policy = pipeline.choose_policy(rgb.shape[:2], hw, cfg.get("policy", "device"))
+                prep = pipeline.prepare(i, rgb, hw, mirror, policy)
                 prep.cut = pipeline.is_scene_cut(prev_frame, prep.frame, cut_threshold)
                 prev_frame = prep.frame
                 x = pipeline.encode_input(prep.frame, layout, color_range)
@@ -214,7 +217,9 @@ def bench_model(cfg, runtime, source, n):
     raw = source.read()
     if raw is None:
         raise pipeline.AppError("the input has no frames to time the model with")
-    prep = pipeline.prepare(0, source.to_rgb(raw), tuple(cfg["model_size"]), bool(cfg.get("mirror", False)))
+    rgb, hw = source.to_rgb(raw), tuple(cfg["model_size"])
+    policy = pipeline.choose_policy(rgb.shape[:2], hw, cfg.get("policy", "device"))
+    prep = pipeline.prepare(0, rgb, hw, bool(cfg.get("mirror", False)), policy)
     x = pipeline.encode_input(prep.frame, cfg["input_layout"], cfg.get("color_range", "video"))
     prep.inputs = x.astype(np.dtype(cfg["inputs"][0]["dtype"]))
     temporal = None

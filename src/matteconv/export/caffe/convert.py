@@ -8,6 +8,11 @@ from .capture import capture
 from .ir import Net
 from .lower import lower
 from .targets import get_target
+from ..depthwise_rewrite import rewrite_caffe
+
+# Targets compiled by Ascend tools, whose depthwise buffer rule the export rewrites for (CANN's Convolution page;
+# the Atlas 200 DK page of the DDK era states the same limit). bvlc has no such rule.
+RULE_TARGETS = ("ascend", "ddk")
 
 
 def convert(model: nn.Module, inputs: dict[str, tuple[int, ...]], target: str = "bvlc",
@@ -20,4 +25,8 @@ def convert(model: nn.Module, inputs: dict[str, tuple[int, ...]], target: str = 
     placeholders = [n.name for n in gm.graph.nodes if n.op == "placeholder"]
     args = list(inputs)
     mapping = {ph: (names.get(arg) or ("input" if len(args) == 1 else arg)) for ph, arg in zip(placeholders, args)}
-    return lower(gm, get_target(target), mapping, type(model).__name__)
+    tgt = get_target(target)
+    net = lower(gm, tgt, mapping, type(model).__name__)
+    if tgt.name in RULE_TARGETS:
+        net.rewrites = rewrite_caffe(net, tgt.accepts)
+    return net

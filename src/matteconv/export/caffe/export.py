@@ -3,7 +3,7 @@ if pycaffe reproduces the PyTorch fp32 matte on a real photo (the rule in export
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +13,7 @@ from ... import __version__, preprocess, samples
 from ...errors import MatteconvError
 from ...fileio import atomic_paths
 from ...model.checkpoint import Checkpoint
-from ...model.modnet import MODNet
+from ...model.modnet import MODNet, with_split_inputs
 from ..onnx_export import run_float64
 from ..parity import judge
 from .convert import convert
@@ -36,6 +36,7 @@ class CaffeExport:
     max_abs_diff: float  # vs torch fp32 on the probe photo
     mean_abs_diff: float
     seconds: float
+    rule_rewrites: list[str] = field(default_factory=list)  # exact rewrites for Ascend rules (depthwise_rewrite.py)
 
 
 def probe_input(in_channels: int, size: tuple[int, int], photo: str = PROBE_PHOTO) -> np.ndarray:
@@ -54,9 +55,7 @@ def _export_model(ckpt: Checkpoint, split_inputs: bool) -> MODNet:
     if ckpt.in_channels != 4:
         raise MatteconvError(f"{ckpt.path}: --split-inputs needs a 4-channel (temporal) model, this one has "
                              f"{ckpt.in_channels} input channels")
-    model = MODNet(in_channels=4, split_inputs=True)
-    model.load_state_dict(ckpt.model.state_dict())
-    return model.eval()
+    return with_split_inputs(ckpt.model, True)
 
 
 def export_caffe(ckpt: Checkpoint, out_stem: Path, target: str = "bvlc", size: tuple[int, int] = (512, 512),
@@ -78,6 +77,7 @@ def export_caffe(ckpt: Checkpoint, out_stem: Path, target: str = "bvlc", size: t
               f"checkpoint sha256: {ckpt.sha256} ({ckpt.path.name})",
               "inputs: " + ", ".join(f"{n} {'x'.join(map(str, s))}" for n, s in net.inputs.items()),
               "output: alpha 1x1x{}x{} in [0, 1]; input normalised (x - 127.5) / 127.5, RGB".format(h, w)]
+    header += [f"rewritten for Ascend rules: {r}" for r in net.rewrites]
 
     x = probe_input(c, size)
     args = (x[:, :3], x[:, 3:4]) if split_inputs else (x,)
@@ -91,4 +91,4 @@ def export_caffe(ckpt: Checkpoint, out_stem: Path, target: str = "bvlc", size: t
         parity = judge(alpha, ref, lambda: run_float64(model, args), prototxt, ckpt.path,
                        f"Caffe (on the {PROBE_PHOTO} photo)")
     return CaffeExport(prototxt, caffemodel, target, size, list(net.inputs), net.counts(), len(net.layers),
-                       net.num_params(), parity.max_abs, parity.mean_abs, time.perf_counter() - t0)
+                       net.num_params(), parity.max_abs, parity.mean_abs, time.perf_counter() - t0, net.rewrites)

@@ -25,6 +25,8 @@ class Net:
     layers: list[Layer]
     inputs: dict[str, tuple[int, ...]]  # input blob name -> shape, in feed order
     output: str
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # blob -> NCHW, where lowering knew it
+    rewrites: list[str] = field(default_factory=list)  # exact rewrites for Ascend rules (export/depthwise_rewrite.py)
 
     def counts(self) -> dict[str, int]:
         return dict(sorted(Counter(layer.type for layer in self.layers).items()))

@@ -89,6 +89,7 @@ class Lowering:
         self.absorbed: dict[str, str] = {}  # node name -> node that lowered it (BN folded into a conv)
         self.node: fx.Node | None = None
         self._names: set[str] = set()
+        self.shapes: dict[str, tuple[int, ...]] = {}  # blob -> shape of the fx node it holds
 
     # -- helpers used by the table --------------------------------------------------------------------
     def refuse(self, why: str) -> None:
@@ -150,8 +151,11 @@ class Lowering:
                 if handler is None:
                     self.refuse("has no exact lowering")
                 self.tops[node.name] = handler(self, node)
+            meta = node.meta.get("tensor_meta")
+            if node.op != "output" and hasattr(meta, "shape"):
+                self.shapes[self.tops[node.name]] = tuple(meta.shape)
         output = self._name_output(output)
-        return Net(self.net_name, self.layers, inputs, output)
+        return Net(self.net_name, self.layers, inputs, output, self.shapes)
 
     def _name_output(self, output: str) -> str:
         """Call the final blob `alpha` when that renames only the last layer (nothing else reads it)."""
