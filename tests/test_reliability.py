@@ -529,6 +529,7 @@ BAD_INPUT = {
     "deploy": ["deploy", "{missing}", "-o", "{tmp}/app"],
     "train": ["train", "-o", "{tmp}/t.pt", "--size", "500"],
     "rules": ["rules", "--compiler", "no-such-compiler"],
+    "quantize": ["quantize", "{missing}.onnx", "--golden", "{missing}", "-o", "{tmp}/q"],
 }
 
 

@@ -210,11 +210,13 @@ def test_batches_from_dataloader_workers_are_the_in_process_ones():
         assert torch.equal(x, want_x) and torch.equal(alpha, want_alpha)
 
 
+def _broken_batch(step):
+    """Module level: spawned DataLoader workers receive `make` by pickle."""
+    raise MatteconvError(f"batch {step}: broken")
+
+
 def test_a_failing_batch_is_raised_as_itself():
     from matteconv.train.trainer import batches
 
-    def make(step):
-        raise MatteconvError(f"batch {step}: broken")
-
     with pytest.raises(MatteconvError, match=r"^batch 0: broken$"):
-        list(batches(make, 0, 2))
+        list(batches(_broken_batch, 0, 2))

@@ -186,10 +186,14 @@ def _data_worker_init(_: int) -> None:
 def batches(make: Callable[[int], tuple], start: int, stop: int, workers: int = 1):
     """Yield batches start..stop-1 in order, built ahead of the step in `workers` DataLoader processes (two
     batches queued per worker). A process, not a thread: the synthetic generator's Python holds the GIL, which
-    would stall the training thread's operator dispatch; in a worker it costs one core's share only."""
+    would stall the training thread's operator dispatch; in a worker it costs one core's share only.
+    Workers are spawned, never forked: a fork copies whatever locks other threads hold at that instant (OpenMP,
+    onnxruntime and OpenCV thread pools of the calling process), and the child can wait on them forever. Seen
+    here: `make test` hung in DataLoader's queue after earlier tests had run onnxruntime in the same process."""
     loader = torch.utils.data.DataLoader(_Batches(make, stop), batch_size=None, sampler=range(start, stop),
                                          num_workers=workers, prefetch_factor=2 if workers else None,
-                                         worker_init_fn=_data_worker_init if workers else None)
+                                         worker_init_fn=_data_worker_init if workers else None,
+                                         multiprocessing_context="spawn" if workers else None)
     for batch, err in loader:
         if err is not None:
             raise err
