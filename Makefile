@@ -20,8 +20,11 @@ install: $(VENV)/.installed
 # oneDNN is capped at AVX, not SSE4.1: OpenVINO's CPU plugin (test_interop) refuses SSE41 ("bad combination").
 # OpenCV is told only features it knows on every build: an unknown name (AVX512_SKX) prints a warning on stderr.
 PYTEST := $(PY) scripts/timed-pytest.py
+# Tier 1 runs one xdist worker per core (a test file stays on one worker, so module fixtures are built once);
+# tier 2 runs serially: its full-size exports peak at up to 15 GB each.
+XDIST := -n auto --dist loadfile
 test: install
-	$(PYTEST) -m "not slow" $(ARGS)
+	$(PYTEST) -m "not slow" $(XDIST) $(ARGS)
 
 test-slow: install
 	$(PYTEST) -m slow $(ARGS)
@@ -29,7 +32,7 @@ test-slow: install
 test-portable: install
 	ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=AVX OPENBLAS_CORETYPE=Nehalem \
 	NPY_DISABLE_CPU_FEATURES="X86_V3 X86_V4 AVX512_ICL AVX512_SPR" OPENCV_CPU_DISABLE=AVX2,FMA3,AVX,FP16 \
-	$(PYTEST) -m "not slow" $(ARGS)
+	$(PYTEST) -m "not slow" $(XDIST) $(ARGS)
 
 verify: install
 	bash scripts/verify.sh $(OUT)
