@@ -11,12 +11,19 @@ from matteconv.verify.golden import load_golden
 HARD = ROOT / "golden" / "hard"
 
 
+def _within_one_lsb(committed: np.ndarray, made: np.ndarray, name: str) -> None:
+    """The committed PNG was made on another CPU: resizes and blends run in float on SIMD kernels that may round
+    a value sitting at .5 the other way, so regeneration may differ by 1 uint8 LSB, never more."""
+    assert committed.shape == made.shape, name
+    assert int(np.abs(committed.astype(np.int16) - made.astype(np.int16)).max()) <= 1, name
+
+
 def test_committed_stills_are_the_generators_output():
     gset = load_golden(HARD / "stills")
     made = hard_frames.stills(gset.size)
     assert [it.name for it in gset.items] == list(made)
     for it in gset.items:
-        assert np.array_equal(it.image(), made[it.name]), it.name  # same code, same seeds: bitwise by design
+        _within_one_lsb(it.image(), made[it.name], it.name)
     s = made
     assert (s["grey128"] == 128).all() and (s["black"] == 0).all()
     assert (s["near_flat"] != 128).sum() == 3 and s["near_flat"].max() == 129  # one pixel, three channels
@@ -31,11 +38,12 @@ def test_committed_clip_enters_stays_leaves_and_stays_empty():
     made = dict(hard_frames.clip(gset.size))
     assert [it.name for it in gset.items] == list(made) and gset.in_channels == 4
     for it in gset.items:
-        assert np.array_equal(it.image(), made[it.name]), it.name
+        _within_one_lsb(it.image(), made[it.name], it.name)
     frames = list(made.values())
     phases = [name.split("_", 1)[1] for name in made]
     assert phases == ["empty", "enter", "enter", "stay", "leave", "leave", "empty", "empty", "empty"]
     empty = [f for f, p in zip(frames, phases) if p == "empty"]
+    # frames made in this process by the same code from the same background: equal on any CPU
     assert all(np.array_equal(e, empty[0]) for e in empty)  # the background alone, before and after
     assert np.array_equal(frames[5], empty[0])  # the last "leave" frame: the figure is fully out
     assert all(not np.array_equal(f, empty[0]) for f in frames[1:5])
