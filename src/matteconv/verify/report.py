@@ -25,7 +25,9 @@ def tolerance_text(tol: dict) -> str:
     if "rule" in tol:  # judged against the predicted .om, input by input: the largest allowance
         return f"vs predicted: {tol['max_abs']:.3g} / {tol['mean_abs']:.3g}"
     if "max_abs" in tol:
-        return f"{tol['max_abs']:g} / {tol['mean_abs']:g}"
+        conf = (f"; confident {tol['confident_max_abs']:g} / {tol['confident_mean_abs']:g}"
+                if "confident_max_abs" in tol else "")
+        return f"{tol['max_abs']:g} / {tol['mean_abs']:g}{conf}"
     return f"input {tol.get('input_max_lsb', 0):g} / {tol.get('input_mean_lsb', 0):g} LSB"
 
 
