@@ -99,3 +99,43 @@ def test_compare_fp16_names_a_conv_on_dark_room_that_keep_fp32_cannot_move():
     tol = gset.tolerance("fp16")
     assert conf["confident_max_abs"] <= tol["confident_max_abs"], conf
     assert conf["confident_mean_abs"] <= tol["confident_mean_abs"], conf
+
+
+def test_aipp_floor_against_opencv_round_bounds_the_input_mean_on_hard_frames():
+    """The aipp stage's model input on golden/hard (verify/golden.py HARD_AIPP): AIPP floors (`>> 8`) where
+    OpenCV's NV21 decoder rounds, so a right config is 0 or 1 LSB from OpenCV on every pixel, on the whole-LSB
+    grid; clipped white reaches 1 on every pixel (298 * 219 / 256 = 254.93 -> 254, OpenCV 255), which is why
+    backlit and overexposed frames are over the photos' 0.5 mean."""
+    from conftest import ROOT
+
+    from matteconv.aipp import load_config
+    from matteconv.verify.ascend_stages import aipp_input_lsb
+    from matteconv.verify.golden import HARD_AIPP
+
+    cfg = load_config(ROOT / "aipp" / "nv21_288x512.cfg")
+    white = aipp_input_lsb(cfg, np.full((288, 512, 3), 255, np.uint8))
+    # float32 model inputs differ from the float64 reference by < 1e-5 LSB
+    assert white["input_max_lsb"] == pytest.approx(1.0, abs=1e-4)
+    assert white["input_mean_lsb"] == pytest.approx(1.0, abs=1e-4) and white["input_fraction_lsb"] < 1e-4
+    assert white["input_mean_lsb"] <= HARD_AIPP["input_mean_lsb"]
+
+
+@pytest.mark.slow
+def test_aipp_input_on_every_hard_still_is_within_the_rounding_bound():
+    from conftest import ROOT
+
+    from matteconv.aipp import load_config
+    from matteconv.verify.ascend_stages import aipp_input_lsb
+    from matteconv.verify.golden import AIPP, HARD_AIPP, load_golden
+
+    cfg = load_config(ROOT / "aipp" / "nv21_288x512.cfg")
+    gset = load_golden(ROOT / "golden" / "hard" / "stills")
+    assert gset.tolerance("aipp") == HARD_AIPP == load_golden(ROOT / "golden" / "hard" / "clip").tolerance("aipp")
+    got = {it.name: aipp_input_lsb(cfg, f) for it, f in zip(gset.items, gset.frames())}
+    for name, r in got.items():
+        assert r["input_max_lsb"] <= 1.0 + 1e-4 and r["input_fraction_lsb"] < 1e-4, (name, r)
+        assert r["input_mean_lsb"] <= HARD_AIPP["input_mean_lsb"], (name, r)
+    # measured 2026-11-30: backlit 0.743, overexposed 0.637 (clipped white); flat grey frames decode identically
+    assert got["backlit"]["input_mean_lsb"] == pytest.approx(0.743, abs=2e-3)
+    assert got["overexposed"]["input_mean_lsb"] > AIPP["input_mean_lsb"]
+    assert got["grey128"]["input_max_lsb"] == pytest.approx(0.0, abs=1e-4)
