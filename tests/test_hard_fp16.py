@@ -101,23 +101,25 @@ def test_compare_fp16_names_a_conv_on_dark_room_that_keep_fp32_cannot_move():
     assert conf["confident_mean_abs"] <= tol["confident_mean_abs"], conf
 
 
-def test_aipp_floor_against_opencv_round_bounds_the_input_mean_on_hard_frames():
+def test_aipp_floor_against_opencv_round_bounds_the_input_mean_on_hard_frames(tmp_path):
     """The aipp stage's model input on golden/hard (verify/golden.py HARD_AIPP): AIPP floors (`>> 8`) where
     OpenCV's NV21 decoder rounds, so a right config is 0 or 1 LSB from OpenCV on every pixel, on the whole-LSB
     grid; clipped white reaches 1 on every pixel (298 * 219 / 256 = 254.93 -> 254, OpenCV 255), which is why
     backlit and overexposed frames are over the photos' 0.5 mean."""
-    from conftest import ROOT
-
-    from matteconv.aipp import load_config
+    from matteconv.aipp import AippSpec, load_config, render_config
     from matteconv.verify.ascend_stages import aipp_input_lsb
     from matteconv.verify.golden import HARD_AIPP
 
-    cfg = load_config(ROOT / "aipp" / "nv21_288x512.cfg")
-    white = aipp_input_lsb(cfg, np.full((288, 512, 3), 255, np.uint8))
+    path = tmp_path / "nv21_32x64.cfg"
+    path.write_text(render_config(AippSpec("nv21", (32, 64))))
+    cfg = load_config(path)
+    white = aipp_input_lsb(cfg, np.full((32, 64, 3), 255, np.uint8))
     # float32 model inputs differ from the float64 reference by < 1e-5 LSB
     assert white["input_max_lsb"] == pytest.approx(1.0, abs=1e-4)
     assert white["input_mean_lsb"] == pytest.approx(1.0, abs=1e-4) and white["input_fraction_lsb"] < 1e-4
     assert white["input_mean_lsb"] <= HARD_AIPP["input_mean_lsb"]
+    grey = aipp_input_lsb(cfg, np.full((32, 64, 3), 128, np.uint8))  # both decoders land on the same value
+    assert grey["input_max_lsb"] == pytest.approx(0.0, abs=1e-4)
 
 
 @pytest.mark.slow
