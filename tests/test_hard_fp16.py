@@ -76,8 +76,8 @@ def test_compare_fp16_names_a_conv_on_dark_room_that_keep_fp32_cannot_move():
 
     from matteconv.fp16.torch_emu import Fp16TorchBackend
     from matteconv.reference import reference_model
-    from matteconv.verify.fp16_compare import compare_fp16
     from matteconv.verify.compare import worst_input
+    from matteconv.verify.fp16_compare import compare_fp16
     from matteconv.verify.golden import FP16_PREDICTED, load_golden, model_input
 
     gset = load_golden(ROOT / "golden" / "hard" / "stills")
