@@ -26,15 +26,14 @@ $MC verify --golden golden/clip --onnx "$OUT/ref4.onnx" --caffe "$OUT/ref4_ascen
 
 # golden/hard (hard camera frames, 288x512; `matteconv golden hard` makes it): flat, dark, bright, low-contrast
 # and empty stills with the 3-channel reference, every Caffe target; the enter-stay-leave-empty clip with the
-# 4-channel reference. Not yet the aipp stage: on per-pixel sensor noise (grey128_noise) the emulated AIPP's
-# model input is 0.74 LSB (mean) from OpenCV's decode of the same NV21 frame, over the stage's 0.5 (issue 17,
-# open: two integer decodes rounding apart, or a real CSC difference; to be decided before it is required).
+# 4-channel reference. aipp on both, at the mean the two decoders' rounding allows (verify/golden.py HARD_AIPP:
+# AIPP floors where OpenCV rounds, 1 LSB on clipped white).
 $MC export "$OUT/ref3.ckpt" --to onnx -o "$OUT/ref3_hard.onnx" --size 288x512
 for t in ascend bvlc ddk; do
   $MC export "$OUT/ref3.ckpt" --to caffe --target $t -o "$OUT/ref3_hard_$t" --size 288x512
 done
 $MC verify --golden golden/hard/stills --onnx "$OUT/ref3_hard.onnx" --caffe "$OUT/ref3_hard_ascend.prototxt" \
-  --fp16 --require torch --require onnx --require caffe \
+  --aipp aipp/nv21_288x512.cfg --fp16 --require torch --require onnx --require caffe --require aipp \
   --json "$OUT/verify_hard.json" --junit "$OUT/verify_hard.xml"
 for t in bvlc ddk; do
   $MC verify --golden golden/hard/stills --caffe "$OUT/ref3_hard_$t.prototxt" --require caffe
@@ -42,5 +41,5 @@ done
 $MC export "$OUT/ref4.ckpt" --to onnx --split-inputs -o "$OUT/ref4_hard.onnx" --size 288x512
 $MC export "$OUT/ref4.ckpt" --to caffe --target ascend --split-inputs -o "$OUT/ref4_hard_ascend" --size 288x512
 $MC verify --golden golden/hard/clip --onnx "$OUT/ref4_hard.onnx" --caffe "$OUT/ref4_hard_ascend.prototxt" \
-  --fp16 --require torch --require onnx --require caffe \
+  --aipp aipp/nv21_288x512.cfg --fp16 --require torch --require onnx --require caffe --require aipp \
   --json "$OUT/verify_hard_clip.json" --junit "$OUT/verify_hard_clip.xml"

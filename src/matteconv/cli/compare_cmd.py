@@ -69,7 +69,7 @@ def compare(
                                                 "not with --precision fp16."),
     golden: Path = typer.Option(Path("golden/photos"), "--golden", help="Golden set folder: its input is used."),
     input_name: str = typer.Option(None, "--input", help="Golden input to run (default: the one where the candidate's "
-                                   "alpha is furthest from its golden alpha; fp16: the first)."),
+                                   "alpha is furthest from its golden alpha; fp16: where the predicted .om is)."),
     top: int = typer.Option(12, "--top", help="Rows in the worst-layers table."),
     float64: bool = typer.Option(False, "--float64", help="Run PyTorch in float64 (slow on CPU; default float32)."),
     show_unmatched: bool = typer.Option(False, "--unmatched", help="List candidate layers with no PyTorch match."),
@@ -144,7 +144,8 @@ def _compare_fp16(reference: Path, golden: Path, input_name: str | None, top: in
     if json_out:
         typer.echo(json.dumps(report.to_dict(), indent=2))
         return
-    console.print(f"{report.reference} fp16 (device model) vs fp32 on golden input {report.input_name!r} "
+    console.print(f"{report.reference} fp16 (device model) vs fp32 on golden input {report.input_name!r}"
+                  f"{' (the worst)' if report.input_errors else ''} "
                   f"{report.size[0]}x{report.size[1]}: {len(report.rows)} modules, alpha max|d| "
                   f"{_fmt(report.alpha_max_abs)} vs fp32, {_fmt(report.alpha_vs_golden)} vs golden "
                   f"({report.seconds:.1f} s)", highlight=False)
@@ -176,6 +177,9 @@ def _compare_fp16(reference: Path, golden: Path, input_name: str | None, top: in
     else:
         console.print("[green]no fp16 overflow or variance underflow[/]", highlight=False)
     console.print(f"flagged for --keep-fp32 auto: {', '.join(report.flagged()) or 'none'}", highlight=False)
+    if report.fp16_only():
+        console.print(f"[yellow]on Ascend310 these compute in fp16 whatever --keep-fp32 asks[/] (convolutions): "
+                      f"{', '.join(report.fp16_only())}", highlight=False)
 
 
 def _compare_int8(reference: Path, candidate: Path, golden: Path, input_name: str | None, top: int, json_out: bool,

@@ -59,6 +59,11 @@ DEVICE_MODEL: tuple[DeviceRule, ...] = (
                "kernels that accumulate in fp16 inside one op (average pooling over many pixels, sigmoid via "
                "exp) can differ by a few ulp; in the torch emulator, ops between modules (interpolate, cat, the "
                "residual add, SE's multiply) are rounded where their result enters the next module"),
+    DeviceRule("layers atc keeps in fp32 (--keep_dtype; `om --keep-fp32`), torch emulator only",
+               "fp32 parameters, inputs and output, computed in fp32; convolutions stay as above",
+               "[PM] keep_dtype; [INFO] Conv2D / Conv2DBackpropInput / MatMul list float16 only for Ascend310",
+               "the ONNX and Caffe emulators do not model --keep_dtype; a kept layer still reads the fp16 output "
+               "of a layer before it that is not kept"),
     DeviceRule("model output", "rounded to fp16", "DESIGN.md section 8: outputs keep the last layer's dtype",
                "unless atc is given --output_type FP32 (same values: the last layer computed in fp16)"),
 )

@@ -38,12 +38,27 @@ def folded_form(model: nn.Module) -> nn.Module:
     return fold_batchnorms(fold_ibnorm(copy.deepcopy(model).float().eval()))
 
 
-def device_form(model: nn.Module) -> nn.Module:
-    """folded_form with every floating parameter and buffer on the fp16 grid."""
+# Ops Ascend310 computes in fp16 whatever atc's --keep_dtype asks (op info lists float16 only: [INFO] in
+# device.py; README "fp16: predicting the .om", step 2): a kept module's convolutions stay on the fp16 grid.
+FP16_ONLY = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
+
+
+def _kept(path: str, mod: nn.Module, keep_fp32: tuple[str, ...]) -> bool:
+    """True when leaf `path` lies inside a module of `keep_fp32` (module paths, "" = the whole model) and the
+    device can compute it in fp32 (not FP16_ONLY)."""
+    inside = any(k == "" or path == k or path.startswith(k + ".") for k in keep_fp32)
+    return inside and not isinstance(mod, FP16_ONLY)
+
+
+def device_form(model: nn.Module, keep_fp32: tuple[str, ...] = ()) -> nn.Module:
+    """folded_form with every floating parameter and buffer on the fp16 grid, except those of the leaves kept in
+    fp32 (`keep_fp32`: module paths, as `om --keep-fp32` keeps their layers; see _kept)."""
     m = folded_form(model)
+    kept = {id(t) for path, mod in _leaves(m) if _kept(path, mod, tuple(keep_fp32))
+            for t in list(mod.parameters()) + list(mod.buffers())}
     with torch.no_grad():
         for t in list(m.parameters()) + list(m.buffers()):
-            if t.is_floating_point():
+            if t.is_floating_point() and id(t) not in kept:
                 t.copy_(round16_t(t))
     return m
 
@@ -58,11 +73,14 @@ def _round_all(args):
     return tuple(round16_t(a) if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args)
 
 
-def emulate_fp16(model: nn.Module) -> list:
-    """Hook every leaf module of `model` (a device_form copy): inputs and output rounded to fp16. Returns the
-    hook handles."""
+def emulate_fp16(model: nn.Module, keep_fp32: tuple[str, ...] = ()) -> list:
+    """Hook every leaf module of `model` (a device_form copy): inputs and output rounded to fp16, except the
+    leaves kept in fp32 (`keep_fp32`, see _kept: they read and write fp32, as atc's --keep_dtype layers do behind
+    the Casts it inserts; a kept leaf after an fp16 one still reads that one's fp16 output). Returns the handles."""
     handles = []
-    for _, mod in _leaves(model):
+    for path, mod in _leaves(model):
+        if _kept(path, mod, tuple(keep_fp32)):
+            continue
         handles.append(mod.register_forward_pre_hook(lambda _m, args: _round_all(args)))
         handles.append(mod.register_forward_hook(
             lambda _m, _a, out: round16_t(out) if isinstance(out, torch.Tensor) else out))
@@ -84,10 +102,12 @@ class Fp16TorchBackend:
     name = "torch-fp16"
     size = None
 
-    def __init__(self, model: nn.Module):
-        self.model = device_form(model)
+    def __init__(self, model: nn.Module, keep_fp32: tuple[str, ...] = ()):
+        """`keep_fp32`: module paths whose layers the .om keeps in fp32 (`om --keep-fp32`; see _kept)."""
+        self.model = device_form(model, keep_fp32)
         self.in_channels = model.in_channels
-        emulate_fp16(self.model)
+        self.keep_fp32 = tuple(keep_fp32)
+        emulate_fp16(self.model, self.keep_fp32)
 
     def run(self, x: np.ndarray) -> np.ndarray:
         return run_model(self.model, x, fp16=True).numpy()

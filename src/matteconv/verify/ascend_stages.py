@@ -41,6 +41,23 @@ def reference_decode(op, raw: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     return decode_raw(op, raw, hw)
 
 
+def aipp_input_lsb(cfg, frame: np.ndarray) -> dict[str, float]:
+    """Emulated AIPP output vs OpenCV's decode of the same raw frame + our normalisation, in LSB (1/127.5), for an
+    HxWx3 uint8 RGB frame at the config's source size: input_max_lsb, input_mean_lsb, input_fraction_lsb. Both
+    decode to whole pixel values, so with the right mean and scale every difference is a whole number of LSB: a
+    fractional part (mean 127 instead of 127.5 gives 0.5 everywhere) is a normalisation error, whatever the
+    rounding. AIPP floors (`>> 8`) where OpenCV rounds: 0 or 1 LSB per pixel for a right config (golden.HARD_AIPP)."""
+    from ..aipp import aipp_model_input
+    from ..aipp.emulate import encode_for
+
+    op = cfg.op_for_input(0)
+    hw = tuple(np.asarray(frame).shape[:2])
+    rgb = reference_decode(op, encode_for(op, frame), hw)
+    d = np.abs(aipp_model_input(frame, cfg).astype(np.float64) - model_input(rgb, None, np.float64)) * 127.5
+    return {"input_max_lsb": float(d.max()), "input_mean_lsb": float(d.mean()),
+            "input_fraction_lsb": float(np.abs(d - np.rint(d)).mean())}
+
+
 def aipp_stage(cfg_path: Path | None, onnx_path: Path | None, gset: GoldenSet) -> Stage:
     from ..aipp import aipp_model_input, load_config
     from ..aipp.emulate import encode_for
@@ -74,16 +91,8 @@ def aipp_stage(cfg_path: Path | None, onnx_path: Path | None, gset: GoldenSet) -
         rgb = reference_decode(op, encode_for(op, frame), gset.size)
         return backend.run(model_input(rgb, prev))[0, 0]
 
-    def input_check(frame):
-        """Emulated AIPP output vs OpenCV's decode of the same raw frame + our normalisation, in LSB. Both decode to
-        whole pixel values, so with the right mean and scale every difference is a whole number of LSB: a fractional
-        part (mean 127 instead of 127.5 gives 0.5 everywhere) is a normalisation error, whatever the rounding."""
-        rgb = reference_decode(op, encode_for(op, frame), gset.size)
-        d = np.abs(aipp_model_input(frame, cfg).astype(np.float64) - model_input(rgb, None, np.float64)) * 127.5
-        return {"input_max_lsb": float(d.max()), "input_mean_lsb": float(d.mean()),
-                "input_fraction_lsb": float(np.abs(d - np.rint(d)).mean())}
-
-    return Stage("aipp", f"{cfg_path} -> {onnx_path}", run, baseline=baseline, input_check=input_check,
+    return Stage("aipp", f"{cfg_path} -> {onnx_path}", run, baseline=baseline,
+                 input_check=lambda frame: aipp_input_lsb(cfg, frame),
                  baseline_label="AIPP model input vs the same raw frame through OpenCV + reference preprocessing")
 
 

@@ -445,13 +445,14 @@ def _candidate_size_caffe(proto) -> tuple[tuple[int, int] | None, int]:
     return (tuple(int(v) for v in shapes[0][2:4]) if shapes and len(shapes[0]) == 4 else None), channels
 
 
-def worst_input(gset, candidate_path: str | Path, threads: int = 2) -> tuple[int, dict[str, float]]:
-    """(index, name -> max |alpha - golden|): the candidate run on every golden input (temporal sets fed the
-    golden previous alpha), the input where it is furthest from its golden alpha first."""
+def worst_input(gset, candidate_path, threads: int = 2) -> tuple[int, dict[str, float]]:
+    """(index, name -> max |alpha - golden|): the candidate (a model path, or an open backend with .run) run on
+    every golden input (temporal sets fed the golden previous alpha), the input where it is furthest from its
+    golden alpha first."""
     from ..backends import open_backend
     from .golden import model_input
 
-    backend = open_backend(candidate_path, threads)
+    backend = candidate_path if hasattr(candidate_path, "run") else open_backend(candidate_path, threads)
     errors: dict[str, float] = {}
     try:
         for it, frame, prev in zip(gset.items, gset.frames(), gset.prev_alphas()):

@@ -12,7 +12,7 @@ These flagged modules are what `matteconv om --keep-fp32 auto` keeps in fp32.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +57,8 @@ class Fp16CompareReport:
     alpha_max_abs: float  # fp16-emulated alpha vs fp32 alpha
     alpha_vs_golden: float  # fp16-emulated alpha vs the float64 golden alpha (the fp16 stage's number)
     seconds: float = 0.0
+    input_errors: dict[str, float] = field(default_factory=dict)  # predicted alpha max|d| vs golden, per input
+    # (filled when the input was picked as the worst; empty when --input named it)
 
     def flagged(self) -> list[str]:
         """Module paths to keep in fp32: every hazard, then the first module over the threshold."""
@@ -65,6 +67,15 @@ class Fp16CompareReport:
             out.append(self.first_jump.module)
         return list(dict.fromkeys(out))
 
+    def fp16_only(self) -> list[str]:
+        """The flagged modules Ascend310 cannot keep in fp32 (convolutions: fp16-only kernels, torch_emu.FP16_ONLY):
+        `--keep-fp32 auto` lists their layers, but the chip and the prediction compute them in fp16 anyway."""
+        from ..fp16.torch_emu import FP16_ONLY
+
+        names = {c.__name__ for c in FP16_ONLY}
+        only = {r.module for r in self.rows if r.op in names}
+        return [m for m in self.flagged() if m in only]
+
     def worst(self, n: int = 12) -> list[Fp16Row]:
         ranked = sorted((r for r in self.rows if np.isfinite(r.rel)), key=lambda r: -r.rel)[: max(n, 0)]
         return sorted(ranked, key=lambda r: r.index)
@@ -72,7 +83,7 @@ class Fp16CompareReport:
     def to_dict(self) -> dict:
         from ..fileio import json_safe
 
-        return json_safe({**asdict(self), "flagged": self.flagged()})
+        return json_safe({**asdict(self), "flagged": self.flagged(), "fp16_only": self.fp16_only()})
 
 
 def _norm_issues(path: str, x: np.ndarray) -> list[Fp16Issue]:
@@ -133,7 +144,14 @@ def compare_checkpoint_fp16(ckpt_path: str | Path, golden_dir: str | Path, input
     if ckpt.in_channels != gset.in_channels:
         raise MatteconvError(f"{ckpt_path}: takes {ckpt.in_channels} input channels, the golden set {gset.root} "
                              f"was made for {gset.in_channels}")
-    idx = _pick_input(gset, input_name)
+    input_errors: dict[str, float] = {}
+    if input_name is None and len(gset.items) > 1:  # the input where the predicted .om is furthest from golden
+        from ..fp16.torch_emu import Fp16TorchBackend
+        from .compare import worst_input
+
+        idx, input_errors = worst_input(gset, Fp16TorchBackend(ckpt.model))
+    else:
+        idx = _pick_input(gset, input_name)
     x = model_input(gset.frames()[idx], gset.prev_alphas()[idx])
     rows, issues, alpha32, alpha16 = compare_fp16(ckpt.model, x)
     first = next((r for r in rows if not np.isfinite(r.rel) or r.rel > threshold), None)
@@ -142,7 +160,7 @@ def compare_checkpoint_fp16(ckpt_path: str | Path, golden_dir: str | Path, input
     gold = gset.items[idx].golden_alpha().astype(np.float64)
     vs_gold = float(np.max(np.abs(alpha16 - gold))) if gold.shape == alpha16.shape else float("nan")
     return Fp16CompareReport(str(ckpt_path), str(gset.root), gset.items[idx].name, gset.size, rows, issues, first,
-                             threshold, alpha_diff, vs_gold, time.perf_counter() - t0)
+                             threshold, alpha_diff, vs_gold, time.perf_counter() - t0, input_errors)
 
 
 def keep_fp32_layers(ckpt_path: str | Path, model_path: str | Path, golden_dir: str | Path,

@@ -297,7 +297,22 @@ HARD_STILLS, HARD_CLIP = "stills", "clip"
 # frames": stills worst 0.395 / 3.0e-3 on dark_room, clip 0.338 / 1.4e-3): the synthetic-only references are
 # unsure over half of a frame without a person, and unsure areas stay fp16-sensitive. A property of the
 # references, not of the conversion.
-HARD_FP16 = {"max_abs": 0.5, "mean_abs": 3.5e-3}
+# ... and judged apart on the pixels where the float64 golden alpha is confident (< 0.05 or > 0.95,
+# metrics.confident_errors), where device precision should be judged: worst measured max 0.13 (fp16-caffe on the
+# clip's 04_leave; stills: 0.10 on dark_room), worst mean 4.0e-4 (dark_room), so the mean is held to the fp16 goal
+# FP16_PREDICTED (1e-3) and the max to 0.15 (1.15x the worst; over the goal's 5e-2: confident pixels next to the
+# unsure band still move, README "Hard frames"). Measured 2026-11-30.
+HARD_FP16_CONFIDENT = {"confident_max_abs": 0.15, "confident_mean_abs": FP16_PREDICTED["mean_abs"]}
+HARD_FP16 = {"max_abs": 0.5, "mean_abs": 3.5e-3, **HARD_FP16_CONFIDENT}
+# AIPP on golden/hard: the mean bound follows from the two decoders' rounding, not from photos. AIPP's CSC is
+# documented as `(M x (in - bias)) >> 8` (a floor; aipp/emulate.py, [atc] "CSC Configuration"), OpenCV's NV21
+# decoder rounds to nearest; both are BT.601 video range in fixed point (Q8 / Q20) and agree before rounding to
+# well under 0.5 LSB on these frames, so a correct config is 0 or 1 LSB from OpenCV on every pixel: the mean is at
+# most 1 LSB. It is about 0.5 where the fractions are spread (photos, clips: golden/photos keeps 0.5) and nears
+# 1 on large areas of one value whose fraction is >= 0.5: clipped white, Y 235 -> 298 * 219 / 256 = 254.93 -> 254
+# where OpenCV gives 255 (backlit 0.74, overexposed 0.64 LSB, measured 2026-11-30). Not chroma subsampling: both
+# decode the same NV21 bytes. A config error is still caught by max (2) and by the whole-LSB grid (0.05).
+HARD_AIPP = {**AIPP, "input_mean_lsb": 1.0}
 
 
 def make_hard(out: str | Path, size: tuple[int, int] | None = None,
@@ -317,7 +332,7 @@ def make_hard(out: str | Path, size: tuple[int, int] | None = None,
         model = reference_model(in_channels)
         gset = make_golden(model, pics, out / sub, size, "device", {"reference": {"in_channels": in_channels}},
                            progress)
-        gset.manifest["tolerances"] = {**gset.manifest["tolerances"], "fp16": HARD_FP16}
+        gset.manifest["tolerances"] = {**gset.manifest["tolerances"], "fp16": HARD_FP16, "aipp": HARD_AIPP}
         with atomic_path(gset.root / MANIFEST) as tmp:
             tmp.write_text(json.dumps(gset.manifest, indent=2) + "\n")
         sets.append(gset)

@@ -8,6 +8,7 @@ from rich.table import Table
 
 from .. import __version__
 from ..fileio import atomic_path, json_text
+from .metrics import CONFIDENT
 from .run import METRIC_KEYS, VerifyReport
 
 HEADERS = {"max_abs": "max|d|", "mean_abs": "mean|d|", "sad": "SAD", "mse": "MSE", "grad": "Grad", "conn": "Conn"}
@@ -25,7 +26,9 @@ def tolerance_text(tol: dict) -> str:
     if "rule" in tol:  # judged against the predicted .om, input by input: the largest allowance
         return f"vs predicted: {tol['max_abs']:.3g} / {tol['mean_abs']:.3g}"
     if "max_abs" in tol:
-        return f"{tol['max_abs']:g} / {tol['mean_abs']:g}"
+        conf = (f"; confident {tol['confident_max_abs']:g} / {tol['confident_mean_abs']:g}"
+                if "confident_max_abs" in tol else "")
+        return f"{tol['max_abs']:g} / {tol['mean_abs']:g}{conf}"
     return f"input {tol.get('input_max_lsb', 0):g} / {tol.get('input_mean_lsb', 0):g} LSB"
 
 
@@ -65,6 +68,12 @@ def notes(report: VerifyReport) -> list[str]:
             out.append(f"{r.name}: judged against the predicted .om (fp16 emulator of its source) on each input: "
                        f"max {p['max_abs']:.3g} (predicted {p['predicted_max_abs']:.3g}), mean {p['mean_abs']:.3g} "
                        f"(predicted {p['predicted_mean_abs']:.3g}); allowed {r.tolerance.get('rule', '')}")
+        if "confident_max_abs" in r.tolerance and "confident_max_abs" in r.worst:
+            w = r.worst
+            lo, hi = CONFIDENT
+            out.append(f"{r.name}: on confident pixels (golden alpha < {lo:g} or > {hi:g}; at least "
+                       f"{100 * w.get('confident_share', 0):.0f}% of each frame): max {w['confident_max_abs']:.3g}, mean "
+                       f"{w['confident_mean_abs']:.3g}")
         if r.baseline and not r.predicted:
             out.append(f"{r.name}: alpha vs reference path (YUV round trip, not judged): max "
                        f"{r.baseline['max_abs']:.3g}, mean {r.baseline['mean_abs']:.3g}")

@@ -13,6 +13,9 @@ from .golden import GoldenSet
 from .stages import Stage
 
 METRIC_KEYS = ("max_abs", "mean_abs", "sad", "mse", "grad", "conn")
+# The same max / mean over the pixels where the golden alpha is confident (metrics.confident_errors): reported for
+# every stage, judged only where a tolerance names them (the fp16 stages of golden/hard).
+CONFIDENT_KEYS = ("confident_max_abs", "confident_mean_abs")
 # A stage judged against a prediction (om) may be this many times as far from its reference as the predicted .om
 # (the fp16 emulator) on the same input, plus a floor for fp16 rounding noise (a few ulp of 1.0, 4.9e-4 each)
 # that a device summing in another order adds even where the prediction is exact.
@@ -61,7 +64,9 @@ class VerifyReport:
 
 
 def _worst(rows: list[dict]) -> tuple[dict, str]:
-    worst = {k: max(r[k] for r in rows) for k in METRIC_KEYS}
+    worst = {k: max(r[k] for r in rows) for k in METRIC_KEYS + CONFIDENT_KEYS if k in rows[0]}
+    if "confident_share" in rows[0]:  # the least confident input's share of judged pixels
+        worst["confident_share"] = min(r["confident_share"] for r in rows)
     return worst, max(rows, key=lambda r: r["max_abs"])["input"]
 
 
@@ -82,7 +87,7 @@ def run_stage(stage: Stage, gset: GoldenSet, frames, prevs, goldens, keep_alphas
             if bad:  # NaN compares as within any tolerance: it must fail before any metric is computed
                 return StageResult(stage.name, stage.artifact, "failed", f"model output contains {bad} value(s) "
                                    f"on input {item.name}", tol, seconds=time.perf_counter() - t0)
-            rows.append({"input": item.name, **metrics.all_metrics(alpha, gold)})
+            rows.append({"input": item.name, **metrics.all_metrics(alpha, gold), **metrics.confident_errors(alpha, gold)})
             ref = gold
             if stage.baseline is not None:
                 ref = base = np.asarray(stage.baseline(frame, prev), dtype=np.float64)
