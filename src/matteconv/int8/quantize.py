@@ -88,31 +88,41 @@ def _onnx_tensors(path: Path, names: list[str], threads: int = 2) -> Callable[[n
 def calibrate(model: str | Path, inputs: Inputs, cfg: IfmrConfig = IfmrConfig(),
               progress: Callable[[int], None] | None = None) -> QuantRecord:
     """IFMR on every quantizable layer's input over `inputs`, ARQ on its weights: the all-INT8 record (layers that
-    AMCT or matteconv cannot quantize are recorded as skipped, with why)."""
+    AMCT or matteconv cannot quantize are recorded as skipped, with why). ONNX models in onnxruntime; Caffe exports
+    (.prototxt + .caffemodel) in pycaffe, both in float32 as AMCT calibrates."""
     plan = plan_layers(model)
-    if plan.framework != "onnx":
-        raise MatteconvError(f"{model}: calibration and the INT8 prediction run ONNX models; for a Caffe export, "
-                             "quantize the ONNX export of the same checkpoint (Caffe INT8 emulation is not built yet)")
-    import onnx
-    from onnx import numpy_helper
-
-    m = onnx.load(str(plan.path))
-    inits = {i.name: i for i in m.graph.initializer}
     todo = [layer for layer in plan.layers if layer.skip is None]
-    acts = calibrate_activations(_onnx_tensors(plan.path, sorted({x.input for x in todo})), inputs.xs,
-                                 sorted({x.input for x in todo}), cfg, progress)
+    if plan.framework == "onnx":
+        import onnx
+        from onnx import numpy_helper
+
+        inits = {i.name: i for i in onnx.load(str(plan.path)).graph.initializer}
+        weights = {x.name: numpy_helper.to_array(inits[x.weight]) for x in todo}
+        keys = {x.name: x.input for x in todo}  # one observer per tensor
+        acts = calibrate_activations(_onnx_tensors(plan.path, sorted(set(keys.values()))), inputs.xs,
+                                     sorted(set(keys.values())), cfg, progress)
+    else:
+        from .caffe_emu import CaffeCalibrator, caffe_params
+
+        keys = {x.name: x.name for x in todo}  # the input of each layer, as the layer reads it
+        with CaffeCalibrator(plan.path) as net:
+            weights = {n: ps[0] for n, ps in caffe_params(net.worker, list(keys)).items()}
+            acts = calibrate_activations(net.layer_inputs(list(keys)), inputs.xs, list(keys), cfg, progress)
     layers = []
     for layer in plan.layers:
         rec = LayerRecord(layer.name, layer.op, layer.macs, axis=layer.axis, skip=layer.skip)
         if layer.skip is None:
-            w = numpy_helper.to_array(inits[layer.weight])
-            rec.weight_scales = [float(s) for s in arq_scales(w, layer.axis, layer.channel_wise)]
-            rec.act_scale, rec.act_offset, rec.calibration = acts[layer.input]
+            rec.weight_scales = [float(s) for s in arq_scales(weights[layer.name], layer.axis, layer.channel_wise)]
+            rec.act_scale, rec.act_offset, rec.calibration = acts[keys[layer.name]]
         layers.append(rec)
-    ifmr = {k: getattr(cfg, k) for k in ("max_percentile", "min_percentile", "search_range_start",
+    return QuantRecord(str(plan.path), sha256_file(plan.path), plan.framework, cfg.with_offset, ifmr_dict(cfg),
+                       inputs.names, layers, plan.total_macs)
+
+
+def ifmr_dict(cfg: IfmrConfig) -> dict:
+    """The IFMR fields of the record (and of the config's ifmr_quantize)."""
+    return {k: getattr(cfg, k) for k in ("max_percentile", "min_percentile", "search_range_start",
                                          "search_range_end", "search_step")}
-    return QuantRecord(str(plan.path), sha256_file(plan.path), "onnx", cfg.with_offset, ifmr, inputs.names, layers,
-                       plan.total_macs)
 
 
 def predict(model: str | Path, record: QuantRecord | None, xs: list[np.ndarray], threads: int = 2) -> list[np.ndarray]:
@@ -150,6 +160,12 @@ class LayerHarm:
 
 
 def switchable(model: str | Path, record: QuantRecord, threads: int = 2):
+    """An INT8 emulator whose run(x, int8) computes only the layers of `int8` in INT8: the switchable ONNX model,
+    or the Caffe emulator (which switches per run)."""
+    if Path(model).suffix.lower() == ".prototxt":
+        from .caffe_emu import Int8CaffeBackend
+
+        return Int8CaffeBackend(model, record)
     from .emulate import SwitchableInt8
 
     return SwitchableInt8(model, record, threads)
