@@ -326,6 +326,7 @@ def write_caffe(model, shape: tuple[int, ...], stem, arg: str = "x") -> "Path":
     return stem.with_suffix(".prototxt")
 
 
+@pytest.mark.slow  # one pycaffe worker process: 1-8 s with the load of this shared machine
 def test_hand_computed_int8_conv_caffe_exact(tmp_path):
     """The layer of test_hand_computed_int8_conv_exact as a Caffe Convolution under the pycaffe INT8 emulator: the
     same numbers, bitwise (powers of two and small integers: exact in float32 whatever the summation order)."""
@@ -436,3 +437,33 @@ def test_quantize_caffe_runs_standin_amct_caffe_into_om(tiny, tiny_caffe, tmp_pa
     assert build["int8"]["source_model"] == str(tiny_caffe.resolve())
     assert res["trade"]["met"] is True and res["predicted_int8"]["max_abs"] <= 0.1
     assert res["predicted_int8"]["max_abs"] < res["trade"]["all_int8"]["max_abs"]
+
+
+def test_quantize_bad_input_is_one_line_exit_2_nothing_written(tiny, tmp_path):
+    """Missing model, a model that is neither ONNX nor a prototxt, a prototxt without its weights, a missing golden
+    folder, a malformed --tolerance: one line naming the file or option, exit 2, no output folder."""
+    from typer.testing import CliRunner
+
+    from matteconv.cli import app
+
+    path, golden = tiny
+    text = tmp_path / "model.txt"
+    text.write_text("not a model")
+    lone = tmp_path / "lone.prototxt"
+    lone.write_text('name: "x"\n')
+    out = tmp_path / "q"
+    rows = [
+        ([str(tmp_path / "none.onnx"), "--golden", str(golden)], ["none.onnx", "not found"]),
+        ([str(text), "--golden", str(golden)], ["model.txt", "ONNX model (.onnx) or a Caffe"]),
+        ([str(lone), "--golden", str(golden)], ["lone.prototxt", "weights not found"]),
+        ([str(path), "--golden", str(tmp_path / "no_golden")], ["no_golden"]),
+        ([str(path), "--golden", str(golden), "--tolerance", "0.1"], ["--tolerance '0.1'", "MAX/MEAN"]),
+        ([str(path), "--golden", str(golden), "--tolerance", "a/b"], ["--tolerance 'a/b'"]),
+        ([str(path), "--golden", str(golden), "--tolerance", "0/1e-3"], ["must be positive"]),
+    ]
+    for args, needles in rows:
+        r = CliRunner().invoke(app, ["quantize", *args, "-o", str(out)])
+        lines = [ln for ln in r.output.splitlines() if ln.strip()]
+        assert r.exit_code == 2 and len(lines) == 1, (args, r.output)
+        assert all(n in lines[0] for n in needles), (needles, lines[0])
+        assert not out.exists()

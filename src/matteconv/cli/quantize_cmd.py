@@ -67,7 +67,7 @@ def quantize(
     if result.skip:
         t.add_row("predicted INT8 .om, all layers INT8", _fmt(result.skip.all_int8_error))
     t.add_row("predicted INT8 .om" + (" (with the skip)" if result.skip else ""),
-              _fmt(result.predicted) if result.predicted else "skipped: the INT8 prediction runs ONNX models")
+              _fmt(result.predicted))
     console.print(t)
     if result.skip:
         tr = result.skip.trade()
@@ -75,6 +75,8 @@ def quantize(
         console.print(f"tolerance {tolerance}: {state}; kept fp16: {len(tr['kept_fp16'])} layer(s), "
                       f"{100 * tr['kept_macs_share']:.1f}% of the MACs; {result.skip.evaluations} predictions in "
                       f"{result.skip.seconds:.0f} s", highlight=False)
+        if tr["note"]:
+            console.print(f"  {tr['note']}", highlight=False)
         for name in tr["kept_fp16"]:
             console.print(f"  fp16: {name}", highlight=False)
     console.print(f"wrote {result.out / 'quant.json'}, {result.config}", highlight=False)

@@ -64,6 +64,10 @@ def quantize_job(model: str | Path, golden: str | Path, out: str | Path, images:
     say = progress or (lambda _m: None)
     if not model.is_file():
         raise MatteconvError(f"{model}: model file not found")
+    if model.suffix.lower() not in (".onnx", ".prototxt"):
+        raise MatteconvError(f"{model}: quantize takes an ONNX model (.onnx) or a Caffe `ascend` export (.prototxt)")
+    if model.suffix.lower() == ".prototxt" and not model.with_suffix(".caffemodel").is_file():
+        raise MatteconvError(f"{model}: weights not found (expected {model.with_suffix('.caffemodel')})")
     check_output_folder(out)
     refuse_overwrite([out / RECORD, out / CONFIG], [model, golden])
     t0 = time.perf_counter()

@@ -201,13 +201,14 @@ class SkipResult:
     evaluations: int
     seconds: float
     met: bool
+    note: str = ""  # why the search stopped early, if it did
 
     def trade(self) -> dict:
         kept = set(self.kept_fp16)
         kept_macs = sum(r.macs for r in self.record.layers if r.name in kept)
         return {"kept_fp16": self.kept_fp16, "kept_macs_share": kept_macs / self.record.total_macs,
                 "int8_macs_share": self.record.int8_share(), "predicted": self.error,
-                "all_int8": self.all_int8_error, "fp16": self.fp16_error, "met": self.met}
+                "all_int8": self.all_int8_error, "fp16": self.fp16_error, "met": self.met, "note": self.note}
 
 
 def auto_skip(model: str | Path, record: QuantRecord, inputs: Inputs, tolerance: dict,
@@ -228,6 +229,9 @@ def auto_skip(model: str | Path, record: QuantRecord, inputs: Inputs, tolerance:
     n_eval = 2
     if within(all_err, tolerance):
         return SkipResult(record, [], all_err, all_err, fp16_err, n_eval, time.perf_counter() - t0, True)
+    if not within(fp16_err, tolerance):  # every layer fp16 is the best any skip can do
+        return SkipResult(record, [], all_err, all_err, fp16_err, n_eval, time.perf_counter() - t0, False,
+                          "the fp16 prediction itself misses the tolerance: no choice of fp16 layers can meet it")
     worst = int(np.argmax([np.abs(a - g).max() for a, g in zip(alphas, inputs.goldens)]))
     ranked = rank_layers(backend, [inputs.xs[worst]], [inputs.goldens[worst]], progress)
     n_eval += len(ranked) + 1
