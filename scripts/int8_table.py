@@ -34,6 +34,8 @@ def measure(golden: Path, tolerance: dict, tmp: Path) -> dict:
     fp16 = errors(predict(model, None, inputs.xs), inputs.goldens)
     record = calibrate(model, inputs)
     all_int8 = errors(predict(model, record, inputs.xs), inputs.goldens)
+    print(f"{golden}: fp16 {fp16}, all INT8 {all_int8}, INT8 MACs {record.int8_share():.3f}", file=sys.stderr,
+          flush=True)
     if not within(fp16, tolerance):  # no skip can beat fp16: ask INT8 to add at most the tolerance to it
         tolerance = {k: fp16[k] + v for k, v in tolerance.items()}
     skip = auto_skip(model, record, inputs, tolerance, lambda m: print(f"  {golden}: {m}", file=sys.stderr))

@@ -186,30 +186,39 @@ def test_auto_skip_meets_a_tolerance_all_int8_misses(tiny):
     assert 0 < trade["kept_macs_share"] < 1 and trade["int8_macs_share"] == pytest.approx(1 - trade["kept_macs_share"])
 
 
-@pytest.mark.slow  # two stand-in tools in child processes: ~6 s
-def test_quantize_runs_standin_amct_into_om(tiny, tmp_path, monkeypatch):
-    """`matteconv quantize` end to end with the stand-in amct_onnx and atc: the exact AMCT argv, calibration data
-    AMCT accepts, its deploy model handed to `om`, and a build record that says INT8."""
+def quantize_with_standins(tool: str, model, golden, out, tmp_path, monkeypatch):
+    """`matteconv quantize MODEL --tolerance 0.1/0.02 --json` in-process with the stand-in `tool` (amct_onnx or
+    amct_caffe: one script) and atc alone on PATH. Returns (tool path, JSON result, argv the tool received)."""
     import json
 
     from typer.testing import CliRunner
 
     import fakes
     from matteconv.cli import app
-    from matteconv.int8.amct_config import parse_config
 
-    path, golden = tiny
     bindir, argv_file = tmp_path / "bin", tmp_path / "amct_argv.json"
-    amct = fakes.install("amct_onnx", bindir)
+    amct = fakes.install("amct_onnx", bindir, as_name=tool)
     fakes.install("atc", bindir)
     fakes.use_env(monkeypatch, fakes.env_with_path(bindir, HOME=str(tmp_path / "home"),
                                                    FAKE_AMCT_RECORD=str(argv_file)))
-    out = tmp_path / "q out"
-    r = CliRunner().invoke(app, ["quantize", str(path), "--golden", str(golden), "-o", str(out),
+    r = CliRunner().invoke(app, ["quantize", str(model), "--golden", str(golden), "-o", str(out),
                                  "--tolerance", "0.1/0.02", "--json"])
     assert r.exit_code == 0, r.output
-    res = json.loads(r.output)
-    argv = json.loads(argv_file.read_text())
+    return amct, json.loads(r.output), json.loads(argv_file.read_text())
+
+
+@pytest.mark.slow  # two stand-in tools in child processes: ~6 s
+def test_quantize_runs_standin_amct_into_om(tiny, tmp_path, monkeypatch):
+    """`matteconv quantize` end to end with the stand-in amct_onnx and atc: the exact AMCT argv, calibration data
+    AMCT accepts, its deploy model handed to `om`, and a build record that says INT8."""
+    import json
+
+    import fakes
+    from matteconv.int8.amct_config import parse_config
+
+    path, golden = tiny
+    out = tmp_path / "q out"
+    amct, res, argv = quantize_with_standins("amct_onnx", path, golden, out, tmp_path, monkeypatch)
     data = out / "calibration" / "input"
     assert argv == [str(amct), "calibration", f"--model={path}", argv[3], "--input_shape=input:1,3,16,16",
                     f"--data_dir={data}", "--data_types=float32", f"--calibration_config={out / 'amct_config.cfg'}",
@@ -231,7 +240,7 @@ def test_quantize_runs_standin_amct_into_om(tiny, tmp_path, monkeypatch):
     from matteconv.verify.golden import load_golden
     from matteconv.verify.run import verify
 
-    fakes.install("msame_onnx", bindir, as_name="msame")
+    fakes.install("msame_onnx", amct.parent, as_name="msame")
     gset = load_golden(golden)
     result = verify(gset, [om_stage(out / "tiny_int8.om", gset)]).results[0]
     assert result.status == "passed", result.reason
@@ -406,24 +415,11 @@ def test_quantize_caffe_runs_standin_amct_caffe_into_om(tiny, tiny_caffe, tmp_pa
     model (Quant/DeQuant around the INT8 layers) handed to `om` with its weights, a build record that says INT8."""
     import json
 
-    from typer.testing import CliRunner
-
-    import fakes
-    from matteconv.cli import app
     from matteconv.int8.amct_config import parse_config
 
     _, golden = tiny
-    bindir, argv_file = tmp_path / "bin", tmp_path / "amct_argv.json"
-    amct = fakes.install("amct_onnx", bindir, as_name="amct_caffe")
-    fakes.install("atc", bindir)
-    fakes.use_env(monkeypatch, fakes.env_with_path(bindir, HOME=str(tmp_path / "home"),
-                                                   FAKE_AMCT_RECORD=str(argv_file)))
     out = tmp_path / "q"
-    r = CliRunner().invoke(app, ["quantize", str(tiny_caffe), "--golden", str(golden), "-o", str(out),
-                                 "--tolerance", "0.1/0.02", "--json"])
-    assert r.exit_code == 0, r.output
-    res = json.loads(r.output)
-    argv = json.loads(argv_file.read_text())
+    amct, res, argv = quantize_with_standins("amct_caffe", tiny_caffe, golden, out, tmp_path, monkeypatch)
     assert argv[:4] == [str(amct), "calibration", f"--model={tiny_caffe}",
                         f"--weights={tiny_caffe.with_suffix('.caffemodel')}"]
     assert argv[5:] == ["--input_shape=input:1,3,16,16", f"--data_dir={out / 'calibration' / 'input'}",
