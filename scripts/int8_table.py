@@ -23,7 +23,7 @@ from matteconv.reference import trained_path
 from matteconv.verify.golden import load_golden
 
 
-def measure(golden: Path, tolerance: dict, tmp: Path) -> dict:
+def measure(golden: Path, tolerance: dict, tmp: Path, prune_seconds: float | None) -> dict:
     gset = load_golden(golden)
     c = int(gset.manifest["checkpoint"]["in_channels"])
     size = tuple(gset.manifest["size"])
@@ -38,12 +38,13 @@ def measure(golden: Path, tolerance: dict, tmp: Path) -> dict:
           flush=True)
     if not within(fp16, tolerance):  # no skip can beat fp16: ask INT8 to add at most the tolerance to it
         tolerance = {k: fp16[k] + v for k, v in tolerance.items()}
-    skip = auto_skip(model, record, inputs, tolerance, lambda m: print(f"  {golden}: {m}", file=sys.stderr))
+    skip = auto_skip(model, record, inputs, tolerance, lambda m: print(f"  {golden}: {m}", file=sys.stderr,
+                                                                       flush=True), prune_seconds)
     return {"golden": str(golden), "inputs": len(inputs.xs), "size": list(size), "in_channels": c,
             "fp16": fp16, "all_int8": all_int8, "skip": skip.error, "met": skip.met, "tolerance": tolerance,
             "layers": len(record.layers), "kept_fp16": len(skip.kept_fp16),
             "int8_macs_share_all": record.int8_share(), "int8_macs_share_skip": skip.record.int8_share(),
-            "evaluations": skip.evaluations, "seconds": time.perf_counter() - t0}
+            "evaluations": skip.evaluations, "note": skip.note, "seconds": time.perf_counter() - t0}
 
 
 def main() -> int:
@@ -51,6 +52,7 @@ def main() -> int:
     ap.add_argument("golden", nargs="+", type=Path)
     ap.add_argument("--tolerance", default="0.1/2e-3")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--prune-seconds", type=float, help="stop the skip's prune after this long (auto_skip)")
     args = ap.parse_args()
     torch.set_num_threads(2)
     a, b = args.tolerance.split("/")
@@ -58,7 +60,7 @@ def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for g in args.golden:
-            rows.append(measure(g, tol, Path(tmp)))
+            rows.append(measure(g, tol, Path(tmp), args.prune_seconds))
             print(json.dumps(rows[-1]), flush=True)
             if args.json:
                 args.json.write_text(json.dumps(rows, indent=2) + "\n")

@@ -180,8 +180,13 @@ def test_auto_skip_meets_a_tolerance_all_int8_misses(tiny):
     assert not (result.all_int8_error["max_abs"] <= tol["max_abs"] and
                 result.all_int8_error["mean_abs"] <= tol["mean_abs"]), (result.all_int8_error, tol)
     assert result.met and result.error["max_abs"] <= tol["max_abs"] and result.error["mean_abs"] <= tol["mean_abs"]
-    assert result.kept_fp16 == [conv2]
+    assert result.kept_fp16 == [conv2] and result.note == ""
     assert [r.name for r in result.record.skipped] == [conv2]
+    # a tolerance the fp16 prediction itself misses: no skip can meet it, said at once (all INT8 and fp16 only)
+    strict = {"max_abs": 1e-4, "mean_abs": 1e-5}
+    hopeless = auto_skip(path, record, inputs, strict)
+    assert not hopeless.met and hopeless.kept_fp16 == [] and hopeless.evaluations == 2
+    assert "fp16 prediction itself misses" in hopeless.note
     trade = result.trade()
     assert 0 < trade["kept_macs_share"] < 1 and trade["int8_macs_share"] == pytest.approx(1 - trade["kept_macs_share"])
 

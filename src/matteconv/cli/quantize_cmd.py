@@ -39,6 +39,9 @@ def quantize(
                                            help="Asymmetric INT8 activations (AMCT's activation_offset; default on)."),
     tolerance: str = typer.Option(None, "--tolerance", help="MAX/MEAN |d alpha| vs float64: keep the fewest layers "
                                                             "fp16 that bring the predicted INT8 .om within it."),
+    prune_seconds: float = typer.Option(None, "--prune-seconds", min=0,
+                                        help="With --tolerance: stop trying kept layers back in INT8 after this "
+                                             "long (each try predicts the whole golden set)."),
     soc_version: str = typer.Option("Ascend310", "--soc-version", help="For atc, when it builds the .om."),
     aipp: Path = typer.Option(None, "--aipp", help="AIPP config for atc."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
@@ -52,7 +55,7 @@ def quantize(
     tol = parse_tolerance(tolerance)
     with console.status("quantizing...") as status:
         result = quantize_job(model, golden, output, images, activation_offset, tol, soc_version, aipp,
-                              progress=lambda m: status.update(m))
+                              progress=lambda m: status.update(m), prune_seconds=prune_seconds)
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
         return

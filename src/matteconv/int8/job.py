@@ -59,7 +59,8 @@ class QuantizeResult:
 
 def quantize_job(model: str | Path, golden: str | Path, out: str | Path, images: str | Path | None = None,
                  activation_offset: bool = True, tolerance: dict | None = None, soc_version: str = "Ascend310",
-                 aipp: str | Path | None = None, progress: Callable[[str], None] | None = None) -> QuantizeResult:
+                 aipp: str | Path | None = None, progress: Callable[[str], None] | None = None,
+                 prune_seconds: float | None = None) -> QuantizeResult:
     model, out = Path(model), Path(out)
     say = progress or (lambda _m: None)
     if not model.is_file():
@@ -92,7 +93,7 @@ def quantize_job(model: str | Path, golden: str | Path, out: str | Path, images:
     skip = None
     if tolerance is not None:
         t1 = time.perf_counter()
-        skip = auto_skip(model, record, gold, tolerance, lambda m: say(f"automatic skip: {m}"))
+        skip = auto_skip(model, record, gold, tolerance, lambda m: say(f"automatic skip: {m}"), prune_seconds)
         record, predicted = skip.record, skip.error
         secs["automatic_skip"] = time.perf_counter() - t1
     out.mkdir(parents=True, exist_ok=True)

@@ -212,8 +212,10 @@ class SkipResult:
 
 
 def auto_skip(model: str | Path, record: QuantRecord, inputs: Inputs, tolerance: dict,
-              progress: Callable[[str], None] | None = None) -> SkipResult:
-    """The greedy automatic skip (module doc), on one switchable emulator session."""
+              progress: Callable[[str], None] | None = None, prune_seconds: float | None = None) -> SkipResult:
+    """The greedy automatic skip (module doc), on one switchable emulator session. `prune_seconds`: stop giving
+    layers back to INT8 after this long (the result still meets the tolerance; `note` says so). Each trial costs
+    one prediction of the whole golden set, so a model that must keep most layers fp16 prunes for long."""
     t0 = time.perf_counter()
     if not inputs.goldens:
         raise MatteconvError("--tolerance needs golden alphas to judge against: give --golden")
@@ -250,12 +252,19 @@ def auto_skip(model: str | Path, record: QuantRecord, inputs: Inputs, tolerance:
     err = err_with(kept)
     n_eval += 1
     met = within(err, tolerance)
+    note, t_prune = "", time.perf_counter()
     if met:  # prune: give back to INT8 what the tolerance does not need, least harmful first
-        for name in list(reversed(kept[:-1])):
+        for i, name in enumerate(reversed(kept[:-1])):
+            if prune_seconds is not None and time.perf_counter() - t_prune > prune_seconds:
+                note = (f"prune stopped after {time.perf_counter() - t_prune:.0f} s with {len(kept) - 1 - i} "
+                        "layer(s) not tried back in INT8")
+                break
+            if progress:
+                progress(f"trying {name} back in INT8")
             trial = [k for k in kept if k != name]
             e = err_with(trial)
             n_eval += 1
             if within(e, tolerance):
                 kept, err = trial, e
     return SkipResult(record.with_skips(kept, AUTO_SKIP), kept, err, all_err, fp16_err, n_eval,
-                      time.perf_counter() - t0, met)
+                      time.perf_counter() - t0, met, note)
