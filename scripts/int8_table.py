@@ -47,11 +47,30 @@ def measure(golden: Path, tolerance: dict, tmp: Path, prune_seconds: float | Non
             "evaluations": skip.evaluations, "note": skip.note, "seconds": time.perf_counter() - t0}
 
 
+def measure_caffe(golden: Path, tmp: Path) -> dict:
+    """The int8-caffe stage: the Caffe `ascend` export of the same reference, fp16 and all-INT8 predicted."""
+    from matteconv.export.caffe.export import export_caffe
+
+    gset = load_golden(golden)
+    c = int(gset.manifest["checkpoint"]["in_channels"])
+    size = tuple(gset.manifest["size"])
+    proto = export_caffe(load_checkpoint(trained_path(c)), tmp / f"ref{c}_caffe", "ascend", size).prototxt
+    inputs = golden_inputs(golden)
+    t0 = time.perf_counter()
+    fp16 = errors(predict(proto, None, inputs.xs), inputs.goldens)
+    record = calibrate(proto, inputs)
+    all_int8 = errors(predict(proto, record, inputs.xs), inputs.goldens)
+    return {"golden": str(golden), "stage": "int8-caffe", "fp16": fp16, "all_int8": all_int8,
+            "layers": len(record.layers), "int8_layers": len(record.quantized),
+            "int8_macs_share_all": record.int8_share(), "seconds": time.perf_counter() - t0}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("golden", nargs="+", type=Path)
     ap.add_argument("--tolerance", default="0.1/2e-3")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--caffe", action="store_true", help="the Caffe `ascend` export instead (fp16, all INT8)")
     ap.add_argument("--prune-seconds", type=float, help="stop the skip's prune after this long (auto_skip)")
     args = ap.parse_args()
     torch.set_num_threads(2)
@@ -60,7 +79,8 @@ def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for g in args.golden:
-            rows.append(measure(g, tol, Path(tmp), args.prune_seconds))
+            rows.append(measure_caffe(g, Path(tmp)) if args.caffe else
+                        measure(g, tol, Path(tmp), args.prune_seconds))
             print(json.dumps(rows[-1]), flush=True)
             if args.json:
                 args.json.write_text(json.dumps(rows, indent=2) + "\n")
