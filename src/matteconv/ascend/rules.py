@@ -91,11 +91,16 @@ def compiler_for_target(framework: str, target: str) -> Compiler | None:
 
 # --- checks: each returns what is wrong with the op (a phrase after "layer 'x' (Type)"), or None ------------
 
+# Layers AMCT's Caffe deploy model adds around each INT8 layer; the deploy model is what atc compiles (AMCT
+# convert_model / save_model: "部署模型文件 ... 经过ATC工具转换后可部署到昇腾AI处理器上", atlasamctcaffe_16_0067).
+AMCT_CAFFE_DEPLOY = frozenset({"Quant", "DeQuant", "AntiQuant"})
+
+
 def _caffe_type(op: Op, comp: Compiler) -> str | None:
     from ..export.caffe.targets import get_target
 
     target = get_target(comp.caffe_target)
-    if target.accepts(op.type):
+    if target.accepts(op.type) or (comp.name == "atc-caffe" and op.type in AMCT_CAFFE_DEPLOY):
         return None
     return f"is not in the `{target.name}` layer set ({target.description}): export with --target {target.name}"
 

@@ -39,6 +39,9 @@ def quantize(
                                            help="Asymmetric INT8 activations (AMCT's activation_offset; default on)."),
     tolerance: str = typer.Option(None, "--tolerance", help="MAX/MEAN |d alpha| vs float64: keep the fewest layers "
                                                             "fp16 that bring the predicted INT8 .om within it."),
+    prune_seconds: float = typer.Option(None, "--prune-seconds", min=0,
+                                        help="With --tolerance: stop trying kept layers back in INT8 after this "
+                                             "long (each try predicts the whole golden set)."),
     soc_version: str = typer.Option("Ascend310", "--soc-version", help="For atc, when it builds the .om."),
     aipp: Path = typer.Option(None, "--aipp", help="AIPP config for atc."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
@@ -52,7 +55,7 @@ def quantize(
     tol = parse_tolerance(tolerance)
     with console.status("quantizing...") as status:
         result = quantize_job(model, golden, output, images, activation_offset, tol, soc_version, aipp,
-                              progress=lambda m: status.update(m))
+                              progress=lambda m: status.update(m), prune_seconds=prune_seconds)
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
         return
@@ -67,7 +70,7 @@ def quantize(
     if result.skip:
         t.add_row("predicted INT8 .om, all layers INT8", _fmt(result.skip.all_int8_error))
     t.add_row("predicted INT8 .om" + (" (with the skip)" if result.skip else ""),
-              _fmt(result.predicted) if result.predicted else "skipped: the INT8 prediction runs ONNX models")
+              _fmt(result.predicted))
     console.print(t)
     if result.skip:
         tr = result.skip.trade()
@@ -75,6 +78,8 @@ def quantize(
         console.print(f"tolerance {tolerance}: {state}; kept fp16: {len(tr['kept_fp16'])} layer(s), "
                       f"{100 * tr['kept_macs_share']:.1f}% of the MACs; {result.skip.evaluations} predictions in "
                       f"{result.skip.seconds:.0f} s", highlight=False)
+        if tr["note"]:
+            console.print(f"  {tr['note']}", highlight=False)
         for name in tr["kept_fp16"]:
             console.print(f"  fp16: {name}", highlight=False)
     console.print(f"wrote {result.out / 'quant.json'}, {result.config}", highlight=False)

@@ -25,8 +25,8 @@ def verify(
     om: Path = typer.Option(None, "--om", help="Ascend .om: the om stage (needs msame or ais_bench)."),
     fp16: bool = typer.Option(False, "--fp16", help="Also run each checkpoint/ONNX/Caffe stage under the Ascend fp16 "
                                                     "device model: the 'predicted .om' stages (fp16-*)."),
-    int8: bool = typer.Option(False, "--int8", help="Also run the ONNX stage under the Ascend INT8 device model: the "
-                                                    "'predicted INT8 .om' stage (int8-onnx)."),
+    int8: bool = typer.Option(False, "--int8", help="Also run the ONNX / Caffe stages under the Ascend INT8 device "
+                                                    "model: the 'predicted INT8 .om' stages (int8-onnx, int8-caffe)."),
     quant_record: Path = typer.Option(None, "--quant-record", help="With --int8: the record `matteconv quantize` "
                                                                    "wrote (default: calibrate on the golden inputs)."),
     require: list[str] = typer.Option([], "--require", help="A stage that must run (repeatable); a skip fails."),

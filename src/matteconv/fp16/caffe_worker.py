@@ -24,7 +24,9 @@ def _base():
     return module
 
 
-def run_fp16(net, req):
+def run_fp16(net, req, compute=None):
+    """`compute(i, lname, layer)`: an optional hook that computes layer i itself (returns True) or leaves it to
+    the fp16 device model (False): the INT8 worker (int8/caffe_worker.py) computes its quantized layers so."""
     import numpy as np
 
     def r16(a):
@@ -44,7 +46,9 @@ def run_fp16(net, req):
     for i, (lname, layer) in enumerate(zip(net._layer_names, net.layers)):
         if layer.type in ("Input", "Data", "DummyData"):
             continue
-        if layer.type == "Power":
+        if compute is not None and compute(i, lname, layer):
+            pass
+        elif layer.type == "Power":
             power, scale, shift = (np.float16(v) for v in powers[lname])
             x = net.blobs[net.bottom_names[lname][0]].data.astype(np.float16)
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):

@@ -40,6 +40,23 @@ def _shape_for(scales: np.ndarray, ndim: int, axis: int) -> list[int]:
 SWITCH = "int8::"  # prefix of the switch inputs of a switchable model
 
 
+def deploy_params(w: np.ndarray, b: np.ndarray | None, r) -> tuple[np.ndarray, np.ndarray | None]:
+    """What a quantized layer computes with, as float32 (rules.DEVICE_MODEL_INT8, [ARQ], [DEPLOY]): the weight
+    w_q * scale_w (w_q the ARQ INT8 weight, per output channel on axis r.axis) and the bias as the deploy model's
+    INT32 round(b / (scale_d * scale_w)) times scale_d * scale_w. `r` is the layer's LayerRecord. For a grouped
+    layer whose weight's output axis holds C_out / group channels (Caffe Deconvolution), the bias's C_out channels
+    take the scales group by group (channel g * C_out / group + j uses scale j)."""
+    w = np.asarray(w, np.float64)
+    sw = np.asarray(r.weight_scales, np.float64)
+    wd = (quantize_weight(w, sw, r.axis) * sw.reshape(_shape_for(sw, w.ndim, r.axis))).astype(np.float32)
+    if b is None:
+        return wd, None
+    b = np.asarray(b, np.float64).reshape(-1)
+    per = np.tile(sw, b.size // sw.size) if sw.size > 1 and b.size % sw.size == 0 else np.full(b.size, sw[0])
+    step = r.act_scale * per
+    return wd, (np.rint(b / step) * step).astype(np.float32)
+
+
 def int8_model(model: onnx.ModelProto, record: QuantRecord, switchable: bool = False) -> onnx.ModelProto:
     """A copy of `model` computing as the INT8 .om would (module doc); `record` must come from this model.
     `switchable`: each INT8 layer is computed both ways and a scalar bool input `int8::<layer>` picks which
@@ -69,18 +86,15 @@ def int8_model(model: onnx.ModelProto, record: QuantRecord, switchable: bool = F
         nodes += [helper.make_node("QuantizeLinear", [x_in, tag + "_sd", tag + "_zp"], [tag + "_q"], name=tag + "_q"),
                   helper.make_node("DequantizeLinear", [tag + "_q", tag + "_sd", tag + "_zp"], [tag + "_x"],
                                    name=tag + "_dq")]
-        w = numpy_helper.to_array(original[node.input[1]]).astype(np.float64)
-        sw = np.asarray(r.weight_scales, np.float64)
-        shape = _shape_for(sw, w.ndim, r.axis)
-        wq = quantize_weight(w, sw, r.axis)
-        inits.append(numpy_helper.from_array((wq * sw.reshape(shape)).astype(np.float32), tag + "_w"))
+        has_bias = len(node.input) > 2 and node.input[2] in original
+        wd, bd = deploy_params(numpy_helper.to_array(original[node.input[1]]),
+                               numpy_helper.to_array(original[node.input[2]]) if has_bias else None, r)
+        inits.append(numpy_helper.from_array(wd, tag + "_w"))
         qnode = onnx.NodeProto()
         qnode.CopyFrom(node)
         qnode.input[0], qnode.input[1] = tag + "_x", tag + "_w"
-        if len(node.input) > 2 and node.input[2] in original:
-            b = numpy_helper.to_array(original[node.input[2]]).astype(np.float64)
-            step = r.act_scale * sw.reshape(-1) if sw.size > 1 else np.full(b.shape, r.act_scale * sw[0])
-            inits.append(numpy_helper.from_array((np.rint(b / step) * step).astype(np.float32), tag + "_b"))
+        if has_bias:
+            inits.append(numpy_helper.from_array(bd, tag + "_b"))
             qnode.input[2] = tag + "_b"
         if not switchable:
             nodes.append(qnode)
@@ -137,10 +151,14 @@ class Int8OnnxBackend(OnnxBackend):
 
 
 def open_int8_backend(artifact: str | Path, record: QuantRecord, threads: int = 2):
-    """.onnx -> the onnxruntime INT8 emulator. Other artifacts: MatteconvError (not emulated yet)."""
+    """.onnx -> the onnxruntime INT8 emulator; .prototxt -> the pycaffe one (caffe_emu.py). Others: MatteconvError."""
     path = Path(artifact)
     if path.suffix.lower() == ".onnx":
         return Int8OnnxBackend(path, record, threads)
+    if path.suffix.lower() == ".prototxt":
+        from .caffe_emu import Int8CaffeBackend
+
+        return Int8CaffeBackend(path, record)
     from ..errors import MatteconvError
 
-    raise MatteconvError(f"{path}: the INT8 device model runs ONNX models; Caffe INT8 emulation is not built yet")
+    raise MatteconvError(f"{path}: the INT8 device model runs ONNX models (.onnx) and Caffe exports (.prototxt)")

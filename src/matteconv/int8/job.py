@@ -5,7 +5,9 @@ OUT is a folder:
     amct_config.cfg        AMCT's simplified configuration (amct_config.py), checked against the schema
     calibration/<input>/   the calibration inputs as raw float32 .bin, for AMCT's --data_dir
     amct_command.txt       the exact amct_onnx / amct_caffe command
-    amct.log, <stem>_deploy_model.onnx, <stem>_fake_quant_model.onnx     when AMCT is present
+    amct.log, <stem>_deploy_model.onnx, <stem>_fake_quant_model.onnx     when AMCT is present (ONNX)
+    amct.log, <stem>_deploy_model.prototxt + _deploy_weights.caffemodel (linked as <stem>_deploy_model.caffemodel
+        for atc), <stem>_fake_quant_model.prototxt + _fake_quant_weights.caffemodel     when AMCT is present (Caffe)
     <stem>_int8.om, .build.json, .build.log                              when atc is present too (`matteconv om`)
 Each file is written whole (temporary + rename); the folder may hold earlier files of the same job.
 """
@@ -57,11 +59,16 @@ class QuantizeResult:
 
 def quantize_job(model: str | Path, golden: str | Path, out: str | Path, images: str | Path | None = None,
                  activation_offset: bool = True, tolerance: dict | None = None, soc_version: str = "Ascend310",
-                 aipp: str | Path | None = None, progress: Callable[[str], None] | None = None) -> QuantizeResult:
+                 aipp: str | Path | None = None, progress: Callable[[str], None] | None = None,
+                 prune_seconds: float | None = None) -> QuantizeResult:
     model, out = Path(model), Path(out)
     say = progress or (lambda _m: None)
     if not model.is_file():
         raise MatteconvError(f"{model}: model file not found")
+    if model.suffix.lower() not in (".onnx", ".prototxt"):
+        raise MatteconvError(f"{model}: quantize takes an ONNX model (.onnx) or a Caffe `ascend` export (.prototxt)")
+    if model.suffix.lower() == ".prototxt" and not model.with_suffix(".caffemodel").is_file():
+        raise MatteconvError(f"{model}: weights not found (expected {model.with_suffix('.caffemodel')})")
     check_output_folder(out)
     refuse_overwrite([out / RECORD, out / CONFIG], [model, golden])
     t0 = time.perf_counter()
@@ -75,24 +82,18 @@ def quantize_job(model: str | Path, golden: str | Path, out: str | Path, images:
         calib = image_inputs(images, size, sum(int(s[1]) for _, s in shapes))
     cfg = IfmrConfig(with_offset=activation_offset)
     secs = {}
-    if model.suffix.lower() != ".onnx":
-        if tolerance is not None:
-            raise MatteconvError(f"{model}: --tolerance needs the INT8 prediction, which runs ONNX models: quantize "
-                                 "the ONNX export of the same checkpoint")
-        record, predicted, fp16 = _caffe_record(model, calib, cfg), None, None
-    else:
-        say(f"calibrating on {len(calib.xs)} input(s) (IFMR, ARQ)")
-        record = calibrate(model, calib, cfg)
-        secs["calibration"] = time.perf_counter() - t0
-        t1 = time.perf_counter()
-        say("predicting the INT8 .om")
-        predicted = errors(predict(model, record, gold.xs), gold.goldens)
-        secs["prediction"] = time.perf_counter() - t1
-        fp16 = errors(predict(model, None, gold.xs), gold.goldens)
+    say(f"calibrating on {len(calib.xs)} input(s) (IFMR, ARQ)")
+    record = calibrate(model, calib, cfg)
+    secs["calibration"] = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    say("predicting the INT8 .om")
+    predicted = errors(predict(model, record, gold.xs), gold.goldens)
+    secs["prediction"] = time.perf_counter() - t1
+    fp16 = errors(predict(model, None, gold.xs), gold.goldens)
     skip = None
     if tolerance is not None:
         t1 = time.perf_counter()
-        skip = auto_skip(model, record, gold, tolerance, lambda m: say(f"automatic skip: {m}"))
+        skip = auto_skip(model, record, gold, tolerance, lambda m: say(f"automatic skip: {m}"), prune_seconds)
         record, predicted = skip.record, skip.error
         secs["automatic_skip"] = time.perf_counter() - t1
     out.mkdir(parents=True, exist_ok=True)
@@ -133,6 +134,8 @@ def _build_om(result: QuantizeResult, model: Path, soc_version: str, aipp) -> No
     from ..ascend.build import plan_build, run_build
 
     deploy = result.amct["deploy"]
+    if "deploy_weights" in result.amct:  # Caffe: atc takes the .caffemodel of the prototxt's stem (ascend.command)
+        _link_or_copy(result.amct["deploy_weights"], deploy.with_suffix(".caffemodel"))
     stem = result.out / f"{model.stem}_int8"
     plan = plan_build(deploy, stem, aipp, soc_version)
     result.om_command = plan.command
@@ -145,16 +148,15 @@ def _build_om(result: QuantizeResult, model: Path, soc_version: str, aipp) -> No
     result.om, result.om_status = built.om, "built"
 
 
-def _caffe_record(model: Path, calib: Inputs, cfg: IfmrConfig) -> QuantRecord:
-    """For a Caffe export: the layer plan and the config (skips for what AMCT must not touch), no scales: the INT8
-    prediction runs on ONNX models only (stated in the result)."""
-    from ..fileio import sha256_file
-    from .record import LayerRecord
-    from .rules import plan_layers
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """dst as a hard link to src (a copy where links fail), replacing an earlier one."""
+    import os
+    import shutil
 
-    plan = plan_layers(model)
-    layers = [LayerRecord(x.name, x.op, x.macs, axis=x.axis, skip=x.skip) for x in plan.layers]
-    ifmr = {k: getattr(cfg, k) for k in ("max_percentile", "min_percentile", "search_range_start",
-                                         "search_range_end", "search_step")}
-    return QuantRecord(str(model), sha256_file(model), "caffe", cfg.with_offset, ifmr, calib.names, layers,
-                       plan.total_macs)
+    tmp = dst.with_name(dst.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)

@@ -88,31 +88,41 @@ def _onnx_tensors(path: Path, names: list[str], threads: int = 2) -> Callable[[n
 def calibrate(model: str | Path, inputs: Inputs, cfg: IfmrConfig = IfmrConfig(),
               progress: Callable[[int], None] | None = None) -> QuantRecord:
     """IFMR on every quantizable layer's input over `inputs`, ARQ on its weights: the all-INT8 record (layers that
-    AMCT or matteconv cannot quantize are recorded as skipped, with why)."""
+    AMCT or matteconv cannot quantize are recorded as skipped, with why). ONNX models in onnxruntime; Caffe exports
+    (.prototxt + .caffemodel) in pycaffe, both in float32 as AMCT calibrates."""
     plan = plan_layers(model)
-    if plan.framework != "onnx":
-        raise MatteconvError(f"{model}: calibration and the INT8 prediction run ONNX models; for a Caffe export, "
-                             "quantize the ONNX export of the same checkpoint (Caffe INT8 emulation is not built yet)")
-    import onnx
-    from onnx import numpy_helper
-
-    m = onnx.load(str(plan.path))
-    inits = {i.name: i for i in m.graph.initializer}
     todo = [layer for layer in plan.layers if layer.skip is None]
-    acts = calibrate_activations(_onnx_tensors(plan.path, sorted({x.input for x in todo})), inputs.xs,
-                                 sorted({x.input for x in todo}), cfg, progress)
+    if plan.framework == "onnx":
+        import onnx
+        from onnx import numpy_helper
+
+        inits = {i.name: i for i in onnx.load(str(plan.path)).graph.initializer}
+        weights = {x.name: numpy_helper.to_array(inits[x.weight]) for x in todo}
+        keys = {x.name: x.input for x in todo}  # one observer per tensor
+        acts = calibrate_activations(_onnx_tensors(plan.path, sorted(set(keys.values()))), inputs.xs,
+                                     sorted(set(keys.values())), cfg, progress)
+    else:
+        from .caffe_emu import CaffeCalibrator, caffe_params
+
+        keys = {x.name: x.name for x in todo}  # the input of each layer, as the layer reads it
+        with CaffeCalibrator(plan.path) as net:
+            weights = {n: ps[0] for n, ps in caffe_params(net.worker, list(keys)).items()}
+            acts = calibrate_activations(net.layer_inputs(list(keys)), inputs.xs, list(keys), cfg, progress)
     layers = []
     for layer in plan.layers:
         rec = LayerRecord(layer.name, layer.op, layer.macs, axis=layer.axis, skip=layer.skip)
         if layer.skip is None:
-            w = numpy_helper.to_array(inits[layer.weight])
-            rec.weight_scales = [float(s) for s in arq_scales(w, layer.axis, layer.channel_wise)]
-            rec.act_scale, rec.act_offset, rec.calibration = acts[layer.input]
+            rec.weight_scales = [float(s) for s in arq_scales(weights[layer.name], layer.axis, layer.channel_wise)]
+            rec.act_scale, rec.act_offset, rec.calibration = acts[keys[layer.name]]
         layers.append(rec)
-    ifmr = {k: getattr(cfg, k) for k in ("max_percentile", "min_percentile", "search_range_start",
+    return QuantRecord(str(plan.path), sha256_file(plan.path), plan.framework, cfg.with_offset, ifmr_dict(cfg),
+                       inputs.names, layers, plan.total_macs)
+
+
+def ifmr_dict(cfg: IfmrConfig) -> dict:
+    """The IFMR fields of the record (and of the config's ifmr_quantize)."""
+    return {k: getattr(cfg, k) for k in ("max_percentile", "min_percentile", "search_range_start",
                                          "search_range_end", "search_step")}
-    return QuantRecord(str(plan.path), sha256_file(plan.path), "onnx", cfg.with_offset, ifmr, inputs.names, layers,
-                       plan.total_macs)
 
 
 def predict(model: str | Path, record: QuantRecord | None, xs: list[np.ndarray], threads: int = 2) -> list[np.ndarray]:
@@ -150,6 +160,12 @@ class LayerHarm:
 
 
 def switchable(model: str | Path, record: QuantRecord, threads: int = 2):
+    """An INT8 emulator whose run(x, int8) computes only the layers of `int8` in INT8: the switchable ONNX model,
+    or the Caffe emulator (which switches per run)."""
+    if Path(model).suffix.lower() == ".prototxt":
+        from .caffe_emu import Int8CaffeBackend
+
+        return Int8CaffeBackend(model, record)
     from .emulate import SwitchableInt8
 
     return SwitchableInt8(model, record, threads)
@@ -185,18 +201,21 @@ class SkipResult:
     evaluations: int
     seconds: float
     met: bool
+    note: str = ""  # why the search stopped early, if it did
 
     def trade(self) -> dict:
         kept = set(self.kept_fp16)
         kept_macs = sum(r.macs for r in self.record.layers if r.name in kept)
         return {"kept_fp16": self.kept_fp16, "kept_macs_share": kept_macs / self.record.total_macs,
                 "int8_macs_share": self.record.int8_share(), "predicted": self.error,
-                "all_int8": self.all_int8_error, "fp16": self.fp16_error, "met": self.met}
+                "all_int8": self.all_int8_error, "fp16": self.fp16_error, "met": self.met, "note": self.note}
 
 
 def auto_skip(model: str | Path, record: QuantRecord, inputs: Inputs, tolerance: dict,
-              progress: Callable[[str], None] | None = None) -> SkipResult:
-    """The greedy automatic skip (module doc), on one switchable emulator session."""
+              progress: Callable[[str], None] | None = None, prune_seconds: float | None = None) -> SkipResult:
+    """The greedy automatic skip (module doc), on one switchable emulator session. `prune_seconds`: stop giving
+    layers back to INT8 after this long (the result still meets the tolerance; `note` says so). Each trial costs
+    one prediction of the whole golden set, so a model that must keep most layers fp16 prunes for long."""
     t0 = time.perf_counter()
     if not inputs.goldens:
         raise MatteconvError("--tolerance needs golden alphas to judge against: give --golden")
@@ -212,6 +231,9 @@ def auto_skip(model: str | Path, record: QuantRecord, inputs: Inputs, tolerance:
     n_eval = 2
     if within(all_err, tolerance):
         return SkipResult(record, [], all_err, all_err, fp16_err, n_eval, time.perf_counter() - t0, True)
+    if not within(fp16_err, tolerance):  # every layer fp16 is the best any skip can do
+        return SkipResult(record, [], all_err, all_err, fp16_err, n_eval, time.perf_counter() - t0, False,
+                          "the fp16 prediction itself misses the tolerance: no choice of fp16 layers can meet it")
     worst = int(np.argmax([np.abs(a - g).max() for a, g in zip(alphas, inputs.goldens)]))
     ranked = rank_layers(backend, [inputs.xs[worst]], [inputs.goldens[worst]], progress)
     n_eval += len(ranked) + 1
@@ -230,12 +252,19 @@ def auto_skip(model: str | Path, record: QuantRecord, inputs: Inputs, tolerance:
     err = err_with(kept)
     n_eval += 1
     met = within(err, tolerance)
+    note, t_prune = "", time.perf_counter()
     if met:  # prune: give back to INT8 what the tolerance does not need, least harmful first
-        for name in list(reversed(kept[:-1])):
+        for i, name in enumerate(reversed(kept[:-1])):
+            if prune_seconds is not None and time.perf_counter() - t_prune > prune_seconds:
+                note = (f"prune stopped after {time.perf_counter() - t_prune:.0f} s with {len(kept) - 1 - i} "
+                        "layer(s) not tried back in INT8")
+                break
+            if progress:
+                progress(f"trying {name} back in INT8")
             trial = [k for k in kept if k != name]
             e = err_with(trial)
             n_eval += 1
             if within(e, tolerance):
                 kept, err = trial, e
     return SkipResult(record.with_skips(kept, AUTO_SKIP), kept, err, all_err, fp16_err, n_eval,
-                      time.perf_counter() - t0, met)
+                      time.perf_counter() - t0, met, note)

@@ -16,6 +16,10 @@ prediction must know exactly which, with the rule that decides it. Sources (keys
 - [ROUND]  CANN Round: nearest, ties to even (cann/ops-math math/round/op_api/aclnn_round.h).
 - [DEPLOY] DESIGN.md section 9: the deploy model (what atc compiles) has the bias as round(bias/(scale_d*scale_w))
            in INT32; the fake-quant model computes in fp32 and can differ from it.
+- [CONVERT] AMCT Caffe convert_model: "Deconvolution: group 1, dilation 1, 4-D filter" is quantized; the deploy model
+           has Quant / DeQuant (AntiQuant) layers around each quantized layer and compiles with atc:
+           https://hiascend.com/document/detail/zh/CANNCommunityEdition/80RC3alpha002/devaids/auxiliarydevtool/
+           atlasamctcaffe_16_0067.html
 - [PM]     the fp16 device model (matteconv.fp16.device) for everything that is not quantized.
 """
 from __future__ import annotations
@@ -57,7 +61,8 @@ QUANT_RULES: tuple[QuantRule, ...] = (
     QuantRule("onnx", "AveragePool", "activations (tensor quantization)", "not emulated: matteconv skips it", False,
               False),
     QuantRule("caffe", "Convolution", "weights + activations", "4-D filter", True, True),
-    QuantRule("caffe", "Deconvolution", "weights + activations", "dilation 1, 4-D filter", True, True),
+    QuantRule("caffe", "Deconvolution", "weights + activations", "group 1, dilation 1, 4-D filter", True, True,
+              "[LAYERS]; [CONVERT] (group 1)"),
     QuantRule("caffe", "InnerProduct", "weights + activations", "transpose false, axis 1", True, False,
               "[LAYERS]; [ARQ] (InnerProduct with channel_wise true is an error)"),
     QuantRule("caffe", "Pooling", "AVE: weights + activations; MAX: activations",
@@ -189,6 +194,8 @@ def _caffe_plan(path: Path) -> LayerPlan:
         plan.total_macs += layer.macs
         if not rule.emulated:
             layer.skip = f"{op.type}: {rule.restriction}"
+        elif op.type == "Deconvolution" and op.group != 1:
+            layer.skip = f"Deconvolution: group {op.group} (AMCT requires 1, {rule.source})"
         plan.layers.append(layer)
     return plan
 

@@ -1,6 +1,7 @@
-"""The INT8 stage ("predicted INT8 .om"): the ONNX artifact under the INT8 device model of matteconv.int8, with a
-quantization record (given, or calibrated here on the golden inputs with AMCT's defaults), judged against the
-float64 golden with the `int8` tolerance. Other artifacts have no INT8 emulator yet: their stage says so (skipped).
+"""The INT8 stage ("predicted INT8 .om"): the ONNX artifact (int8-onnx, onnxruntime) or the Caffe export
+(int8-caffe, pycaffe) under the INT8 device model of matteconv.int8, with a quantization record (given, or
+calibrated here on the golden inputs with AMCT's defaults), judged against the float64 golden with the `int8`
+tolerance. Other artifacts have no INT8 emulator: their stage says so (skipped).
 """
 from __future__ import annotations
 
@@ -17,14 +18,14 @@ def int8_stage(parent: Stage, gset: GoldenSet, record_path: Path | None = None) 
     name, label = f"int8-{parent.name}", f"predicted INT8 .om ({parent.name})"
     if parent.skip or parent.error:
         return Stage(name, parent.artifact, skip=parent.skip, error=parent.error, tolerance_key=INT8_KEY, label=label)
-    if parent.name != "onnx":
-        return Stage(name, parent.artifact, skip="the INT8 device model runs ONNX models (quantize the ONNX export)",
+    if parent.name not in ("onnx", "caffe"):
+        return Stage(name, parent.artifact, skip="the INT8 device model runs ONNX models and Caffe exports",
                      tolerance_key=INT8_KEY, label=label)
     try:
         record = load_or_calibrate(Path(parent.artifact), gset, record_path)
-        from ..int8.emulate import Int8OnnxBackend
+        from ..int8.emulate import open_int8_backend
 
-        backend = Int8OnnxBackend(parent.artifact, record)
+        backend = open_int8_backend(parent.artifact, record)
     except MatteconvError as e:
         return Stage(name, parent.artifact, error=str(e), tolerance_key=INT8_KEY, label=label)
     stage = backend_stage(name, parent.artifact, backend)
