@@ -95,12 +95,15 @@ def main(argv=None) -> int:
                          "stage_ms": best["stage_ms"], "infer_fps_inside": best["infer_fps"],
                          "standin_ms_per_frame": standin,
                          "ratio": round(ratio, 3), "goal": GOAL, "met": ratio >= GOAL})
-    result = {"model": f"reference MODNet (3-channel) {args.size}x{args.size}, NV21 AIPP, stand-in device "
+    from matteconv.cpuinfo import cpu_kind
+
+    result = {"cpu": cpu_kind(), "model": f"reference MODNet (3-channel) {args.size}x{args.size}, NV21 AIPP, stand-in device "
                        "(emulated AIPP + onnxruntime CPU, 2 threads)",
               "video": f"{args.frames} frames {args.width}x{args.height} mp4v", "runs": rows}
     if args.json:
         args.json.write_text(json.dumps(result, indent=1) + "\n")
-    t = Table(title=f"simulated device app: {result['model']}; {result['video']}", title_justify="left")
+    t = Table(title=f"simulated device app: {result['model']}; {result['video']}; CPU: {result['cpu']}",
+              title_justify="left")
     for c in ("runtime", "model-only fps", "end-to-end fps", "ratio (goal >= 90%)", "read/pre/infer/post/show ms",
               "stand-in ms/frame (camera/display, off the clock)"):
         t.add_column(c, justify="right")
