@@ -19,6 +19,7 @@ YUV420SP chroma is replicated over each 2x2 block (nearest), as OpenCV's NV21/NV
 """
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from ..errors import MatteconvError
@@ -170,11 +171,13 @@ def _yuv420sp(rgb: np.ndarray, color_range: str, vu: bool) -> np.ndarray:
     if color_range not in _RGB2YUV_INT:
         raise MatteconvError(f"color range {color_range!r} is not video or full")
     m, den, off = _RGB2YUV_INT[color_range]
-    out = np.empty(h * w * 3 // 2, np.uint8)
     v = np.arange(256, dtype=np.int32)
-    acc = (v * m[0][0] + (off[0] * den + den // 2))[rgb[..., 0]]
-    acc += (v * m[0][1])[rgb[..., 1]]
-    acc += (v * m[0][2])[rgb[..., 2]]
+    lut = np.stack([v * m[0][k] for k in range(3)], axis=-1)
+    lut[:, 0] += off[0] * den + den // 2  # offset and half the denominator (for _round_div) in red's column
+    terms = cv2.LUT(np.ascontiguousarray(rgb), np.ascontiguousarray(lut[None]))  # HxWx3 int32 shares of Y * den
+    acc = terms[..., 0] + terms[..., 1]
+    acc += terms[..., 2]
+    out = np.empty(h * w * 3 // 2, np.uint8)
     out[:h * w] = np.clip(_round_div(acc, den), 0, 255).reshape(-1)
     s = rgb[0::2, 0::2].astype(np.int32)
     s += rgb[0::2, 1::2]

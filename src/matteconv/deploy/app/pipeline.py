@@ -116,15 +116,16 @@ def _round_div(t, den):
     return q
 
 
-def _yuv_luts(color_range):
-    """Per-channel int32 tables of the integer BT.601 rows: Y * den = LUT_r[r] + LUT_g[g] + LUT_b[b] (with the
-    offset and half the denominator folded into red's table, for _round_div)."""
+def _yuv_lut(color_range):
+    """A 1x256x3 int32 table (one column per channel) of the integer BT.601 Y row: Y * den = sum of the three
+    looked-up values (the offset and half the denominator folded into red's, for _round_div); cv2.LUT applies
+    it to all three channels in one pass."""
     if color_range not in _YUV_LUTS:
         m, den, off = RGB2YUV_INT[color_range]
         v = np.arange(256, dtype=np.int32)
-        luts = [v * m[0][k] for k in range(3)]
-        luts[0] = luts[0] + (off[0] * den + den // 2)
-        _YUV_LUTS[color_range] = luts
+        lut = np.stack([v * m[0][k] for k in range(3)], axis=-1)
+        lut[:, 0] += off[0] * den + den // 2
+        _YUV_LUTS[color_range] = np.ascontiguousarray(lut[None])
     return _YUV_LUTS[color_range]
 
 
@@ -140,11 +141,11 @@ def yuv420sp(rgb, color_range="video", vu=True):
     if h % 2 or w % 2:
         raise AppError("YUV420SP needs even width and height, got {}x{}".format(w, h))
     m, den, off = RGB2YUV_INT[color_range]
-    luts = _yuv_luts(color_range)
+    rgb = np.ascontiguousarray(rgb)
+    terms = cv2.LUT(rgb, _yuv_lut(color_range))  # HxWx3 int32: each channel's share of Y * den
+    acc = terms[..., 0] + terms[..., 1]
+    acc += terms[..., 2]
     out = np.empty(h * w * 3 // 2, np.uint8)
-    acc = luts[0][rgb[..., 0]]
-    acc += luts[1][rgb[..., 1]]
-    acc += luts[2][rgb[..., 2]]
     out[:h * w] = np.clip(_round_div(acc, den), 0, 255).reshape(-1)
     s = rgb[0::2, 0::2].astype(np.int32)  # 2x2 block sums (4 * mean)
     s += rgb[0::2, 1::2]
