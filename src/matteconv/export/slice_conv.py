@@ -4,9 +4,9 @@ Why: every IBNorm after a convolution (16 in MODNet) slices the convolution's ou
 (folded into the convolution by model/fold.py) and the InstanceNorm half. onnxruntime runs convolutions in its
 blocked NCHWc layout and Slice in plain NCHW, so each pair of Slices costs a layout reorder of the whole output
 plus two half-size copies. When every consumer of a convolution is such a channel Slice, each slice becomes its
-own convolution on the rows of W (and bias) it keeps: the same dot products for the same output channels,
-bitwise the same sums in exact arithmetic and in the kernel's order per output channel; export's parity check
-still runs on the result. The rewrite is kept only where it was measured to pay (see export/onnx_export.py).
+own convolution on the rows of W (and bias) it keeps: the same dot products for the same output channels (fp32
+rounding may differ only where the kernel blocks the channels differently); export's parity check still runs
+on the result. The rewrite is kept only where it was measured to pay (see export/onnx_export.py).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from .concat_conv import _keep_only
+from .concat_conv import replace_nodes
 
 
 def _constant(name: str, weights: dict, constants: dict):
@@ -82,14 +82,6 @@ def split_sliced_convs(model: onnx.ModelProto) -> int:
                 nodes.append(node)
                 dropped.add(id(s))
             replaced[id(conv)] = nodes
-    if not replaced:
-        return 0
-    order = []
-    for n in graph.node:
-        if id(n) not in dropped:
-            order.extend(replaced.get(id(n), [n]))
-    del graph.node[:]
-    graph.node.extend(order)
-    _keep_only(graph.initializer, {name for n in graph.node for name in n.input})
-    _keep_only(graph.value_info, {o for n in graph.node for o in n.output})
+    if replaced:
+        replace_nodes(graph, replaced, dropped)
     return len(replaced)
