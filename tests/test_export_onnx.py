@@ -224,3 +224,20 @@ def test_centred_instance_norm_is_exact_on_flat_wall_channels(flat_wall_channels
     bound = 5e-5 * np.abs(ref).max()
     assert np.abs(plain - ref).max() > 10 * bound  # the problem is real on this runtime
     assert np.abs(centred - ref).max() < bound
+
+
+@pytest.mark.slow
+def test_batchnorm_fold_is_a_choice_with_the_same_parity(ref3_ckpt, tmp_path):
+    """Default: IBNorm's BatchNorm half stays a BatchNormalization node (faster in onnxruntime on the AVX2 kind,
+    README); fold_batchnorm=True folds it. Both pass the same parity rule and agree to fp32 rounding."""
+    ck = load_checkpoint(ref3_ckpt)
+    outs = {}
+    for fold in (False, True):
+        res = export_onnx(ck, tmp_path / f"fold_{fold}.onnx", (64, 64), fold_batchnorm=fold)
+        m = onnx.load(str(res.path))
+        n_bn = sum(n.op_type == "BatchNormalization" for n in m.graph.node)
+        assert n_bn == (0 if fold else 16)  # one per IBNorm
+        assert {p.key: p.value for p in m.metadata_props}["batchnorm_folded"] == str(fold).lower()
+        outs[fold] = OnnxBackend(res.path).run(preprocess.prepare(samples.photos()["astronaut"], "device",
+                                                                   (64, 64)).tensor)
+    assert np.abs(outs[False] - outs[True]).max() <= 1e-4  # fold reorders fp32 products only
