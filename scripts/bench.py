@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """`make bench`: latency of PyTorch eager, a plain torch.onnx.export and our ONNX export in onnxruntime
 (2 threads each), timed alternately in one run so machine noise hits all equally; reported as ratios.
-Goals (issue 2): ours / plain <= 1.0 and eager / ours >= 1.4. Further sections (pycaffe, peers, matte
+Goals (issues 2, 20): ours / plain <= 0.85 and eager / ours >= 1.4. Further sections (pycaffe, peers, matte
 throughput) run when their scripts exist. `--json FILE` writes the numbers."""
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from rich.table import Table  # noqa: E402
 
 from matteconv import preprocess, samples  # noqa: E402
 from matteconv.backends import ort_session  # noqa: E402
+from matteconv.cpuinfo import cpu_kind  # noqa: E402
 from matteconv.export.onnx_export import export_onnx  # noqa: E402
 from matteconv.model.checkpoint import load_checkpoint  # noqa: E402
 from matteconv.reference import reference_model, save_reference  # noqa: E402
@@ -95,7 +96,9 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=18, help="timed rounds (a multiple of 6 balances 3 runners)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    results: dict = {}
+    cpu = cpu_kind()
+    results: dict = {"cpu": cpu}
+    console.print(f"CPU kind: [bold]{cpu}[/] (printed beside every ratio below)")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         ckpt = work / "ref3.ckpt"
@@ -103,22 +106,27 @@ def main() -> int:
             save_reference(reference_model(3), ckpt)
         with console.status("timing torch eager / plain ONNX / our ONNX at 384 and 512..."):
             results["onnx"] = bench_core(ckpt, work, [(384, 384), (512, 512)], args.repeats)
-        t = Table(title="MODNet latency, median ms (2 threads, timed alternately)")
-        for c in ("size", "torch eager", "plain torch.onnx.export", "ours (matteconv)", "ours/plain (goal <= 1.0)",
-                  "eager/ours (goal >= 1.4)", "export s"):
+        for r in results["onnx"]:
+            r["cpu"] = cpu
+        t = Table(title=f"MODNet latency, median ms (2 threads, timed alternately); CPU: {cpu}")
+        for c in ("size", "torch eager", "plain torch.onnx.export", "ours (matteconv)", "ours/plain (goal <= 0.85)",
+                  "eager/ours (goal >= 1.4)", "export s", "CPU kind"):
             t.add_column(c, justify="right")
         for r in results["onnx"]:
             t.add_row(r["size"], f"{r['torch_eager_ms']:.1f}", f"{r['plain_onnx_ms']:.1f}", f"{r['ours_onnx_ms']:.1f}",
-                      f"{r['ours_vs_plain']:.3f}", f"{r['eager_vs_ours']:.2f}", f"{r['export_s']:.1f}")
+                      f"{r['ours_vs_plain']:.3f}", f"{r['eager_vs_ours']:.2f}", f"{r['export_s']:.1f}", cpu)
         console.print(t)
         for extra in ("bench_caffe.py", "bench_matte.py", "bench_train.py", "bench_deploy.py", "bench_int8.py",
                       "bench_variants.py"):
             script = ROOT / "scripts" / extra
             if script.exists():
+                console.print(f"[dim]{extra}: ratios below measured on CPU: {cpu}[/]")
                 out = work / f"{extra}.json"
                 proc = subprocess.run([sys.executable, str(script), "--json", str(out)], check=False)
                 if proc.returncode == 0 and out.exists():
-                    results[extra.removesuffix(".py")] = json.loads(out.read_text())
+                    data = json.loads(out.read_text())
+                    results[extra.removesuffix(".py")] = ({**data, "cpu": cpu} if isinstance(data, dict)
+                                                          else {"rows": data, "cpu": cpu})
                 else:
                     console.print(f"[red]{extra} failed (exit {proc.returncode})[/]")
     if args.json:

@@ -151,3 +151,31 @@ def test_emulator_rejects_bad_buffers():
         emulate(cfg, np.zeros(100, np.uint8))
     with pytest.raises(MatteconvError, match="must be uint8"):
         emulate(cfg, np.zeros(221184, np.float32))
+
+
+@pytest.mark.parametrize("color_range", ["video", "full"])
+def test_yuv420sp_bytes_are_the_exactly_rounded_bt601_values(color_range):
+    """The encoder works in exact integers (BT.601 rows times their denominator): every byte is the float64
+    formula's rint except at exact .5 ties, where float64's own rounding of the row constants decides and the
+    integer form rounds half to even. So: equal off ties, within 1 LSB on them, and ties are rare."""
+    from matteconv.aipp.emulate import _RGB2YUV, _RGB2YUV_INT
+
+    rng = np.random.default_rng(7)
+    rgb = rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    got = rgb_to_nv12(rgb, color_range)
+    m, off = _RGB2YUV[color_range]
+    mi, den, offi = _RGB2YUV_INT[color_range]
+    assert np.allclose(np.array(mi) / den, m, rtol=0, atol=1e-12)  # the integer rows are the float rows
+    yuv = rgb.astype(np.float64) @ m.T + off
+    y_num = rgb.astype(np.int64) @ np.array(mi[0]).T  # exact numerator of Y - offset
+    y_tie = (2 * y_num) % (2 * den) == den
+    y = got[:96 * 128].reshape(96, 128)
+    np.testing.assert_array_equal(y[~y_tie], np.rint(yuv[..., 0])[~y_tie])
+    assert np.abs(y.astype(int) - np.rint(yuv[..., 0])).max() <= 1 and y_tie.mean() < 0.01
+    s = rgb.astype(np.int64).reshape(48, 2, 64, 2, 3).sum(axis=(1, 3))
+    uv = got[96 * 128:].reshape(48, 64, 2)
+    c = yuv[..., 1:].reshape(48, 2, 64, 2, 2).mean(axis=(1, 3))
+    for k in (0, 1):  # NV12: U then V
+        tie = (2 * (s @ np.array(mi[k + 1]))) % (8 * den) == 4 * den
+        np.testing.assert_array_equal(uv[..., k][~tie], np.rint(c[..., k])[~tie])
+        assert np.abs(uv[..., k].astype(int) - np.rint(c[..., k])).max() <= 1

@@ -96,7 +96,10 @@ def max_levels(a: list[np.ndarray], b: list[np.ndarray]) -> int:
 def test_simulated_app_matches_matte(oms, tmp_path, runtime, channels):
     om = oms[channels]
     res = generate_app(om, tmp_path / "app", DeployOptions(runtime=runtime, background=BACKGROUND))
-    sim = simulate(res.app, CLIP, tmp_path / "sim", report_every=5)
+    # the 3-channel HiLens case runs the stand-ins' camera and display off the app's clock (as bench_deploy):
+    # the same frames must come out, in order
+    offclock = runtime == "hilens" and channels == "3"
+    sim = simulate(res.app, CLIP, tmp_path / "sim", report_every=5, offclock=offclock)
     got = read_frames(tmp_path / "sim")
     assert len(got) == 10 and sim.stats["frames"] == 10 and sim.stats["dropped"] == 0
     assert max_levels(got, reference(om, runtime, tmp_path)) <= PARITY_MAX_LEVELS
@@ -108,7 +111,8 @@ def test_simulated_app_matches_matte(oms, tmp_path, runtime, channels):
         assert sim.stats["resets"] >= 1
     if runtime == "hilens":
         assert sim.device["hilens"]["frames_shown"] == 10 and sim.device["hilens"]["infer_size_mismatch"] == 0
-        assert sim.device["hilens"]["terminate"] == 1
+        assert sim.device["hilens"]["terminate"] == 1 and sim.device["hilens"]["offclock"] == offclock
+        assert sim.device["hilens"]["camera_ms"] > 0 and sim.device["hilens"]["display_ms"] > 0
         assert res.archive is not None and "main.py" in zipfile.ZipFile(res.archive).namelist()
 
 

@@ -151,6 +151,43 @@ def test_split_concat_conv_on_a_three_way_concat():
     assert np.abs(after - before).max() <= 1e-5 and np.abs(before).max() > 1
 
 
+def test_split_sliced_conv_computes_each_channel_slice_apart():
+    """Unit case: a Conv whose output feeds only two channel Slices (IBNorm's halves; the second with torch's
+    INT64_MAX end) becomes two Convs on the rows of W and bias; a Conv with another consumer is left alone."""
+    import onnxruntime as ort
+    from onnx import helper, numpy_helper
+
+    from matteconv.export.slice_conv import split_sliced_convs
+
+    rng = np.random.default_rng(1)
+    w, bias = rng.normal(size=(8, 3, 3, 3)).astype(np.float32), rng.normal(size=8).astype(np.float32)
+    consts = {"s0": [0], "e0": [3], "s1": [3], "e1": [2**63 - 1], "ax": [1]}
+    inits = [numpy_helper.from_array(w, "w"), numpy_helper.from_array(bias, "b")] + \
+        [numpy_helper.from_array(np.array(v, np.int64), k) for k, v in consts.items()]
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1], name="/m/Conv"),
+             helper.make_node("Slice", ["c", "s0", "e0", "ax"], ["lo"], name="/m/Slice"),
+             helper.make_node("Slice", ["c", "s1", "e1", "ax"], ["hi"], name="/m/Slice_1"),
+             helper.make_node("Relu", ["hi"], ["hi_r"], name="/m/Relu"),
+             helper.make_node("Concat", ["lo", "hi_r"], ["y"], axis=1, name="/m/Concat"),
+             helper.make_node("Conv", ["y", "w2"], ["z"], name="/m/Conv_1"),
+             helper.make_node("Slice", ["z", "s0", "e0", "ax"], ["z_lo"], name="/m/Slice_2")]
+    inits.append(numpy_helper.from_array(rng.normal(size=(4, 8, 1, 1)).astype(np.float32), "w2"))
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", 1, [1, 3, 6, 6])],
+                              [helper.make_tensor_value_info("z_lo", 1, [1, 3, 6, 6]),
+                               helper.make_tensor_value_info("z", 1, [1, 4, 6, 6])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)])
+    feeds = {"x": rng.normal(size=(1, 3, 6, 6)).astype(np.float32)}
+    before = ort.InferenceSession(model.SerializeToString()).run(None, feeds)
+    assert split_sliced_convs(model) == 1  # /m/Conv_1's output is also a graph output: kept
+    onnx.checker.check_model(model, full_check=True)
+    assert [n.op_type for n in model.graph.node] == ["Conv", "Conv", "Relu", "Concat", "Conv", "Slice"]
+    assert [n.name for n in model.graph.node[:2]] == ["/m/Conv_ch0_3", "/m/Conv_ch3_8"]
+    after = ort.InferenceSession(model.SerializeToString()).run(None, feeds)
+    # the same dot products per output channel; fp32 rounding allowed in case the kernel blocks channels apart
+    for a, b in zip(before, after):
+        assert np.abs(a - b).max() <= 1e-5 and np.abs(a).max() > 1
+
+
 def _instance_norm_model(c: int, shape: tuple[int, ...]) -> onnx.ModelProto:
     from onnx import helper, numpy_helper
 
@@ -187,3 +224,20 @@ def test_centred_instance_norm_is_exact_on_flat_wall_channels(flat_wall_channels
     bound = 5e-5 * np.abs(ref).max()
     assert np.abs(plain - ref).max() > 10 * bound  # the problem is real on this runtime
     assert np.abs(centred - ref).max() < bound
+
+
+@pytest.mark.slow
+def test_batchnorm_fold_is_a_choice_with_the_same_parity(ref3_ckpt, tmp_path):
+    """Default: IBNorm's BatchNorm half stays a BatchNormalization node (faster in onnxruntime on the AVX2 kind,
+    README); fold_batchnorm=True folds it. Both pass the same parity rule and agree to fp32 rounding."""
+    ck = load_checkpoint(ref3_ckpt)
+    outs = {}
+    for fold in (False, True):
+        res = export_onnx(ck, tmp_path / f"fold_{fold}.onnx", (64, 64), fold_batchnorm=fold)
+        m = onnx.load(str(res.path))
+        n_bn = sum(n.op_type == "BatchNormalization" for n in m.graph.node)
+        assert n_bn == (0 if fold else 16)  # one per IBNorm
+        assert {p.key: p.value for p in m.metadata_props}["batchnorm_folded"] == str(fold).lower()
+        outs[fold] = OnnxBackend(res.path).run(preprocess.prepare(samples.photos()["astronaut"], "device",
+                                                                   (64, 64)).tensor)
+    assert np.abs(outs[False] - outs[True]).max() <= 1e-4  # fold reorders fp32 products only

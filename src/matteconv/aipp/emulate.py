@@ -19,6 +19,7 @@ YUV420SP chroma is replicated over each 2x2 block (nearest), as OpenCV's NV21/NV
 """
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from ..errors import MatteconvError
@@ -142,24 +143,51 @@ _RGB2YUV = {
 }
 
 
+# The same rows as exact integers (row . rgb / den + offset): what the YUV420SP encoders compute, so that no
+# float rounding decides a byte (ties go to even). |row| <= 1e6 and den <= 1e6 keep 2x2 sums inside int32.
+_RGB2YUV_INT = {
+    "video": (((65481, 128553, 24966), (-37797, -74203, 112000), (112000, -93786, -18214)), 255000, (16, 128, 128)),
+    "full": (((299000, 587000, 114000), (-168736, -331264, 500000), (500000, -418688, -81312)), 1000000,
+             (0, 128, 128)),
+}
+
+
+def _round_div(t: np.ndarray, den: int) -> np.ndarray:
+    """rint(num / den) with ties to even, exactly, from t = num + den // 2 (int32 array, den > 0)."""
+    q = t // den
+    q -= ((t - q * den) == 0) & (q & 1).astype(bool)
+    return q
+
+
 def _yuv420sp(rgb: np.ndarray, color_range: str, vu: bool) -> np.ndarray:
+    """The YUV420SP encoder, step for step the generated app's (deploy/app/pipeline.py yuv420sp): Y per pixel,
+    chroma from each 2x2 block's sum (its mean, as camera ISPs subsample), exact int32 arithmetic."""
     rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise MatteconvError(f"expected an HxWx3 uint8 RGB frame, got {rgb.dtype} {rgb.shape}")
     h, w = rgb.shape[:2]
     if h % 2 or w % 2:
         raise MatteconvError(f"YUV420SP needs even width and height, got {w}x{h}")
-    if color_range not in _RGB2YUV:
+    if color_range not in _RGB2YUV_INT:
         raise MatteconvError(f"color range {color_range!r} is not video or full")
-    m, off = _RGB2YUV[color_range]
-    yuv = rgb.astype(np.float64) @ m.T + off
-    y = np.clip(np.rint(yuv[..., 0]), 0, 255).astype(np.uint8)
-    # chroma: mean of each 2x2 block, as camera ISPs subsample
-    c = yuv[..., 1:].reshape(h // 2, 2, w // 2, 2, 2).mean(axis=(1, 3))
-    c = np.clip(np.rint(c), 0, 255).astype(np.uint8)
-    if vu:
-        c = c[..., ::-1]
-    return np.concatenate([y.reshape(-1), c.reshape(-1)])
+    m, den, off = _RGB2YUV_INT[color_range]
+    v = np.arange(256, dtype=np.int32)
+    lut = np.stack([v * m[0][k] for k in range(3)], axis=-1)
+    lut[:, 0] += off[0] * den + den // 2  # offset and half the denominator (for _round_div) in red's column
+    terms = cv2.LUT(np.ascontiguousarray(rgb), np.ascontiguousarray(lut[None]))  # HxWx3 int32 shares of Y * den
+    acc = terms[..., 0] + terms[..., 1]
+    acc += terms[..., 2]
+    out = np.empty(h * w * 3 // 2, np.uint8)
+    out[:h * w] = np.clip(_round_div(acc, den), 0, 255).reshape(-1)
+    s = rgb[0::2, 0::2].astype(np.int32)
+    s += rgb[0::2, 1::2]
+    s += rgb[1::2, 0::2]
+    s += rgb[1::2, 1::2]
+    uv = out[h * w:].reshape(h // 2, w // 2, 2)
+    for row, dst in ((1, 1 if vu else 0), (2, 0 if vu else 1)):
+        acc = s[..., 0] * m[row][0] + s[..., 1] * m[row][1] + s[..., 2] * m[row][2] + (4 * off[row] * den + 2 * den)
+        uv[..., dst] = np.clip(_round_div(acc, 4 * den), 0, 255)
+    return out
 
 
 def rgb_to_nv21(rgb: np.ndarray, color_range: str = "video") -> np.ndarray:

@@ -59,8 +59,11 @@ COMPILERS: dict[str, Compiler] = {
 # ONNX ops matteconv's export writes, each found in CANN's ONNX operator list (reference/ascend-operator-rules.md).
 # ReduceMean and Sub centre each InstanceNormalization's input (export/instance_norm.py): CANN ONNX operator pages
 # ReduceMean (atlasoxol_09_0123, opset 8-16, `axes` attribute) and Sub (atlasoxol_09_0159, opset 8-15).
+# BatchNormalization: IBNorm's BatchNorm half when the export does not fold it (export_onnx fold_batchnorm=False,
+# the default since issue 20); CANN ONNX operator page atlasoxol_09_0024: opset 8-18, 4-D float/fp16, no constraints.
 ONNX_OPS = frozenset({
     "Conv", "Relu", "Clip", "Add", "Mul", "Concat", "Sigmoid", "Slice", "Resize", "InstanceNormalization",
+    "BatchNormalization",
     "MatMul", "GlobalAveragePool", "Flatten", "Reshape", "Unsqueeze", "Constant", "ReduceMean", "Sub",
     "AscendQuant", "AscendDequant",  # AMCT deploy model ops, in CANN's ONNX operator list (AscendQuant: atlasoxol_09_0015)
 })

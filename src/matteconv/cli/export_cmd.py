@@ -24,6 +24,8 @@ def export(
     no_simplify: bool = typer.Option(False, "--no-simplify", help="ONNX: skip onnxsim."),
     no_split_concat: bool = typer.Option(False, "--no-split-concat", help="ONNX: keep Conv(Concat(...)) as traced "
                                          "instead of one Conv per concatenated input plus Add (faster in onnxruntime)."),
+    fold_batchnorm: bool = typer.Option(False, "--fold-batchnorm", help="ONNX: fold IBNorm's BatchNorm half into its "
+                                        "convolution (slower in onnxruntime on AMD EPYC AVX2, measured; README)."),
     split_inputs: bool = typer.Option(False, "--split-inputs", help="4-channel models: inputs `image` and `prev_alpha`."),
     target: str = typer.Option("bvlc", "--target", help="Caffe: bvlc (also OpenCV DNN 4.x), ascend (CANN atc) or ddk (old DDK omg, HiLens Kit)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
@@ -59,10 +61,11 @@ def export(
             from ..export.onnx_export import export_onnx
 
             res = export_onnx(ckpt_obj, output, hw, opset, dynamic, not no_simplify, split_inputs,
-                              not no_split_concat)
+                              not no_split_concat, fold_batchnorm=fold_batchnorm)
             info = {"output": str(res.path), "opset": res.opset, "nodes": res.nodes_after,
                     "nodes_before_simplify": res.nodes_before, "resize_rewritten": res.resize_rewritten,
                     "concat_convs_split": res.concat_convs_split, "rule_rewrites": res.rule_rewrites,
+                    "batchnorm_folded": fold_batchnorm,
                     "inputs": res.input_names, "max_abs_diff_vs_torch": res.max_abs_diff,
                     "parity_tolerance": res.parity_tolerance}
         else:

@@ -6,18 +6,44 @@ Environment (set by `deploy.simulate`):
   MATTECONV_SIM_CAMERA   video file or folder of images that stands in for the built-in camera
   MATTECONV_SIM_DISPLAY  where the HDMI display's frames go: .mp4/.avi, or a folder of PNG frames (lossless)
   MATTECONV_SIM_STATS    folder: each stand-in writes NAME.json there when the app exits
+  MATTECONV_SIM_OFFCLOCK "1": emulate the board's hardware off the app's clock, for benchmarks: the camera
+                         decodes the whole input before the app's first read, the display keeps what it is shown
+                         and encodes it at exit (memory: every frame of the clip). The time the emulation takes
+                         is counted either way (stats "camera_ms"/"display_ms"), to report beside the app's.
 """
 from __future__ import annotations
 
 import atexit
 import json
 import os
+import time
 from pathlib import Path
 
 import numpy as np
 
 STANDINS = Path(__file__).with_name("standins")
 CAMERA_ENV, DISPLAY_ENV, STATS_ENV = "MATTECONV_SIM_CAMERA", "MATTECONV_SIM_DISPLAY", "MATTECONV_SIM_STATS"
+OFFCLOCK_ENV = "MATTECONV_SIM_OFFCLOCK"
+
+
+def offclock() -> bool:
+    """Whether the stand-ins emulate camera and display off the app's clock ($MATTECONV_SIM_OFFCLOCK=1)."""
+    return os.environ.get(OFFCLOCK_ENV) == "1"
+
+
+class Timer:
+    """Milliseconds a stand-in spends emulating hardware, added to stats[key] (a context manager)."""
+
+    def __init__(self, stats: dict, key: str):
+        self.stats, self.key = stats, key
+        stats.setdefault(key, 0.0)
+
+    def __enter__(self):
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.stats[self.key] += 1000.0 * (time.perf_counter() - self.t0)
 
 
 def device_model(om: str | os.PathLike):
@@ -37,20 +63,37 @@ def rgb_frames(path: str | os.PathLike):
 class RecordingSink:
     """Frames shown on the stand-in display, written as matteconv writes outputs (atomically, on close)."""
 
-    def __init__(self, target: str | os.PathLike, fps: float = 25.0):
+    def __init__(self, target: str | os.PathLike, fps: float = 25.0, convert=None, defer: bool = False,
+                 timer: Timer | None = None):
+        """`convert(frame) -> RGB` turns what is shown into RGB (e.g. NV21 decoding); `defer`: keep the frames
+        and convert/write them on close; `timer` counts the time spent converting and writing."""
         from ..video import open_sink
 
         self.sink = open_sink(target, "video", fps)
+        self.convert, self.defer, self.timer, self.kept = convert, defer, timer, []
         self.closed = False
         atexit.register(self.close)
 
-    def write(self, rgb: np.ndarray) -> None:
-        self.sink.write(rgb)
+    def write(self, frame: np.ndarray) -> None:
+        if self.defer:
+            self.kept.append(np.array(frame, copy=True))
+            return
+        self._write(frame)
+
+    def _write(self, frame: np.ndarray) -> None:
+        if self.timer is None:
+            self.sink.write(self.convert(frame) if self.convert else frame)
+            return
+        with self.timer:
+            self.sink.write(self.convert(frame) if self.convert else frame)
 
     def close(self) -> None:
         if not self.closed:
             self.closed = True
             try:
+                for frame in self.kept:
+                    self._write(frame)
+                self.kept = []
                 self.sink.commit()
             except Exception:  # nothing shown: leave nothing behind
                 self.sink.abort()

@@ -69,10 +69,13 @@ def check_simulation_paths(input: str | Path, output: str | Path) -> None:
 
 def simulate(app: str | Path, input: str | Path, output: str | Path, frames: int | None = None,
              precision: str = "fp32", report_every: int | None = None, live: bool = False,
-             bench_model: int | None = None, echo=None, timeout: float | None = None) -> SimulationResult:
+             bench_model: int | None = None, echo=None, timeout: float | None = None,
+             offclock: bool = False) -> SimulationResult:
     """Run APP on INPUT (video file or folder of images) and write what it shows to OUTPUT (.mp4/.avi or a new
     folder of PNG frames). `echo(line)` receives each line the app prints. `bench_model=N` instead times N
-    inferences alone (the app's --bench-model) and writes no output."""
+    inferences alone (the app's --bench-model) and writes no output. `offclock`: the HiLens stand-ins emulate
+    the board's camera and HDMI display outside the app's clock (simhost.OFFCLOCK_ENV; for benchmarks: the
+    whole clip is held in memory); their cost is in `device["hilens"]["camera_ms"/"display_ms"]` either way."""
     app, input, output = Path(app).resolve(), Path(input), Path(output)
     cfg = load_app(app)
     check_simulation_paths(input, output)
@@ -82,7 +85,8 @@ def simulate(app: str | Path, input: str | Path, output: str | Path, frames: int
         tmp_out = work / ("out" + output.suffix)
         stats_path, device_dir = work / "stats.json", work / "device"
         device_dir.mkdir()
-        env = {simhost.STATS_ENV: str(device_dir), PRECISION_ENV: precision, "PYTHONUNBUFFERED": "1"}
+        env = {simhost.STATS_ENV: str(device_dir), PRECISION_ENV: precision, "PYTHONUNBUFFERED": "1",
+               simhost.OFFCLOCK_ENV: "1" if offclock else "0"}
         argv = [sys.executable, str(app / "main.py"), "--input", str(input.resolve()), "--stats-json", str(stats_path)]
         if cfg["runtime"] == "hilens":
             env[simhost.DISPLAY_ENV] = str(tmp_out)

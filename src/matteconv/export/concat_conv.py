@@ -75,16 +75,21 @@ def split_concat_convs(model: onnx.ModelProto) -> int:
 
     if not replaced:
         return 0
+    replace_nodes(graph, replaced, dropped)
+    return len(replaced)
+
+
+def replace_nodes(graph: onnx.GraphProto, replaced: dict[int, list[onnx.NodeProto]], dropped: set[int]) -> None:
+    """Put each node id in `replaced` by its new nodes (in place, in order), drop the ids in `dropped`, then the
+    initializers and value_info nothing uses any more."""
     order = []
     for n in graph.node:
-        if id(n) in dropped:
-            continue
-        order.extend(replaced.get(id(n), [n]))
+        if id(n) not in dropped:
+            order.extend(replaced.get(id(n), [n]))
     del graph.node[:]
     graph.node.extend(order)
     _keep_only(graph.initializer, {name for n in graph.node for name in n.input})
     _keep_only(graph.value_info, {o for n in graph.node for o in n.output})
-    return len(replaced)
 
 
 def _keep_only(field, names: set[str]) -> None:

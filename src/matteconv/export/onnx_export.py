@@ -26,12 +26,20 @@ from ..model.checkpoint import Checkpoint
 from ..model.fold import fold_ibnorm
 from ..model.modnet import with_split_inputs
 from .concat_conv import split_concat_convs
+from .slice_conv import split_sliced_convs
 from .depthwise_rewrite import rewrite_onnx
 from .instance_norm import centre_instance_norms
 from .parity import judge
 from .. import preprocess
 
 SUPPORTED_OPSETS = (11, 13, 17)
+# IBNorm's Conv -> Slice pairs as two Convs (export/slice_conv.py): on only where measured to pay (README,
+# "How the numbers look here": onnxruntime per-node profile, AMD EPYC AVX2, issue 20)
+SPLIT_SLICES = False
+# IBNorm's BatchNorm half folded into its convolution (model/fold.py) before export. Off: on the AMD EPYC (AVX2)
+# kind the unfolded graph ran 0.93 / 0.86 of the plain export's time at 384 / 512 against 0.99 / 0.95 folded
+# (same run, alternating; README). `fold_batchnorm=True` keeps the fold for targets where it is measured to pay.
+FOLD_BATCHNORM = False
 ASCEND_RESIZE_MODES = ("pytorch_half_pixel", "align_corners")
 
 
@@ -48,6 +56,7 @@ class OnnxExport:
     parity_tolerance: float = 0.0  # 1e-3, or larger at sizes where fp32's own error is (export/parity.py)
     instance_norms_centred: int = 0  # export/instance_norm.py
     rule_rewrites: list[str] = field(default_factory=list)  # exact rewrites for Ascend rules (depthwise_rewrite.py)
+    sliced_convs_split: int = 0  # export/slice_conv.py
 
 
 def input_names_for(in_channels: int, split_inputs: bool) -> list[str]:
@@ -121,7 +130,8 @@ def parity_image(size: tuple[int, int]) -> np.ndarray:
 
 def export_onnx(ckpt: Checkpoint, out: str | Path, size: tuple[int, int] = (512, 512), opset: int = 11,
                 dynamic: bool = False, do_simplify: bool = True, split_inputs: bool = False,
-                split_concat: bool = True, centre_norms: bool = True) -> OnnxExport:
+                split_concat: bool = True, centre_norms: bool = True, split_slices: bool = SPLIT_SLICES,
+                fold_batchnorm: bool = FOLD_BATCHNORM) -> OnnxExport:
     """Export, fix, simplify, check and parity-test; the file appears only if everything passed.
     `centre_norms=False` keeps onnxruntime's inexact InstanceNormalization on flat inputs (export/instance_norm.py):
     for tests and `compare` demonstrations only."""
@@ -133,11 +143,12 @@ def export_onnx(ckpt: Checkpoint, out: str | Path, size: tuple[int, int] = (512,
     model = with_split_inputs(ckpt.model, split_inputs)
     names = input_names_for(ckpt.in_channels, split_inputs)
     args = dummy_inputs(ckpt.in_channels, split_inputs, size)
-    onnx_model = _torch_export(fold_ibnorm(model), args, names, opset, dynamic)
+    onnx_model = _torch_export(fold_ibnorm(model) if fold_batchnorm else model, args, names, opset, dynamic)
     before = len(onnx_model.graph.node)
     if do_simplify:
         onnx_model = simplify(onnx_model)
     n_split = split_concat_convs(onnx_model) if split_concat else 0
+    n_sliced = split_sliced_convs(onnx_model) if split_slices else 0
     n_centred = centre_instance_norms(onnx_model) if centre_norms else 0
     rule_rewrites = rewrite_onnx(onnx_model)
     rewritten = fix_resize_modes(onnx_model)
@@ -147,7 +158,9 @@ def export_onnx(ckpt: Checkpoint, out: str | Path, size: tuple[int, int] = (512,
     meta = {"matteconv_version": __version__, "checkpoint_sha256": ckpt.sha256,
             "weights_sha256": ckpt.weights_sha256, "input_size": f"{size[0]}x{size[1]}",
             "in_channels": str(ckpt.in_channels), "hr_channels": str(ckpt.hr_channels), "input_names": ",".join(names),
-            "dynamic": str(dynamic).lower(), "concat_convs_split": str(n_split), "instance_norms_centred": str(n_centred),
+            "dynamic": str(dynamic).lower(), "concat_convs_split": str(n_split), "sliced_convs_split": str(n_sliced),
+            "instance_norms_centred": str(n_centred),
+            "batchnorm_folded": str(fold_batchnorm).lower(),
             "rule_rewrites": json.dumps(rule_rewrites),
             "preprocessing": json.dumps({"color": "RGB", "mean": preprocess.MEAN, "std": preprocess.STD,
                                          "layout": "NCHW"})}
@@ -165,7 +178,7 @@ def export_onnx(ckpt: Checkpoint, out: str | Path, size: tuple[int, int] = (512,
     with atomic_path(out) as tmp:
         onnx.save(onnx_model, str(tmp))
     return OnnxExport(out, written, before, len(onnx_model.graph.node), rewritten, parity.max_abs, names, n_split,
-                      parity.tolerance, n_centred, rule_rewrites)
+                      parity.tolerance, n_centred, rule_rewrites, n_sliced)
 
 
 def run_float64(model: torch.nn.Module, inputs) -> np.ndarray:

@@ -27,13 +27,13 @@ PAD_VALUE = 128  # letterbox bands (matteconv.preprocess: the model sees ~0 ther
 LETTERBOX_MARGIN = 0.10
 COLOR_NAMES = {"white": "#FFFFFF", "black": "#000000", "green": "#00FF00", "blue": "#0000FF"}
 
-# BT.601 RGB -> YCbCr on 0..255 values (ITU-R BT.601; "full" is the JFIF form). The AIPP config's CSC matrix
-# is the inverse of the "video" rows (298/409/... with input biases 16/128/128).
-RGB2YUV = {
-    "video": (np.array([[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]]) / 255.0,
-              np.array([16.0, 128.0, 128.0])),
-    "full": (np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]]),
-             np.array([0.0, 128.0, 128.0])),
+# BT.601 RGB -> YCbCr on 0..255 values (ITU-R BT.601; "full" is the JFIF form) as exact integers: row . rgb / den
+# + offset. "video": 65.481/255, 128.553/255, ... (the AIPP config's CSC matrix is its inverse, input biases
+# 16/128/128); "full": 0.299, 0.587, ... Sums of 4 pixels stay inside int32 (|row| <= 1e6, den <= 1e6).
+RGB2YUV_INT = {
+    "video": (((65481, 128553, 24966), (-37797, -74203, 112000), (112000, -93786, -18214)), 255000, (16, 128, 128)),
+    "full": (((299000, 587000, 114000), (-168736, -331264, 500000), (500000, -418688, -81312)), 1000000,
+             (0, 128, 128)),
 }
 
 
@@ -109,20 +109,53 @@ def is_scene_cut(prev_frame, frame, threshold=CUT_THRESHOLD):
 # ---------------------------------------------------------------- model input layouts
 
 
+def _round_div(t, den):
+    """rint(num / den) with ties to even, exactly, from t = num + den // 2 (int32 array, den > 0)."""
+    q = t // den
+    q -= ((t - q * den) == 0) & (q & 1).astype(bool)
+    return q
+
+
+def _yuv_lut(color_range):
+    """A 1x256x3 int32 table (one column per channel) of the integer BT.601 Y row: Y * den = sum of the three
+    looked-up values (the offset and half the denominator folded into red's, for _round_div); cv2.LUT applies
+    it to all three channels in one pass."""
+    if color_range not in _YUV_LUTS:
+        m, den, off = RGB2YUV_INT[color_range]
+        v = np.arange(256, dtype=np.int32)
+        lut = np.stack([v * m[0][k] for k in range(3)], axis=-1)
+        lut[:, 0] += off[0] * den + den // 2
+        _YUV_LUTS[color_range] = np.ascontiguousarray(lut[None])
+    return _YUV_LUTS[color_range]
+
+
+_YUV_LUTS = {}
+
+
 def yuv420sp(rgb, color_range="video", vu=True):
     """HxWx3 uint8 RGB -> YUV420SP bytes: Y plane, then V,U (NV21, vu=True) or U,V (NV12) at half size.
-    Chroma is the mean of each 2x2 block, as camera ISPs subsample."""
+    Chroma is the mean of each 2x2 block, as camera ISPs subsample. Exact rational arithmetic on int32 (the
+    RGB2YUV rows times their denominator), rounded half to even: the same bytes as matteconv.aipp.rgb_to_nv21,
+    which does the same integer steps."""
     h, w = rgb.shape[:2]
     if h % 2 or w % 2:
         raise AppError("YUV420SP needs even width and height, got {}x{}".format(w, h))
-    m, off = RGB2YUV[color_range]
-    yuv = rgb.astype(np.float64) @ m.T + off
-    y = np.clip(np.rint(yuv[..., 0]), 0, 255).astype(np.uint8)
-    c = yuv[..., 1:].reshape(h // 2, 2, w // 2, 2, 2).mean(axis=(1, 3))
-    c = np.clip(np.rint(c), 0, 255).astype(np.uint8)
-    if vu:
-        c = c[..., ::-1]
-    return np.concatenate([y.reshape(-1), c.reshape(-1)])
+    m, den, off = RGB2YUV_INT[color_range]
+    rgb = np.ascontiguousarray(rgb)
+    terms = cv2.LUT(rgb, _yuv_lut(color_range))  # HxWx3 int32: each channel's share of Y * den
+    acc = terms[..., 0] + terms[..., 1]
+    acc += terms[..., 2]
+    out = np.empty(h * w * 3 // 2, np.uint8)
+    out[:h * w] = np.clip(_round_div(acc, den), 0, 255).reshape(-1)
+    s = rgb[0::2, 0::2].astype(np.int32)  # 2x2 block sums (4 * mean)
+    s += rgb[0::2, 1::2]
+    s += rgb[1::2, 0::2]
+    s += rgb[1::2, 1::2]
+    uv = out[h * w:].reshape(h // 2, w // 2, 2)
+    for row, dst in ((1, 1 if vu else 0), (2, 0 if vu else 1)):
+        acc = s[..., 0] * m[row][0] + s[..., 1] * m[row][1] + s[..., 2] * m[row][2] + (4 * off[row] * den + 2 * den)
+        uv[..., dst] = np.clip(_round_div(acc, 4 * den), 0, 255)
+    return out
 
 
 def normalise(frame):
@@ -205,11 +238,12 @@ def restore(alpha, prep):
         a = a[py:py + ph, px:px + pw]
     x, y, cw, ch = prep.crop
     region = cv2.resize(a, (cw, ch), interpolation=cv2.INTER_LINEAR)
-    out = np.zeros(prep.rgb.shape[:2], dtype=np.float64)
-    out[y:y + ch, x:x + cw] = region
+    np.clip(region, 0.0, 1.0, out=region)  # clipped before it is placed: the zeros around it need no clip
+    out = np.zeros(prep.rgb.shape[:2], dtype=np.float32)
+    out[y:y + ch, x:x + cw] = region  # float64 -> float32 here, the same rounding as a cast of the whole frame
     if prep.mirror:
         out = out[:, ::-1]
-    return np.clip(out, 0.0, 1.0).astype(np.float32)
+    return out
 
 
 def blur_background(frame):

@@ -22,7 +22,7 @@ TRACE, DEBUG, INFO, WARNING, ERROR, FATAL = range(6)
 SIZE_MISMATCH = 17
 
 STATS = {"init": 0, "terminate": 0, "infer": 0, "infer_size_mismatch": 0, "frames_read": 0, "frames_shown": 0,
-         "display_size": None}
+         "display_size": None, "camera_ms": 0.0, "display_ms": 0.0, "offclock": simhost.offclock()}
 simhost.stats_writer("hilens", STATS)
 _level = [INFO]
 
@@ -90,6 +90,10 @@ def get_skill_config():
 
 
 class VideoCapture(object):
+    """Frames of a file as the camera gives them: NV21 (H*3/2, W). The decoding and NV21 encoding it takes to
+    emulate the camera is counted in STATS["camera_ms"]; off the clock (simhost.offclock) all of it happens here,
+    before the app's first read."""
+
     def __init__(self, camera=None, width=None, height=None):
         if camera is None:
             camera = os.environ.get(simhost.CAMERA_ENV)
@@ -97,19 +101,29 @@ class VideoCapture(object):
                 raise CreateError("no built-in camera on the host: set {} to a video file".format(simhost.CAMERA_ENV))
         if isinstance(camera, int) or not os.path.exists(str(camera)):
             raise CreateError("camera {!r}: the host stand-in reads mp4 files and image folders only".format(camera))
-        self._frames = simhost.rgb_frames(camera)
+        self._timer = simhost.Timer(STATS, "camera_ms")
+        self._frames = self._camera_frames(simhost.rgb_frames(camera))
+        if STATS["offclock"]:
+            with self._timer:
+                self._frames = iter(list(self._frames))
         self.width = self.height = 0
 
-    def read(self):
+    def _camera_frames(self, rgb_frames):
         from matteconv.aipp import rgb_to_nv21
 
+        for rgb in rgb_frames:
+            h, w = rgb.shape[:2]
+            yield rgb_to_nv21(rgb).reshape(h * 3 // 2, w)
+
+    def read(self):
         try:
-            rgb = next(self._frames)
+            with self._timer:
+                frame = next(self._frames)
         except StopIteration:
             raise RuntimeError("VideoCapture.read: no more frames") from None
-        self.height, self.width = rgb.shape[:2]
+        self.height, self.width = frame.shape[0] * 2 // 3, frame.shape[1]
         STATS["frames_read"] += 1
-        return rgb_to_nv21(rgb).reshape(self.height * 3 // 2, self.width)
+        return frame
 
 
 class Display(object):
@@ -119,12 +133,13 @@ class Display(object):
         if type == RTMP and not str(path or "").startswith("rtmp://"):
             raise CreateError("RTMP display needs an rtmp:// url")
         target = os.environ.get(simhost.DISPLAY_ENV)
-        self._sink = simhost.RecordingSink(target) if target else None
+        self._sink = simhost.RecordingSink(target, convert=_nv21_to_rgb, defer=STATS["offclock"],
+                                           timer=simhost.Timer(STATS, "display_ms")) if target else None
         self._size = None
 
     def show(self, frame):
-        import cv2
-
+        """What the HDMI output shows is recorded (decoded from NV21 and encoded: the emulation, counted in
+        STATS["display_ms"]; off the clock, at exit)."""
         f = np.asarray(frame)
         if f.dtype != np.uint8 or f.ndim != 2 or f.shape[0] % 3 or f.shape[1] % 2:
             raise ValueError("Display.show takes an NV21 frame (uint8, shape (H*3/2, W)), got {} {}".format(
@@ -139,7 +154,13 @@ class Display(object):
                              .format(size[1], size[0], self._size[1], self._size[0]))
         STATS["frames_shown"] += 1
         if self._sink is not None:
-            self._sink.write(cv2.cvtColor(f, cv2.COLOR_YUV2RGB_NV21))
+            self._sink.write(f)
+
+
+def _nv21_to_rgb(nv21):
+    import cv2
+
+    return cv2.cvtColor(nv21, cv2.COLOR_YUV2RGB_NV21)
 
 
 def cvt_color(src, code):

@@ -1,0 +1,87 @@
+"""Split `Slice(Conv(x, W), channels a:b)` into `Conv(x, W[a:b])`: IBNorm's channel halves computed apart.
+
+Why: every IBNorm after a convolution (16 in MODNet) slices the convolution's output into the BatchNorm half
+(folded into the convolution by model/fold.py) and the InstanceNorm half. onnxruntime runs convolutions in its
+blocked NCHWc layout and Slice in plain NCHW, so each pair of Slices costs a layout reorder of the whole output
+plus two half-size copies. When every consumer of a convolution is such a channel Slice, each slice becomes its
+own convolution on the rows of W (and bias) it keeps: the same dot products for the same output channels (fp32
+rounding may differ only where the kernel blocks the channels differently); export's parity check still runs
+on the result. The rewrite is kept only where it was measured to pay (see export/onnx_export.py).
+"""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from .concat_conv import replace_nodes
+
+
+def _constant(name: str, weights: dict, constants: dict):
+    if name in weights:
+        return numpy_helper.to_array(weights[name])
+    if name in constants:
+        return constants[name]
+    return None
+
+
+def split_sliced_convs(model: onnx.ModelProto) -> int:
+    """Rewrite, in place, every Conv (weights and bias initializers) whose output is used only by Slices along
+    the channel axis with constant starts/ends and step 1; return how many Convs were split."""
+    graph = model.graph
+    weights = {init.name: init for init in graph.initializer}
+    constants = {n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in graph.node
+                 if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value"}
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for n in graph.node:
+        for name in n.input:
+            consumers.setdefault(name, []).append(n)
+    outputs = {o.name for o in graph.output}
+
+    replaced: dict[int, list[onnx.NodeProto]] = {}
+    dropped: set[int] = set()
+    for conv in graph.node:
+        if conv.op_type != "Conv" or conv.input[1] not in weights or conv.output[0] in outputs:
+            continue
+        if len(conv.input) > 2 and conv.input[2] and conv.input[2] not in weights:
+            continue
+        group = next((a.i for a in conv.attribute if a.name == "group"), 1)
+        users = consumers.get(conv.output[0], [])
+        if group != 1 or not users or any(u.op_type != "Slice" or u.input[0] != conv.output[0] for u in users):
+            continue
+        w = numpy_helper.to_array(weights[conv.input[1]])
+        b = numpy_helper.to_array(weights[conv.input[2]]) if len(conv.input) > 2 and conv.input[2] else None
+        ranges = []
+        for s in users:
+            args = [_constant(x, weights, constants) if x else None for x in list(s.input[1:]) + [""] * 4][:4]
+            starts, ends, axes, steps = args
+            if starts is None or ends is None or starts.size != 1 or ends.size != 1:
+                break
+            if (axes is not None and int(axes.reshape(-1)[0]) not in (1, -3)) or \
+                    (steps is not None and int(steps.reshape(-1)[0]) != 1) or (axes is None and starts.size != 1):
+                break
+            if axes is None:  # default axes: 0.. (the batch axis): not a channel slice
+                break
+            a, e = sorted((0, int(starts.reshape(-1)[0]), w.shape[0]))[1], int(ends.reshape(-1)[0])
+            e = min(max(e if e >= 0 else w.shape[0] + e, 0), w.shape[0])
+            if not 0 <= a < e:
+                break
+            ranges.append((s, a, e))
+        else:
+            nodes = []
+            for k, (s, a, e) in enumerate(ranges):
+                wn = f"{conv.input[1]}_ch{a}_{e}"
+                graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(w[a:e]), wn))
+                ins = [conv.input[0], wn]
+                if b is not None:
+                    bn = f"{conv.input[2]}_ch{a}_{e}"
+                    graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(b[a:e]), bn))
+                    ins.append(bn)
+                node = helper.make_node("Conv", ins, [s.output[0]], name=f"{conv.name}_ch{a}_{e}")
+                node.attribute.extend(conv.attribute)
+                nodes.append(node)
+                dropped.add(id(s))
+            replaced[id(conv)] = nodes
+    if replaced:
+        replace_nodes(graph, replaced, dropped)
+    return len(replaced)
