@@ -209,5 +209,6 @@ PRESETS: dict[str, AippSpec] = {
     "nv21_320.cfg": AippSpec("nv21", (320, 320)),
     "nv21_384.cfg": AippSpec("nv21", (384, 384)),
     "nv21_512.cfg": AippSpec("nv21", (512, 512)),
+    "nv21_288x512.cfg": AippSpec("nv21", (288, 512)),  # golden/hard's size (a 16:9 camera at 512 wide)
     "rgb888_384.cfg": AippSpec("rgb888", (384, 384)),
 }
