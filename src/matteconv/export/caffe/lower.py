@@ -260,13 +260,19 @@ def _spatial_mean(lw: Lowering, bottom: str, base: str, chw: tuple[int, int, int
     Reduction (a BLAS dot) where accepted and OpenCV need not load it. Else 2x2 AVE poolings while a side is
     even, then global pooling: a pairwise sum (matte at 512x512 within 1.5e-4 max / 1.1e-5 mean of float64,
     against 1.4e-4 / 3e-6 with Reduction), where one global pooling sums H*W values one by one in fp32 (up to
-    1.8e-3 in the matte, measured). Then (1, C, 1, 1) -> (1, C) by Flatten, or an identity InnerProduct (ddk)."""
+    1.8e-3 in the matte, measured). A map too wide for 2x2 under Huawei's pooling limit (`_avg_pool_fits`: w > 510)
+    is first halved in width alone (1x2, stride 1 in height: fits up to w = 991), as at 704x1280, where the
+    cascade used to stop at once and the ddk export missed parity (1.5e-3). Then (1, C, 1, 1) -> (1, C) by Flatten, or an identity InnerProduct (ddk)."""
     c, h, w = chw
     if lw.target.accepts("Reduction") and not lw.target.opencv_dnn:
         return lw.emit(base, "Reduction", [bottom], {"reduction_param": {"operation": "MEAN", "axis": 2}})
     top, level = bottom, 0
-    while h * w > 16 and (h % 2 == 0 or w % 2 == 0) and _avg_pool_fits(2 - h % 2, 2 - w % 2, 2 - h % 2, w):
+    while h * w > 16 and (h % 2 == 0 or w % 2 == 0):
         kh, kw = 2 - h % 2, 2 - w % 2
+        if not _avg_pool_fits(kh, kw, kh, w):
+            if w % 2 or not _avg_pool_fits(1, 2, 1, w):
+                break
+            kh, kw = 1, 2  # too wide for 2x2 (w > 510): halve the width alone first (fits up to w = 991)
         top = lw.emit(f"{base}/pool{level}", "Pooling", [top], {"pooling_param": {
             "pool": "AVE", "kernel_h": kh, "kernel_w": kw, "stride_h": kh, "stride_w": kw}})
         h, w, level = h // kh, w // kw, level + 1
