@@ -147,22 +147,25 @@ def test_instance_norm_exact_on_near_flat_channels(target, tmp_path, flat_wall_c
 
 
 @pytest.mark.parametrize("target", ["bvlc", "ddk"])
-@pytest.mark.parametrize("h,w", [(256, 256), (40, 24), (64, 640)])
+@pytest.mark.parametrize("h,w", [(256, 256), (40, 24), (64, 640), (8, 1280)])
 def test_instance_norm_pooled_means_are_pairwise_accurate(target, h, w, tmp_path, gen):
     """Means by pooling (no Reduction): a 2x2 cascade (a pairwise sum), so 256x256 channels far from zero mean
     stay at the fp32 floor; one global pooling summing 65536 values one by one in fp32 would not. Width 640 is
     too wide for a 2x2 pooling under Huawei's limit (704x1280's half-resolution maps): the width is halved alone
     first (1x2), where the cascade used to stop and sum 40960 values one by one (measured 1.4e-4 on the 0.05
-    channel, 3x this bound)."""
+    channel, 3x this bound); wider than 991 even 1x2 pooling breaks the limit, and a fixed 1x2 convolution does it."""
     m = Seq(nn.InstanceNorm2d(3, affine=False))
     x = torch.randn(1, 3, h, w, generator=gen) * torch.tensor([0.05, 1.0, 3.0])[None, :, None, None] + 20.0
     out, ref, net = run_caffe(m, x, tmp_path, target)
     pools = [la for la in net.layers if la.type == "Pooling"]
     assert pools and all("global_pooling" in la.params["pooling_param"] or la.params["pooling_param"]["stride_h"] <= 2
                          for la in pools)
-    if w > 510:
+    if 510 < w <= 991:
         first = pools[0].params["pooling_param"]
         assert (first["kernel_h"], first["kernel_w"]) == (1, 2)
+    if w > 991:  # 704x1280's full-resolution maps: the first pair means are a fixed 1x2 convolution
+        first = next(la for la in net.layers if la.type == "Convolution").params["convolution_param"]
+        assert (first["kernel_h"], first["kernel_w"], first["stride_w"]) == (1, 2, 2)
     assert (np.abs(out - ref).max(axis=(2, 3)) < TOL + centring_floor(x)).all()
 
 

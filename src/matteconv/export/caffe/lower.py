@@ -261,8 +261,9 @@ def _spatial_mean(lw: Lowering, bottom: str, base: str, chw: tuple[int, int, int
     even, then global pooling: a pairwise sum (matte at 512x512 within 1.5e-4 max / 1.1e-5 mean of float64,
     against 1.4e-4 / 3e-6 with Reduction), where one global pooling sums H*W values one by one in fp32 (up to
     1.8e-3 in the matte, measured). A map too wide for 2x2 under Huawei's pooling limit (`_avg_pool_fits`: w > 510)
-    is first halved in width alone (1x2, stride 1 in height: fits up to w = 991), as at 704x1280, where the
-    cascade used to stop at once and the ddk export missed parity (1.5e-3). Then (1, C, 1, 1) -> (1, C) by Flatten, or an identity InnerProduct (ddk)."""
+    is first halved in width alone (1x2, stride 1 in height: fits up to w = 991; wider, the same 0.5/0.5 pairs as
+    a fixed dense convolution, which the pooling limit does not cover), as at 704x1280, where the cascade used to
+    stop at once and the ddk export missed parity (1.5e-3). Then (1, C, 1, 1) -> (1, C) by Flatten, or an identity InnerProduct (ddk)."""
     c, h, w = chw
     if lw.target.accepts("Reduction") and not lw.target.opencv_dnn:
         return lw.emit(base, "Reduction", [bottom], {"reduction_param": {"operation": "MEAN", "axis": 2}})
@@ -270,11 +271,14 @@ def _spatial_mean(lw: Lowering, bottom: str, base: str, chw: tuple[int, int, int
     while h * w > 16 and (h % 2 == 0 or w % 2 == 0):
         kh, kw = 2 - h % 2, 2 - w % 2
         if not _avg_pool_fits(kh, kw, kh, w):
-            if w % 2 or not _avg_pool_fits(1, 2, 1, w):
+            if w % 2:
                 break
-            kh, kw = 1, 2  # too wide for 2x2 (w > 510): halve the width alone first (fits up to w = 991)
-        top = lw.emit(f"{base}/pool{level}", "Pooling", [top], {"pooling_param": {
-            "pool": "AVE", "kernel_h": kh, "kernel_w": kw, "stride_h": kh, "stride_w": kw}})
+            kh, kw = 1, 2  # too wide for 2x2 (w > 510): halve the width alone first
+        if _avg_pool_fits(kh, kw, kh, w):
+            top = lw.emit(f"{base}/pool{level}", "Pooling", [top], {"pooling_param": {
+                "pool": "AVE", "kernel_h": kh, "kernel_w": kw, "stride_h": kh, "stride_w": kw}})
+        else:  # too wide even for 1x2 pooling (w > 991): the same pair means as a fixed dense 1x2 convolution
+            top = _fixed_dense_conv(lw, top, c, np.full((1, 2), 0.5), (1, 2), f"{base}/pool{level}")
         h, w, level = h // kh, w // kw, level + 1
     top = lw.emit(base + "/pool", "Pooling", [top], {"pooling_param": {"pool": "AVE", "global_pooling": True}})
     if lw.target.accepts("Flatten"):
@@ -383,15 +387,19 @@ def _avg_pool_fits(kh: int, kw: int, stride_h: int, w: int) -> bool:
     return kh * kw * 32 + w * (31 * stride_h + kw) <= 32768
 
 
-def _fixed_dense_conv(lw: Lowering, x: str, c: int, kernel: np.ndarray, stride: int) -> str:
-    """The same fixed kernel on every channel, as a group=1 convolution whose cross-channel weights are zero.
-    Not depthwise (group=C): the depthwise limit above fails for a k4 s4 conv on the full-resolution image at
-    every size we export (49,664 at 384). Zero weights add exact zeros, so the numbers are the depthwise ones."""
-    k = kernel.shape[0]
-    weight = np.zeros((c, c, k, k))
+def _fixed_dense_conv(lw: Lowering, x: str, c: int, kernel: np.ndarray, stride: int | tuple[int, int],
+                      name: str | None = None) -> str:
+    """The same fixed kernel (kh, kw) on every channel, as a group=1 convolution whose cross-channel weights are
+    zero. Not depthwise (group=C): the depthwise limit above fails for a k4 s4 conv on the full-resolution image
+    at every size we export (49,664 at 384). Zero weights add exact zeros, so the numbers are the depthwise ones."""
+    kh, kw = kernel.shape
+    sh, sw = (stride, stride) if isinstance(stride, int) else stride
+    weight = np.zeros((c, c, kh, kw))
     weight[np.arange(c), np.arange(c)] = kernel
-    return lw.emit(lw.name(), "Convolution", [x], {"convolution_param": {
-        "num_output": c, "kernel_size": [k], "stride": [stride], "bias_term": False}}, [_f32(weight)])
+    shape = {"kernel_size": [kh], "stride": [sh]} if (kh, sh) == (kw, sw) else \
+        {"kernel_h": kh, "kernel_w": kw, "stride_h": sh, "stride_w": sw}
+    return lw.emit(name or lw.name(), "Convolution", [x], {"convolution_param": {
+        "num_output": c, **shape, "bias_term": False}}, [_f32(weight)])
 
 
 def lower_interpolate(lw: Lowering, node: fx.Node) -> str:
