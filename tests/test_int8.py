@@ -310,7 +310,7 @@ def test_verify_int8_stage_judged_at_int8_tolerance(tiny):
 
 def test_compare_int8_ranks_the_bad_layer_first(tiny):
     """compare --precision int8: conv2, whose outlier weight coarsens ARQ's scale, adds the most; the CLI refuses a
-    candidate that is not ONNX."""
+    candidate that is neither ONNX nor a Caffe prototxt."""
     from typer.testing import CliRunner
 
     from matteconv.cli import app
@@ -322,8 +322,8 @@ def test_compare_int8_ranks_the_bad_layer_first(tiny):
     assert rep.rows[0].added_max > rep.rows[1].added_max > 0
     assert rep.all_int8["max_abs"] > rep.fp16["max_abs"]
     assert sum(r.macs_share for r in rep.rows) == pytest.approx(1.0)
-    r = CliRunner().invoke(app, ["compare", str(path), str(path.with_suffix(".prototxt")), "--precision", "int8"])
-    assert r.exit_code == 2 and "ONNX CANDIDATE" in r.output
+    r = CliRunner().invoke(app, ["compare", str(path), str(path.with_suffix(".caffemodel")), "--precision", "int8"])
+    assert r.exit_code == 2 and "ONNX or Caffe CANDIDATE" in r.output
 
 
 # ---- the Caffe `ascend` path: the same device model on a pycaffe net ------------------------------------------
@@ -412,6 +412,12 @@ def test_caffe_int8_matches_onnx_twin(tiny, tiny_caffe):
     assert result.name == "int8-caffe" and result.tolerance == INT8_PREDICTED
     assert result.worst["max_abs"] == pytest.approx(ec["max_abs"], rel=1e-6)
     assert result.status == "failed"  # all INT8 misses 0.1 (0.22 measured)
+    # compare --precision int8 on the Caffe export ranks the same layer first as on the ONNX twin
+    from matteconv.verify.int8_compare import compare_int8
+
+    rep_c, rep_o = compare_int8(None, tiny_caffe, golden), compare_int8(None, onnx_path, golden)
+    assert [r.layer for r in rep_c.rows][0] == "conv2" and [r.layer for r in rep_o.rows][0] == "/conv2/Conv"
+    assert rep_c.rows[0].added_max == pytest.approx(rep_o.rows[0].added_max, abs=2e-3)  # as the predictions above
 
 
 @pytest.mark.slow  # stand-in amct_caffe and atc in child processes plus pycaffe workers: ~10 s

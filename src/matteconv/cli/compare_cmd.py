@@ -77,7 +77,7 @@ def compare(
     precision: str = typer.Option("fp32", "--precision",
                                   help="fp32: CANDIDATE vs the checkpoint. fp16: the checkpoint under the Ascend fp16 "
                                        "device model vs itself in fp32, per module, with overflows and underflows. "
-                                       "int8: each layer of the ONNX CANDIDATE quantized alone, ranked by the alpha "
+                                       "int8: each layer of the ONNX or Caffe CANDIDATE quantized alone, ranked by the alpha "
                                        "error it adds."),
     quant_record: Path = typer.Option(None, "--quant-record", help="With --precision int8: the record `quantize` "
                                                                    "wrote (default: calibrate on the golden inputs)."),
@@ -91,8 +91,9 @@ def compare(
     if precision not in ("fp32", "fp16", "int8"):
         raise ValueError(f"--precision {precision}: choose fp32, fp16 or int8")
     if precision == "int8":
-        if candidate is None or candidate.suffix.lower() != ".onnx":
-            raise ValueError("--precision int8 ranks the layers of an ONNX CANDIDATE: give the .onnx model")
+        if candidate is None or candidate.suffix.lower() not in (".onnx", ".prototxt"):
+            raise ValueError("--precision int8 ranks the layers of an ONNX or Caffe CANDIDATE: give the .onnx model "
+                             "or the .prototxt (`ascend` export, .caffemodel beside it)")
         _compare_int8(reference, candidate, golden, input_name, top, json_out, quant_record)
         return
     if precision == "fp16":

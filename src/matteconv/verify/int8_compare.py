@@ -1,4 +1,4 @@
-"""`compare CKPT MODEL.onnx --precision int8`: where INT8 hurts. Each layer AMCT would quantize is quantized alone
+"""`compare CKPT MODEL.onnx|MODEL.prototxt --precision int8`: where INT8 hurts. Each layer AMCT would quantize is quantized alone
 (everything else under the fp16 device model) on one golden input, and ranked by the alpha error it adds over the
 fp16 prediction (max |d| vs the float64 golden); each layer is named with the PyTorch module it came from.
 These are the layers `quantize --tolerance` keeps fp16 first.
@@ -60,12 +60,15 @@ def compare_int8(ckpt: str | Path | None, model: str | Path, golden_dir: str | P
     fp16 = errors([backend.run(x[0], set())[0, 0].astype(np.float64)], gold)
     every = errors([backend.run(x[0], set(backend.layers))[0, 0].astype(np.float64)], gold)
     ranked = rank_layers(backend, x, gold)
-    import onnx
-
     scopes = {}
     if ckpt is not None:  # layer -> PyTorch module path, as `compare` maps them
         tree = ModuleTree(load_checkpoint(ckpt).model)
-        scopes = {n.name: n.scope for n in onnx_nodes(onnx.load(str(model), load_external_data=False), tree)}
+        if Path(model).suffix.lower() == ".prototxt":  # the export names each layer after its module
+            scopes = {name: tree.resolve_caffe_name(name)[0] for name in backend.layers}
+        else:
+            import onnx
+
+            scopes = {n.name: n.scope for n in onnx_nodes(onnx.load(str(model), load_external_data=False), tree)}
     rows = [Int8Row(i, h.name, scopes.get(h.name), h.op, h.macs / record.total_macs if record.total_macs else 0.0,
                     h.max_abs, h.mean_abs, h.added_max, h.added_mean) for i, h in enumerate(ranked)]
     return Int8CompareReport(str(model), str(gset.root), gset.items[idx].name, fp16, every, rows,
