@@ -64,8 +64,14 @@ class CaffeWorker:
             self.proc.wait()
             raise
 
-    def run(self, inputs: dict[str, np.ndarray], blobs: tuple[str, ...] = ()) -> dict:
-        return self._call({"op": "run", "inputs": inputs, "blobs": list(blobs)})
+    def run(self, inputs: dict[str, np.ndarray], blobs: tuple[str, ...] = (), outputs: bool = True) -> dict:
+        """Forward; the reply holds the net's outputs (unless `outputs` is false) and the named `blobs`."""
+        return self._call({"op": "run", "inputs": inputs, "blobs": list(blobs), "outputs": outputs})
+
+    def load_part(self, prototxt: str | Path) -> None:
+        """Run a Net made of some of the loaded Net's layers next (the previous part is freed); its weights are copied
+        by layer name from the loaded Net (export/caffe/segments.py)."""
+        self._call({"op": "load_part", "prototxt": str(prototxt)})
 
     def net_param(self) -> bytes:
         """The loaded net as a binary NetParameter (Caffe's own upgraded form of the prototxt, with weights)."""

@@ -4,6 +4,7 @@ Caffe reports errors with glog CHECKs that abort the process; here that kills on
 parent turns its death plus the log on stderr into a MatteconvError. Protocol on a private copy of stdout
 (fd 1 itself is pointed at stderr so nothing Caffe prints can corrupt it): length-prefixed pickles.
 """
+import gc
 import os
 import pickle
 import struct
@@ -46,23 +47,35 @@ def main(extra_ops: dict | None = None) -> None:
     import caffe
 
     caffe.set_mode_cpu()
-    net = None
+    net = whole = None  # the Net being run; the Net last loaded whole (load_part takes weights from it)
     while True:
         req = _recv(inp)
         if req is None:
             return
         try:
             if req["op"] == "load":
+                net = whole = None  # free the previous Nets before building the next
+                gc.collect()
                 if req.get("weights"):
                     net = caffe.Net(req["prototxt"], caffe.TEST, weights=req["weights"])
                 else:
                     net = caffe.Net(req["prototxt"], caffe.TEST)
+                whole = net
                 reply = _describe(net)
+            elif req["op"] == "load_part":  # a Net of some of the loaded Net's layers, its weights copied from it
+                net = None if net is not whole else net
+                gc.collect()
+                net = caffe.Net(req["prototxt"], caffe.TEST)
+                for name, blobs in net.params.items():
+                    for blob, src in zip(blobs, whole.params[name]):
+                        blob.data[...] = src.data
+                reply = {}
             elif req["op"] == "run":
                 for name, arr in req["inputs"].items():
                     net.blobs[name].data[...] = arr
                 net.forward()
-                reply = {"outputs": {k: np.array(net.blobs[k].data) for k in net.outputs},
+                reply = {"outputs": {k: np.array(net.blobs[k].data) for k in net.outputs} if req.get("outputs", True)
+                         else {},
                          "blobs": {k: np.array(net.blobs[k].data) for k in req.get("blobs", ())}}
             elif req["op"] == "net_param":  # the loaded net as Caffe holds it (upgraded: V0/V1 -> layer { })
                 import tempfile

@@ -1,0 +1,138 @@
+"""Run a written Caffe export in pycaffe one segment at a time, so the parity check fits in memory.
+
+BVLC Caffe keeps every blob of a Net and, per Convolution/Deconvolution layer, its own im2col buffer, never
+shared: the 512x512 MODNet export peaks at 4.8 GB in one Net (3.5 GB of im2col buffers), 704x1280 at 15 GB,
+and 1088x1920 would need about 35 GB. Blobs and buffers are allocated on first use, so a Net whose forward
+never ran costs little. Here the prototxt as written is cut into consecutive runs of layers whose estimated
+memory stays under a budget; each run becomes a Net of its own (the layers copied verbatim, an `Input` layer for
+every blob it reads from an earlier run, the weights copied by layer name from the whole Net loaded from the
+written caffemodel, which is never run), is run and dropped, and only the blobs later layers read are kept. The numbers are those of the whole
+Net: every layer computes from the same bottom values with the same kernels; only where memory lives changes.
+"""
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ...errors import MatteconvError
+from .runner import CaffeWorker
+
+SEGMENT_BYTES = 384 * 2**20  # estimated memory of one run of layers (a single larger layer runs alone)
+FEED_PREFIX = "matteconv_feed/"
+
+
+@dataclass
+class Segment:
+    layers: list[int]  # indices into the NetParameter's layers
+    feeds: list[str]  # blobs read from earlier segments (or the net inputs)
+    keep: list[str]  # blobs this segment writes that later segments (or the caller) read
+
+
+def _floats(shape) -> int:
+    return int(np.prod(shape)) if shape else 0
+
+
+def layer_bytes(layer, shapes: dict[str, tuple[int, ...]]) -> int:
+    """Estimated bytes a layer adds when it runs: its new top blobs, the im2col buffer of a convolution that is not
+    1x1 / stride 1 / pad 0 (BVLC base_conv_layer: kernel_dim x group x output spatial; the input spatial for a
+    Deconvolution), the temporary blob of MVN (the size of its input)."""
+    tops = [t for t in layer.top if t not in layer.bottom]
+    n = sum(_floats(shapes.get(t)) for t in tops)
+    if layer.type in ("Convolution", "Deconvolution") and layer.bottom:
+        p = layer.convolution_param
+        kh = p.kernel_h or (p.kernel_size[0] if p.kernel_size else 1)
+        kw = p.kernel_w or (p.kernel_size[-1] if p.kernel_size else 1)
+        sh = p.stride_h or (p.stride[0] if p.stride else 1)
+        sw = p.stride_w or (p.stride[-1] if p.stride else 1)
+        ph = p.pad_h or (p.pad[0] if p.pad else 0)
+        pw = p.pad_w or (p.pad[-1] if p.pad else 0)
+        if (kh, kw, sh, sw, ph, pw) != (1, 1, 1, 1, 0, 0):
+            bottom, top = shapes.get(layer.bottom[0]), shapes.get(layer.top[0])
+            if bottom and top:
+                c_in = bottom[1] if layer.type == "Convolution" else top[1]
+                spatial = _floats(top[2:]) if layer.type == "Convolution" else _floats(bottom[2:])
+                n += c_in * kh * kw * spatial
+    if layer.type == "MVN" and layer.bottom:
+        n += _floats(shapes.get(layer.bottom[0]))
+    return 4 * n
+
+
+def plan_segments(proto, shapes: dict[str, tuple[int, ...]], outputs: list[str],
+                  budget: int = SEGMENT_BYTES) -> list[Segment]:
+    """Cut proto.layer (in order, Input layers left out: their blobs are fed) into segments of at most `budget`
+    estimated bytes; a layer larger than the budget is a segment alone. `outputs`: blobs the caller wants at the
+    end, kept by whichever segment writes them last."""
+    groups: list[list[int]] = []
+    used = 0
+    for i, layer in enumerate(proto.layer):
+        if layer.type == "Input":
+            continue
+        cost = layer_bytes(layer, shapes)
+        if not groups or used + cost > budget:
+            groups.append([])
+            used = 0
+        groups[-1].append(i)
+        used += cost
+    segments = []
+    for g in groups:
+        written, feeds = set(), []
+        for i in g:
+            layer = proto.layer[i]
+            feeds += [b for b in layer.bottom if b not in written and b not in feeds]
+            written.update(layer.top)
+        segments.append(Segment(g, feeds, sorted(written)))
+    for k, seg in enumerate(segments):  # keep what a later segment feeds on, or the caller asked for
+        later = {b for s in segments[k + 1:] for b in s.feeds} | set(outputs)
+        seg.keep = [b for b in seg.keep if b in later]
+    return segments
+
+
+def segment_proto(proto, seg: Segment, shapes: dict[str, tuple[int, ...]]):
+    """The NetParameter of one segment: an Input layer per fed blob, then the segment's layers verbatim."""
+    net = type(proto)(name=f"{proto.name}_part")
+    for blob in seg.feeds:
+        if blob not in shapes:
+            raise MatteconvError(f"segmented run: the shape of blob {blob!r} is unknown")
+        feed = net.layer.add(name=FEED_PREFIX + blob, type="Input")
+        feed.top.append(blob)
+        feed.input_param.shape.add().dim.extend(int(d) for d in shapes[blob])
+    for i in seg.layers:
+        net.layer.add().CopyFrom(proto.layer[i])
+    return net
+
+
+def run_in_segments(prototxt: str | Path, caffemodel: str | Path, feeds: dict[str, np.ndarray],
+                    budget: int = SEGMENT_BYTES, timeout: float = 600.0) -> dict[str, np.ndarray]:
+    """Forward the written export on `feeds` (input blob -> float32 array) one segment at a time and return its
+    outputs (blob -> float32 array), as CaffeWorker.run(feeds)["outputs"] would. Errors as CaffeWorker: one line
+    naming `prototxt` (a glog CHECK kills only the worker)."""
+    from google.protobuf import text_format
+
+    from .writer import read_prototxt
+
+    prototxt, caffemodel = Path(prototxt), Path(caffemodel)
+    proto = read_prototxt(prototxt)
+    worker = CaffeWorker(prototxt, caffemodel, timeout=timeout)  # the whole export parses and loads; nothing runs
+    try:
+        info = worker.info
+        outputs = list(info["outputs"])
+        loaded = [name for name, kind in info["layers"] if kind != "Split"]  # Caffe adds a Split per shared blob
+        if proto.input or proto.layers or loaded != [lp.name for lp in proto.layer]:
+            return worker.run(feeds)["outputs"]  # legacy inputs or V1 layers (Caffe upgraded them): run it whole
+        shapes = {k: tuple(v) for k, v in info["shapes"].items()}
+        segments = plan_segments(proto, shapes, outputs, budget)
+        values = dict(feeds)
+        with tempfile.TemporaryDirectory(prefix=".matteconv-seg-") as tmp:
+            part = Path(tmp) / "part.prototxt"
+            for k, seg in enumerate(segments):
+                part.write_text(text_format.MessageToString(segment_proto(proto, seg, shapes)))
+                worker.load_part(part)
+                values.update(worker.run({b: values[b] for b in seg.feeds}, tuple(seg.keep), outputs=False)["blobs"])
+                needed = {b for s in segments[k + 1:] for b in s.feeds} | set(outputs)
+                values = {b: v for b, v in values.items() if b in needed}
+        return {k: values[k] for k in outputs}
+    finally:
+        worker.close()
