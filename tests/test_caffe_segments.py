@@ -29,8 +29,8 @@ def test_segments_give_the_whole_nets_numbers(exported, monkeypatch):
     with CaffeBackend(res.prototxt) as whole:
         want = whole.run(x)
     loads = []
-    real_load = CaffeWorker.load_part
-    monkeypatch.setattr(CaffeWorker, "load_part", lambda self, *a: loads.append(a) or real_load(self, *a))
+    real_run = CaffeWorker.run_part
+    monkeypatch.setattr(CaffeWorker, "run_part", lambda self, *a: loads.append(a) or real_run(self, *a))
     (got,) = segments.run_in_segments(res.prototxt, res.caffemodel, {"input": x}, 1 << 21).values()
     assert len(loads) > 20  # really in segments (53 here; Caffe's own Split layers do not send it down the whole path)
     assert got.shape == want.shape and np.abs(got - want).max() <= 2 * np.spacing(np.float32(1))

@@ -64,14 +64,17 @@ class CaffeWorker:
             self.proc.wait()
             raise
 
-    def run(self, inputs: dict[str, np.ndarray], blobs: tuple[str, ...] = (), outputs: bool = True) -> dict:
-        """Forward; the reply holds the net's outputs (unless `outputs` is false) and the named `blobs`."""
-        return self._call({"op": "run", "inputs": inputs, "blobs": list(blobs), "outputs": outputs})
+    def run(self, inputs: dict[str, np.ndarray], blobs: tuple[str, ...] = ()) -> dict:
+        return self._call({"op": "run", "inputs": inputs, "blobs": list(blobs)})
 
-    def load_part(self, prototxt: str | Path) -> None:
-        """Run a Net made of some of the loaded Net's layers next (the previous part is freed); its weights are copied
-        by layer name from the loaded Net (export/caffe/segments.py)."""
-        self._call({"op": "load_part", "prototxt": str(prototxt)})
+    def run_part(self, prototxt: str | Path, feeds: list[str], keep: list[str], needed: list[str],
+                 inputs: dict[str, np.ndarray] | None = None, fetch: list[str] = ()) -> dict[str, np.ndarray]:
+        """Build a Net of some of the loaded Net's layers (weights copied from it by layer name), feed it the named
+        blobs from the worker's store (`inputs` are added to the store first), run it, store the blobs in `keep`,
+        drop the Net and every stored blob not in `needed`, and return the stored blobs in `fetch`
+        (export/caffe/segments.py: blobs stay in the worker between parts)."""
+        return self._call({"op": "run_part", "prototxt": str(prototxt), "feeds": list(feeds), "keep": list(keep),
+                           "needed": list(needed), "inputs": inputs or {}, "return": list(fetch)})["blobs"]
 
     def net_param(self) -> bytes:
         """The loaded net as a binary NetParameter (Caffe's own upgraded form of the prototxt, with weights)."""

@@ -1,8 +1,8 @@
 """Run a written Caffe export in pycaffe one segment at a time, so the parity check fits in memory.
 
 BVLC Caffe keeps every blob of a Net and, per Convolution/Deconvolution layer, its own im2col buffer, never
-shared: the 512x512 MODNet export peaks at 4.8 GB in one Net (3.5 GB of im2col buffers), 704x1280 at 15 GB,
-and 1088x1920 would need about 35 GB. Blobs and buffers are allocated on first use, so a Net whose forward
+shared: the 512x512 MODNet export peaked at 4.8 GB in one Net (3.5 GB of im2col buffers), 704x1280 at 15 GB,
+and 1088x1920 would have needed about 35 GB (in segments of 384 MB: 0.76, 1.6 and 3.6 GB, measured). Blobs and buffers are allocated on first use, so a Net whose forward
 never ran costs little. Here the prototxt as written is cut into consecutive runs of layers whose estimated
 memory stays under a budget; each run becomes a Net of its own (the layers copied verbatim, an `Input` layer for
 every blob it reads from an earlier run, the weights copied by layer name from the whole Net loaded from the
@@ -120,19 +120,17 @@ def run_in_segments(prototxt: str | Path, caffemodel: str | Path, feeds: dict[st
         info = worker.info
         outputs = list(info["outputs"])
         loaded = [name for name, kind in info["layers"] if kind != "Split"]  # Caffe adds a Split per shared blob
-        if proto.input or proto.layers or loaded != [lp.name for lp in proto.layer]:
-            return worker.run(feeds)["outputs"]  # legacy inputs or V1 layers (Caffe upgraded them): run it whole
         shapes = {k: tuple(v) for k, v in info["shapes"].items()}
         segments = plan_segments(proto, shapes, outputs, budget)
-        values = dict(feeds)
+        if proto.input or proto.layers or loaded != [lp.name for lp in proto.layer] or not segments:
+            return worker.run(feeds)["outputs"]  # legacy inputs or V1 layers (Caffe upgraded them): run it whole
         with tempfile.TemporaryDirectory(prefix=".matteconv-seg-") as tmp:
             part = Path(tmp) / "part.prototxt"
             for k, seg in enumerate(segments):
                 part.write_text(text_format.MessageToString(segment_proto(proto, seg, shapes)))
-                worker.load_part(part)
-                values.update(worker.run({b: values[b] for b in seg.feeds}, tuple(seg.keep), outputs=False)["blobs"])
-                needed = {b for s in segments[k + 1:] for b in s.feeds} | set(outputs)
-                values = {b: v for b, v in values.items() if b in needed}
-        return {k: values[k] for k in outputs}
+                needed = sorted({b for s in segments[k + 1:] for b in s.feeds} | set(outputs))
+                got = worker.run_part(part, seg.feeds, seg.keep, needed, feeds if k == 0 else None,
+                                      outputs if k == len(segments) - 1 else ())
+        return {name: got[name] for name in outputs}
     finally:
         worker.close()

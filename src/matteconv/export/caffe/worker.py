@@ -47,14 +47,16 @@ def main(extra_ops: dict | None = None) -> None:
     import caffe
 
     caffe.set_mode_cpu()
-    net = whole = None  # the Net being run; the Net last loaded whole (load_part takes weights from it)
+    net = whole = None  # the Net being run; the Net last loaded whole (run_part takes weights from it)
+    store = {}  # run_part: blobs kept between parts
     while True:
         req = _recv(inp)
         if req is None:
             return
         try:
             if req["op"] == "load":
-                net = whole = None  # free the previous Nets before building the next
+                net = whole = None  # free the previous Net before building the next
+                store = {}
                 gc.collect()
                 if req.get("weights"):
                     net = caffe.Net(req["prototxt"], caffe.TEST, weights=req["weights"])
@@ -62,20 +64,25 @@ def main(extra_ops: dict | None = None) -> None:
                     net = caffe.Net(req["prototxt"], caffe.TEST)
                 whole = net
                 reply = _describe(net)
-            elif req["op"] == "load_part":  # a Net of some of the loaded Net's layers, its weights copied from it
-                net = None if net is not whole else net
-                gc.collect()
-                net = caffe.Net(req["prototxt"], caffe.TEST)
-                for name, blobs in net.params.items():
+            elif req["op"] == "run_part":  # export/caffe/segments.py: some of the loaded Net's layers as a Net
+                part = caffe.Net(req["prototxt"], caffe.TEST)
+                for name, blobs in part.params.items():  # the weights, copied by layer name from the whole Net
                     for blob, src in zip(blobs, whole.params[name]):
                         blob.data[...] = src.data
-                reply = {}
+                store.update(req.get("inputs", {}))
+                for name in req["feeds"]:
+                    part.blobs[name].data[...] = store[name]
+                part.forward()
+                store.update({name: np.array(part.blobs[name].data) for name in req["keep"]})
+                part = None  # freed before the next part is built
+                gc.collect()
+                store = {k: v for k, v in store.items() if k in set(req["needed"])}
+                reply = {"blobs": {k: store[k] for k in req.get("return", ())}}
             elif req["op"] == "run":
                 for name, arr in req["inputs"].items():
                     net.blobs[name].data[...] = arr
                 net.forward()
-                reply = {"outputs": {k: np.array(net.blobs[k].data) for k in net.outputs} if req.get("outputs", True)
-                         else {},
+                reply = {"outputs": {k: np.array(net.blobs[k].data) for k in net.outputs},
                          "blobs": {k: np.array(net.blobs[k].data) for k in req.get("blobs", ())}}
             elif req["op"] == "net_param":  # the loaded net as Caffe holds it (upgraded: V0/V1 -> layer { })
                 import tempfile
