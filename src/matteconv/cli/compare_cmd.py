@@ -77,8 +77,8 @@ def compare(
     precision: str = typer.Option("fp32", "--precision",
                                   help="fp32: CANDIDATE vs the checkpoint. fp16: the checkpoint under the Ascend fp16 "
                                        "device model vs itself in fp32, per module, with overflows and underflows. "
-                                       "int8: each layer of the ONNX or Caffe CANDIDATE quantized alone, ranked by the alpha "
-                                       "error it adds."),
+                                       "int8: each layer of the ONNX or Caffe CANDIDATE quantized alone, ranked by "
+                                       "the alpha error it adds."),
     quant_record: Path = typer.Option(None, "--quant-record", help="With --precision int8: the record `quantize` "
                                                                    "wrote (default: calibrate on the golden inputs)."),
 ):
