@@ -122,8 +122,9 @@ def run_in_segments(prototxt: str | Path, caffemodel: str | Path, feeds: dict[st
         loaded = [name for name, kind in info["layers"] if kind != "Split"]  # Caffe adds a Split per shared blob
         shapes = {k: tuple(v) for k, v in info["shapes"].items()}
         segments = plan_segments(proto, shapes, outputs, budget)
-        if proto.input or proto.layers or loaded != [lp.name for lp in proto.layer] or not segments:
-            return worker.run(feeds)["outputs"]  # legacy inputs or V1 layers (Caffe upgraded them): run it whole
+        if len(segments) <= 1 or proto.input or proto.layers or loaded != [lp.name for lp in proto.layer]:
+            # it fits in one segment, or legacy inputs / V1 layers (which Caffe upgraded): run the whole Net
+            return worker.run(feeds)["outputs"]
         with tempfile.TemporaryDirectory(prefix=".matteconv-seg-") as tmp:
             part = Path(tmp) / "part.prototxt"
             for k, seg in enumerate(segments):
