@@ -76,7 +76,8 @@ def main(extra_ops: dict | None = None) -> None:
                 store.update({name: np.array(part.blobs[name].data) for name in req["keep"]})
                 part = None  # freed before the next part is built
                 gc.collect()
-                store = {k: v for k, v in store.items() if k in set(req["needed"])}
+                needed = set(req["needed"])
+                store = {k: v for k, v in store.items() if k in needed}
                 reply = {"blobs": {k: store[k] for k in req.get("return", ())}}
             elif req["op"] == "run":
                 for name, arr in req["inputs"].items():
