@@ -1,6 +1,7 @@
-"""`compare CKPT MODEL.onnx|MODEL.prototxt --precision int8`: where INT8 hurts. Each layer AMCT would quantize is quantized alone
-(everything else under the fp16 device model) on one golden input, and ranked by the alpha error it adds over the
-fp16 prediction (max |d| vs the float64 golden); each layer is named with the PyTorch module it came from.
+"""`compare CKPT MODEL.onnx|MODEL.prototxt --precision int8`: where INT8 hurts. Each layer AMCT would quantize is
+quantized alone (everything else under the fp16 device model) on one golden input, and ranked by the alpha error
+it adds over the fp16 prediction (max |d| vs the float64 golden); each layer is named with the PyTorch module it
+came from.
 These are the layers `quantize --tolerance` keeps fp16 first.
 """
 from __future__ import annotations
@@ -60,6 +61,8 @@ def compare_int8(ckpt: str | Path | None, model: str | Path, golden_dir: str | P
     fp16 = errors([backend.run(x[0], set())[0, 0].astype(np.float64)], gold)
     every = errors([backend.run(x[0], set(backend.layers))[0, 0].astype(np.float64)], gold)
     ranked = rank_layers(backend, x, gold)
+    if hasattr(backend, "close"):  # the Caffe emulator's pycaffe worker
+        backend.close()
     scopes = {}
     if ckpt is not None:  # layer -> PyTorch module path, as `compare` maps them
         tree = ModuleTree(load_checkpoint(ckpt).model)
