@@ -43,7 +43,9 @@ def test_committed_clip_enters_stays_leaves_and_stays_empty():
     phases = [name.split("_", 1)[1] for name in made]
     assert phases == ["empty", "enter", "enter", "stay", "leave", "leave", "empty", "empty", "empty"]
     empty = [f for f, p in zip(frames, phases) if p == "empty"]
-    # frames made in this process by the same code from the same background: equal on any CPU
+    # Bitwise is right here: the same function (hard_frames._composite) in this process on the same background, and
+    # where alpha is 0 it computes 0 * fg + 1 * bg, which IEEE arithmetic gives exactly as bg on any CPU; the figure's
+    # frames differ from it by whole pixels of figure, not by rounding
     assert all(np.array_equal(e, empty[0]) for e in empty)  # the background alone, before and after
     assert np.array_equal(frames[5], empty[0])  # the last "leave" frame: the figure is fully out
     assert all(not np.array_equal(f, empty[0]) for f in frames[1:5])
