@@ -49,7 +49,7 @@ def test_plan_keeps_only_what_later_layers_read(exported):
     assert plan[0].feeds == ["input"] and plan[-1].keep == outputs
     for k, seg in enumerate(plan):
         later = {b for s in plan[k + 1:] for b in s.feeds} | set(outputs)
-        assert set(seg.keep) <= later
+        assert set(seg.needed) == later and set(seg.keep) <= later
         assert sum(segments.layer_bytes(proto.layer[i], shapes) for i in seg.layers) <= 1 << 16 or len(seg.layers) == 1
     # a 3x3 convolution's estimate counts its im2col buffer: C_in x 9 x output pixels, 4 bytes each
     conv = next(la for la in proto.layer if la.type == "Convolution" and la.convolution_param.kernel_h == 3

@@ -55,17 +55,6 @@ class ModelOps:
 
 # --- Caffe ------------------------------------------------------------------------------------------------------
 
-def _pair(param, repeated: str, prefix: str, default: int) -> tuple[int, int]:
-    """Caffe's spatial parameter convention: `<prefix>_h`/`_w` if set (HasField: some forks give them a default
-    of 1), else the repeated field (one value = both sides, two = h, w), else the default."""
-    if param.HasField(f"{prefix}_h") or param.HasField(f"{prefix}_w"):
-        return int(getattr(param, f"{prefix}_h")), int(getattr(param, f"{prefix}_w"))
-    values = list(getattr(param, repeated))
-    if not values:
-        return default, default
-    return (int(values[0]), int(values[0])) if len(values) == 1 else (int(values[0]), int(values[1]))
-
-
 def caffe_shapes(prototxt: Path) -> tuple[dict[str, tuple[int, ...]], str | None]:
     """Blob name -> shape from pycaffe (prototxt only, no weights needed), or ({}, why not)."""
     from ..export.caffe.runner import CaffeWorker
@@ -84,6 +73,7 @@ def caffe_ops(prototxt: str | Path, shapes: dict[str, tuple[int, ...]] | None = 
               shapes_error: str | None = None) -> ModelOps:
     """Layers of a prototxt; shapes from `shapes` if given (e.g. what `inspect` already loaded), else pycaffe."""
     from ..export.caffe.upgrade import read_net
+    from ..export.caffe.writer import spatial_pair
 
     path = Path(prototxt)
     nt = read_net(path)
@@ -100,8 +90,8 @@ def caffe_ops(prototxt: str | Path, shapes: dict[str, tuple[int, ...]] | None = 
             op.out_shape = tuple(shapes[layer.top[0]])
         if op.kind in ("conv", "deconv"):
             p = layer.convolution_param
-            op.kernel = _pair(p, "kernel_size", "kernel", 0)
-            op.stride = _pair(p, "stride", "stride", 1)
+            op.kernel = spatial_pair(p, "kernel_size", "kernel", 0)
+            op.stride = spatial_pair(p, "stride", "stride", 1)
             op.group = int(p.group)
             op.attrs["num_output"] = int(p.num_output)
         ops.append(op)

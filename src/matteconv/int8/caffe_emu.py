@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import MatteconvError
-from ..export.caffe.runner import CaffeBackend, CaffeWorker
+from ..export.caffe.runner import CaffeBackend, CaffeWorker, split_input
 from ..fp16.caffe_emu import Fp16CaffeBackend
 from .emulate import deploy_params
 from .record import QuantRecord
@@ -38,11 +38,7 @@ class CaffeCalibrator(CaffeBackend):
 
     def layer_inputs(self, layers: list[str]) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
         def run(x: np.ndarray) -> dict[str, np.ndarray]:
-            x = np.ascontiguousarray(x, np.float32)
-            feeds, c = {}, 0
-            for name, shp in self.inputs:
-                feeds[name] = x[:, c: c + shp[1]]
-                c += shp[1]
+            feeds = split_input(x, self.inputs)
             return self.worker._call({"op": "layer_inputs", "inputs": feeds, "layers": list(layers)})["inputs"]
 
         return run

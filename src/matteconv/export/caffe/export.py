@@ -17,6 +17,7 @@ from ...model.modnet import MODNet, with_split_inputs
 from ..onnx_export import run_float64
 from ..parity import judge
 from .convert import convert
+from .runner import split_input
 from .segments import run_in_segments
 from .writer import write_caffemodel, write_prototxt
 
@@ -86,11 +87,8 @@ def export_caffe(ckpt: Checkpoint, out_stem: Path, target: str = "bvlc", size: t
     with atomic_paths(prototxt, caffemodel) as (tmp_proto, tmp_model):
         write_prototxt(tmp_proto, net, header)
         write_caffemodel(tmp_model, net)
-        feeds, c = {}, 0
-        for name, shp in net.inputs.items():
-            feeds[name], c = np.ascontiguousarray(x[:, c: c + shp[1]]), c + shp[1]
         try:  # one segment of the net at a time: the whole Net would peak at 4.8 GB at 512 (export/caffe/segments.py)
-            (alpha,) = run_in_segments(tmp_proto, tmp_model, feeds).values()
+            (alpha,) = run_in_segments(tmp_proto, tmp_model, split_input(x, net.inputs.items())).values()
         except MatteconvError as e:
             raise MatteconvError(str(e).replace(str(tmp_proto), str(prototxt))) from None
         parity = judge(alpha, ref, lambda: run_float64(model, args), prototxt, ckpt.path,

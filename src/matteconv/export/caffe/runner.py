@@ -43,6 +43,16 @@ def caffe_message(log: str, limit: int = 400) -> str:
     return msg if len(msg) <= limit else msg[: limit - 3] + "..."
 
 
+def split_input(x: np.ndarray, inputs) -> dict[str, np.ndarray]:
+    """A 1xCxHxW model input as the net's feeds: `inputs` (name, shape) in feed order take consecutive channel
+    ranges (a split-input export: image 3 channels, then prev_alpha 1)."""
+    feeds, c = {}, 0
+    for name, shp in inputs:
+        feeds[name] = np.ascontiguousarray(x[:, c: c + shp[1]], dtype=np.float32)
+        c += shp[1]
+    return feeds
+
+
 class CaffeWorker:
     """One pycaffe Net in a child process. load happens at construction; run() feeds named inputs."""
 
@@ -163,11 +173,7 @@ class CaffeBackend:
         expected = (1, self.in_channels, *self.size)
         if x.shape != expected:
             raise MatteconvError(f"{self.path}: input shape {x.shape} does not match the model's {expected}")
-        feeds, c = {}, 0
-        for name, shp in self.inputs:
-            feeds[name] = x[:, c : c + shp[1]]
-            c += shp[1]
-        reply = self._forward(feeds, blobs)
+        reply = self._forward(split_input(x, self.inputs), blobs)
         self.last_blobs = reply["blobs"]
         return reply["outputs"][self.output]
 

@@ -13,13 +13,14 @@ computes from the same bottom values with the same kernels; only where memory li
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ...errors import MatteconvError
 from .runner import CaffeWorker
+from .writer import spatial_pair
 
 SEGMENT_BYTES = 384 * 2**20  # estimated memory of one run of layers (a single larger layer runs alone)
 FEED_PREFIX = "matteconv_feed/"
@@ -30,6 +31,7 @@ class Segment:
     layers: list[int]  # indices into the NetParameter's layers
     feeds: list[str]  # blobs read from earlier segments (or the net inputs)
     keep: list[str]  # blobs this segment writes that later segments (or the caller) read
+    needed: list[str] = field(default_factory=list)  # blobs to hold after it runs: later feeds and the outputs
 
 
 def _floats(shape) -> int:
@@ -44,13 +46,9 @@ def layer_bytes(layer, shapes: dict[str, tuple[int, ...]]) -> int:
     n = sum(_floats(shapes.get(t)) for t in tops)
     if layer.type in ("Convolution", "Deconvolution") and layer.bottom:
         p = layer.convolution_param
-        kh = p.kernel_h or (p.kernel_size[0] if p.kernel_size else 1)
-        kw = p.kernel_w or (p.kernel_size[-1] if p.kernel_size else 1)
-        sh = p.stride_h or (p.stride[0] if p.stride else 1)
-        sw = p.stride_w or (p.stride[-1] if p.stride else 1)
-        ph = p.pad_h or (p.pad[0] if p.pad else 0)
-        pw = p.pad_w or (p.pad[-1] if p.pad else 0)
-        if (kh, kw, sh, sw, ph, pw) != (1, 1, 1, 1, 0, 0):
+        (kh, kw), stride, pad = (spatial_pair(p, "kernel_size", "kernel", 1), spatial_pair(p, "stride", "stride", 1),
+                                 spatial_pair(p, "pad", "pad", 0))
+        if (kh, kw, *stride, *pad) != (1, 1, 1, 1, 0, 0):
             bottom, top = shapes.get(layer.bottom[0]), shapes.get(layer.top[0])
             if bottom and top:
                 c_in = bottom[1] if layer.type == "Convolution" else top[1]
@@ -86,8 +84,8 @@ def plan_segments(proto, shapes: dict[str, tuple[int, ...]], outputs: list[str],
             written.update(layer.top)
         segments.append(Segment(g, feeds, sorted(written)))
     for k, seg in enumerate(segments):  # keep what a later segment feeds on, or the caller asked for
-        later = {b for s in segments[k + 1:] for b in s.feeds} | set(outputs)
-        seg.keep = [b for b in seg.keep if b in later]
+        seg.needed = sorted({b for s in segments[k + 1:] for b in s.feeds} | set(outputs))
+        seg.keep = [b for b in seg.keep if b in seg.needed]
     return segments
 
 
@@ -130,8 +128,7 @@ def run_in_segments(prototxt: str | Path, caffemodel: str | Path, feeds: dict[st
             part = Path(tmp) / "part.prototxt"
             for k, seg in enumerate(segments):
                 part.write_text(text_format.MessageToString(segment_proto(proto, seg, shapes)))
-                needed = sorted({b for s in segments[k + 1:] for b in s.feeds} | set(outputs))
-                got = worker.run_part(part, seg.feeds, seg.keep, needed, feeds if k == 0 else None,
+                got = worker.run_part(part, seg.feeds, seg.keep, seg.needed, feeds if k == 0 else None,
                                       outputs if k == len(segments) - 1 else ())
         return {name: got[name] for name in outputs}
     finally:

@@ -94,6 +94,17 @@ def _varint(n: int) -> bytes:
             return bytes(out)
 
 
+def spatial_pair(param, repeated: str, prefix: str, default: int) -> tuple[int, int]:
+    """Caffe's spatial parameter convention: `<prefix>_h`/`_w` if set (HasField: some forks give them a default
+    of 1), else the repeated field (one value = both sides, two = h, w), else the default."""
+    if param.HasField(f"{prefix}_h") or param.HasField(f"{prefix}_w"):
+        return int(getattr(param, f"{prefix}_h")), int(getattr(param, f"{prefix}_w"))
+    values = list(getattr(param, repeated))
+    if not values:
+        return default, default
+    return (int(values[0]), int(values[0])) if len(values) == 1 else (int(values[0]), int(values[1]))
+
+
 def write_prototxt(path: str | Path, net: Net, header: list[str]) -> None:
     from google.protobuf import text_format
 
