@@ -30,7 +30,7 @@ def test_default_export_is_ascend_safe_with_provenance(ref3_onnx, ref3_ckpt):
     ck = load_checkpoint(ref3_ckpt)
     assert meta["checkpoint_sha256"] == ck.sha256 and meta["weights_sha256"] == ck.weights_sha256
     assert meta["input_size"] == "512x512" and json.loads(meta["preprocessing"])["mean"] == 127.5
-    assert len(m.graph.node) < 300  # onnxsim ran (the raw export has ~480 nodes)
+    assert len(m.graph.node) < 330  # onnxsim ran (the raw export has ~480 nodes; ours 309 after the rewrites)
 
 
 def test_half_pixel_is_rewritten_and_refused_unfixed():
@@ -112,10 +112,13 @@ def _concat_fed_convs(model):
 
 
 def test_concat_convs_are_split_with_the_same_numbers(ref3_onnx, ref3_ckpt, tmp_path):
-    """The six Conv(Concat(features, image)) of the HR/fusion branches become per-input Convs + Add."""
+    """The six Conv(Concat(features, image)) of the HR/fusion branches, and the six convolutions that read an
+    IBNorm's Concat once its ReLU moved in front of it (18 in all, some parts reading a Concat themselves), become
+    per-input Convs + Add."""
     split = onnx.load(str(ref3_onnx))
     assert _concat_fed_convs(split) == 0
-    assert {p.key: p.value for p in split.metadata_props}["concat_convs_split"] == "6"
+    meta = {p.key: p.value for p in split.metadata_props}
+    assert meta["concat_convs_split"] == "18" and meta["relus_before_concats"] == "16"
     kept = export_onnx(load_checkpoint(ref3_ckpt), tmp_path / "kept.onnx", (512, 512), split_concat=False)
     assert kept.concat_convs_split == 0 and _concat_fed_convs(onnx.load(str(kept.path))) == 6
     x = preprocess.prepare(samples.photos()["astronaut"], "device", (512, 512)).tensor
@@ -149,6 +152,33 @@ def test_split_concat_conv_on_a_three_way_concat():
     assert {i.name for i in model.graph.initializer} == {"w_part0", "w_part1", "w_part2", "b"}
     after = ort.InferenceSession(model.SerializeToString()).run(None, feeds)[0]
     assert np.abs(after - before).max() <= 1e-5 and np.abs(before).max() > 1
+
+
+def test_relus_move_before_a_concat_read_only_by_them():
+    """Unit case: Relu(Concat(a, b)) -> Concat(Relu(a), Relu(b)) bitwise, the Relu's scope kept; a Concat that
+    something else also reads is left alone (its pre-ReLU values are needed)."""
+    import onnxruntime as ort
+    from onnx import helper
+
+    from matteconv.export.concat_conv import relus_before_concats
+
+    nodes = [helper.make_node("Concat", ["a", "b"], ["c"], axis=1, name="/m/Concat"),
+             helper.make_node("Relu", ["c"], ["r"], name="/m/Relu"),
+             helper.make_node("Concat", ["a", "b"], ["d"], axis=1, name="/n/Concat"),
+             helper.make_node("Relu", ["d"], ["s"], name="/n/Relu")]
+    vi = [helper.make_tensor_value_info(n, 1, [1, c, 4, 4]) for n, c in (("a", 2), ("b", 3))]
+    outs = [helper.make_tensor_value_info(n, 1, [1, 5, 4, 4]) for n in ("r", "s", "d")]
+    model = helper.make_model(helper.make_graph(nodes, "g", vi, outs), opset_imports=[helper.make_opsetid("", 11)])
+    rng = np.random.default_rng(2)
+    feeds = {"a": rng.normal(size=(1, 2, 4, 4)).astype(np.float32), "b": rng.normal(size=(1, 3, 4, 4)).astype(np.float32)}
+    before = ort.InferenceSession(model.SerializeToString()).run(None, feeds)
+    assert relus_before_concats(model) == 1
+    onnx.checker.check_model(model, full_check=True)
+    assert [(n.op_type, n.name) for n in model.graph.node[:3]] == [("Relu", "/m/Relu_in0"), ("Relu", "/m/Relu_in1"),
+                                                                   ("Concat", "/m/Concat")]
+    after = ort.InferenceSession(model.SerializeToString()).run(None, feeds)
+    for x, y in zip(before, after):
+        np.testing.assert_array_equal(x, y)  # max(x, 0) per element, wherever it is computed
 
 
 def test_split_sliced_conv_computes_each_channel_slice_apart():

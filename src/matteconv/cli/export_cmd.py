@@ -64,7 +64,8 @@ def export(
                               not no_split_concat, fold_batchnorm=fold_batchnorm)
             info = {"output": str(res.path), "opset": res.opset, "nodes": res.nodes_after,
                     "nodes_before_simplify": res.nodes_before, "resize_rewritten": res.resize_rewritten,
-                    "concat_convs_split": res.concat_convs_split, "rule_rewrites": res.rule_rewrites,
+                    "concat_convs_split": res.concat_convs_split,
+                    "relus_before_concats": res.relus_before_concats, "rule_rewrites": res.rule_rewrites,
                     "batchnorm_folded": fold_batchnorm,
                     "inputs": res.input_names, "max_abs_diff_vs_torch": res.max_abs_diff,
                     "parity_tolerance": res.parity_tolerance}
@@ -83,7 +84,8 @@ def export(
         rows = [("file", info["output"]), ("inputs", ", ".join(info["inputs"])), ("opset", str(info["opset"])),
                 ("nodes", f"{info['nodes']} ({info['nodes_before_simplify']} as traced)"),
                 ("Resize set to pytorch_half_pixel", str(info["resize_rewritten"])),
-                ("Conv(Concat) split per input", str(info["concat_convs_split"]))]
+                ("Conv(Concat) split per input", f"{info['concat_convs_split']} "
+                 f"({info['relus_before_concats']} ReLUs moved before their Concat)")]
         diff = info["max_abs_diff_vs_torch"]
     else:
         counts = ", ".join(f"{k} {v}" for k, v in sorted(info["layer_counts"].items()))

@@ -5,6 +5,13 @@ image (35, 67, 99 channels). onnxruntime's fast blocked (NCHWc) convolutions nee
 blocks, so those convolutions fall back to a slower path, the largest at full resolution; the split keeps each
 part on the fast path and the Adds fuse into the convolutions. It is the same sum over input channels in another
 order (fp32 rounding only), and export's parity check against PyTorch still runs on the result.
+
+`relus_before_concats` first moves each IBNorm's ReLU in front of its Concat (`Relu(Concat(a, b))` ->
+`Concat(Relu(a), Relu(b))`, bitwise the same: ReLU is elementwise), so the next convolution reads the Concat
+directly and is split too (18 convolutions instead of 6 in MODNet, some parts reading a Concat themselves):
+no Concat of IBNorm halves is left in front of a convolution.
+Measured on the AMD EPYC (AVX2) kind, alternating in one run: 0.3-7% faster than without it in each of 7 runs at
+384 and 512 (README, "How the numbers look here").
 """
 from __future__ import annotations
 
@@ -25,41 +32,70 @@ def _channels(model: onnx.ModelProto) -> dict[str, int]:
     return out
 
 
-def split_concat_convs(model: onnx.ModelProto) -> int:
-    """Rewrite, in place, every ungrouped Conv whose data input is a channel Concat used by nothing else;
-    return how many were split."""
+def relus_before_concats(model: onnx.ModelProto) -> int:
+    """Rewrite, in place, every Relu whose input is a Concat read by nothing else into a Relu per Concat input
+    (named `<relu>_in<k>`, the Relu's scope kept for `compare`) and the Concat of those; return how many."""
     graph = model.graph
     producer = {o: n for n in graph.node for o in n.output}
     uses: dict[str, int] = {}
     for n in graph.node:
         for name in n.input:
             uses[name] = uses.get(name, 0) + 1
-    for o in graph.output:
-        uses[o.name] = uses.get(o.name, 0) + 1
+    outputs = {o.name for o in graph.output}
+    replaced: dict[int, list[onnx.NodeProto]] = {}
+    dropped: set[int] = set()
+    for relu in graph.node:
+        cat = producer.get(relu.input[0]) if relu.op_type == "Relu" else None
+        if cat is None or cat.op_type != "Concat" or uses.get(cat.output[0]) != 1 or cat.output[0] in outputs:
+            continue
+        relus = [helper.make_node("Relu", [x], [f"{relu.output[0]}_in{k}"], name=f"{relu.name}_in{k}")
+                 for k, x in enumerate(cat.input)]
+        joined = helper.make_node("Concat", [r.output[0] for r in relus], [relu.output[0]], name=cat.name)
+        joined.attribute.extend(cat.attribute)
+        replaced[id(cat)] = relus + [joined]
+        dropped.add(id(relu))
+    if replaced:
+        replace_nodes(graph, replaced, dropped)
+    return len(replaced)
+
+
+def split_concat_convs(model: onnx.ModelProto) -> int:
+    """Rewrite, in place, every ungrouped Conv whose data input is a channel Concat read only by such Convs
+    (IBNorm's two channel halves, once split by export/slice_conv.py, read the same Concat), until none is left:
+    a part may read a Concat itself (MODNet's `Concat(IBNorm output, IBNorm output)` once the ReLUs moved);
+    return how many Convs were split."""
+    total = 0
+    while n := _split_once(model):
+        total += n
+    return total
+
+
+def _split_once(model: onnx.ModelProto) -> int:
+    graph = model.graph
+    producer = {o: n for n in graph.node for o in n.output}
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    for n in graph.node:
+        for name in n.input:
+            readers.setdefault(name, []).append(n)
+    outputs = {o.name for o in graph.output}
     weights = {init.name: init for init in graph.initializer}
     channels = _channels(model)
 
-    replaced: dict[int, list[onnx.NodeProto]] = {}
-    dropped: set[int] = set()
-    for conv in graph.node:
-        cat = producer.get(conv.input[0]) if conv.op_type == "Conv" else None
-        if cat is None or cat.op_type != "Concat" or uses.get(cat.output[0]) != 1 or len(cat.input) < 2:
-            continue
+    def split(conv: onnx.NodeProto, cat: onnx.NodeProto) -> list[onnx.NodeProto] | None:
         group = next((a.i for a in conv.attribute if a.name == "group"), 1)
-        axis = next((a.i for a in cat.attribute if a.name == "axis"), None)
-        if group != 1 or axis not in (1, -3):
-            continue
-        if conv.input[1] not in weights or any(x not in channels for x in cat.input):
-            continue
+        if conv.op_type != "Conv" or conv.input[0] != cat.output[0] or group != 1 or conv.input[1] not in weights:
+            return None
         w = numpy_helper.to_array(weights[conv.input[1]])
         sizes = [channels[x] for x in cat.input]
         if sum(sizes) != w.shape[1]:
-            continue
+            return None
         bias = conv.input[2:3]
         nodes, partial, start = [], None, 0
         for k, (x, c) in enumerate(zip(cat.input, sizes)):
             part_w = f"{conv.input[1]}_part{k}"
-            graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(w[:, start:start + c]), part_w))
+            if part_w not in weights:
+                weights[part_w] = numpy_helper.from_array(np.ascontiguousarray(w[:, start:start + c]), part_w)
+                graph.initializer.append(weights[part_w])
             start += c
             part = f"{conv.output[0]}_part{k}"
             node = helper.make_node("Conv", [x, part_w, *(bias if k == 0 else [])], [part], name=f"{conv.name}_part{k}")
@@ -70,7 +106,21 @@ def split_concat_convs(model: onnx.ModelProto) -> int:
                 nodes.append(helper.make_node("Add", [partial, part], [total], name=f"{conv.name}_sum{k}"))
                 part = total
             partial = part
-        replaced[id(conv)] = nodes
+        return nodes
+
+    replaced: dict[int, list[onnx.NodeProto]] = {}
+    dropped: set[int] = set()
+    for cat in graph.node:
+        axis = next((a.i for a in cat.attribute if a.name == "axis"), None)
+        if cat.op_type != "Concat" or axis not in (1, -3) or len(cat.input) < 2 or cat.output[0] in outputs:
+            continue
+        if any(x not in channels for x in cat.input) or not readers.get(cat.output[0]):
+            continue
+        parts = [split(conv, cat) for conv in readers[cat.output[0]]]
+        if any(p is None for p in parts):
+            continue
+        for conv, nodes in zip(readers[cat.output[0]], parts):
+            replaced[id(conv)] = nodes
         dropped.add(id(cat))
 
     if not replaced:

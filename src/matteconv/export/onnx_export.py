@@ -25,7 +25,7 @@ from ..fileio import atomic_path
 from ..model.checkpoint import Checkpoint
 from ..model.fold import fold_ibnorm
 from ..model.modnet import with_split_inputs
-from .concat_conv import split_concat_convs
+from .concat_conv import relus_before_concats, split_concat_convs
 from .slice_conv import split_sliced_convs
 from .depthwise_rewrite import rewrite_onnx
 from .instance_norm import centre_instance_norms
@@ -57,6 +57,7 @@ class OnnxExport:
     instance_norms_centred: int = 0  # export/instance_norm.py
     rule_rewrites: list[str] = field(default_factory=list)  # exact rewrites for Ascend rules (depthwise_rewrite.py)
     sliced_convs_split: int = 0  # export/slice_conv.py
+    relus_before_concats: int = 0  # export/concat_conv.py
 
 
 def input_names_for(in_channels: int, split_inputs: bool) -> list[str]:
@@ -147,8 +148,9 @@ def export_onnx(ckpt: Checkpoint, out: str | Path, size: tuple[int, int] = (512,
     before = len(onnx_model.graph.node)
     if do_simplify:
         onnx_model = simplify(onnx_model)
-    n_split = split_concat_convs(onnx_model) if split_concat else 0
+    n_relus = relus_before_concats(onnx_model) if split_concat else 0
     n_sliced = split_sliced_convs(onnx_model) if split_slices else 0
+    n_split = split_concat_convs(onnx_model) if split_concat else 0
     n_centred = centre_instance_norms(onnx_model) if centre_norms else 0
     rule_rewrites = rewrite_onnx(onnx_model)
     rewritten = fix_resize_modes(onnx_model)
@@ -158,7 +160,7 @@ def export_onnx(ckpt: Checkpoint, out: str | Path, size: tuple[int, int] = (512,
     meta = {"matteconv_version": __version__, "checkpoint_sha256": ckpt.sha256,
             "weights_sha256": ckpt.weights_sha256, "input_size": f"{size[0]}x{size[1]}",
             "in_channels": str(ckpt.in_channels), "hr_channels": str(ckpt.hr_channels), "input_names": ",".join(names),
-            "dynamic": str(dynamic).lower(), "concat_convs_split": str(n_split), "sliced_convs_split": str(n_sliced),
+            "dynamic": str(dynamic).lower(), "concat_convs_split": str(n_split), "relus_before_concats": str(n_relus), "sliced_convs_split": str(n_sliced),
             "instance_norms_centred": str(n_centred),
             "batchnorm_folded": str(fold_batchnorm).lower(),
             "rule_rewrites": json.dumps(rule_rewrites),
@@ -178,7 +180,7 @@ def export_onnx(ckpt: Checkpoint, out: str | Path, size: tuple[int, int] = (512,
     with atomic_path(out) as tmp:
         onnx.save(onnx_model, str(tmp))
     return OnnxExport(out, written, before, len(onnx_model.graph.node), rewritten, parity.max_abs, names, n_split,
-                      parity.tolerance, n_centred, rule_rewrites, n_sliced)
+                      parity.tolerance, n_centred, rule_rewrites, n_sliced, n_relus)
 
 
 def run_float64(model: torch.nn.Module, inputs) -> np.ndarray:
