@@ -175,7 +175,7 @@ def test_relus_move_before_a_concat_read_only_by_them():
     assert relus_before_concats(model) == 1
     onnx.checker.check_model(model, full_check=True)
     assert [(n.op_type, n.name) for n in model.graph.node[:3]] == [("Relu", "/m/Relu_in0"), ("Relu", "/m/Relu_in1"),
-                                                                   ("Concat", "/m/Concat")]
+                                                                   ("Concat", "/m/Relu")]
     after = ort.InferenceSession(model.SerializeToString()).run(None, feeds)
     for x, y in zip(before, after):
         np.testing.assert_array_equal(x, y)  # max(x, 0) per element, wherever it is computed

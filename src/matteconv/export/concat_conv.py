@@ -34,7 +34,8 @@ def _channels(model: onnx.ModelProto) -> dict[str, int]:
 
 def relus_before_concats(model: onnx.ModelProto) -> int:
     """Rewrite, in place, every Relu whose input is a Concat read by nothing else into a Relu per Concat input
-    (named `<relu>_in<k>`, the Relu's scope kept for `compare`) and the Concat of those; return how many."""
+    (named `<relu>_in<k>`) and the Concat of those, named as the Relu was: it yields the Relu's output tensor, so
+    `compare` still finds the ReLU module's output under the ReLU's scope; return how many."""
     graph = model.graph
     producer = {o: n for n in graph.node for o in n.output}
     uses: dict[str, int] = {}
@@ -50,7 +51,7 @@ def relus_before_concats(model: onnx.ModelProto) -> int:
             continue
         relus = [helper.make_node("Relu", [x], [f"{relu.output[0]}_in{k}"], name=f"{relu.name}_in{k}")
                  for k, x in enumerate(cat.input)]
-        joined = helper.make_node("Concat", [r.output[0] for r in relus], [relu.output[0]], name=cat.name)
+        joined = helper.make_node("Concat", [r.output[0] for r in relus], [relu.output[0]], name=relu.name)
         joined.attribute.extend(cat.attribute)
         replaced[id(cat)] = relus + [joined]
         dropped.add(id(relu))
