@@ -77,7 +77,12 @@ def test_export_matches_float64_torch(channels, split, target, size, checkpoints
     check_parity(result, ckpt, split)
 
 
-def test_unsupported_module_is_refused_with_its_path(checkpoints, tmp_path):
+def test_unsupported_module_is_refused_with_its_path(checkpoints, tmp_path, monkeypatch):
+    from matteconv.export.caffe import export as caffe_export
+
+    started = []  # the pycaffe worker starts before the conversion (to overlap caffe's import): it must not outlive
+    start = caffe_export.start_worker
+    monkeypatch.setattr(caffe_export, "start_worker", lambda: started.append(start()) or started[-1])
     ckpt = load_checkpoint(checkpoints[3])
     model = copy.deepcopy(ckpt.model)
     model.hr_branch.conv_hr2x[0].layers[2] = nn.GELU()
@@ -86,6 +91,7 @@ def test_unsupported_module_is_refused_with_its_path(checkpoints, tmp_path):
         export_caffe(patched, tmp_path / "m", target="ascend", size=(64, 64))
     assert str(e.value) == "hr_branch.conv_hr2x.0.layers.2: GELU has no exact lowering for Caffe target 'ascend'"
     assert list(tmp_path.iterdir()) == []
+    assert len(started) == 1 and started[0].proc.poll() is not None  # the refusal closed it
 
 
 def test_files_not_kept_when_caffe_disagrees(checkpoints, tmp_path, monkeypatch):

@@ -19,9 +19,12 @@ class _Tracer(fx.Tracer):
         return isinstance(m, LEAVES) or super().is_leaf_module(m, qualname)
 
 
-def capture(model: nn.Module, inputs: dict[str, tuple[int, ...]]) -> fx.GraphModule:
+def capture(model: nn.Module, inputs: dict[str, tuple[int, ...]],
+            example: tuple[torch.Tensor, ...] | None = None) -> fx.GraphModule:
     """Trace `model` (eval) for the named inputs (forward argument name -> shape); arguments not named are
-    specialised to None. Every node gets meta['tensor_meta'] with its shape."""
+    specialised to None. Every node gets meta['tensor_meta'] with its shape, from one forward on `example`
+    (float32 tensors of those shapes, in that order; zeros if None), whose output is kept in
+    meta['example_output'] (the export's PyTorch reference without a second forward)."""
     model = model.eval()
     import inspect
 
@@ -36,9 +39,10 @@ def capture(model: nn.Module, inputs: dict[str, tuple[int, ...]]) -> fx.GraphMod
         raise MatteconvError(f"cannot capture {type(model).__name__} with torch.fx: {e}") from None
     gm = fx.GraphModule(model, graph)
     _drop_specialised_inputs(gm)
-    examples = [torch.zeros(inputs[n.target]) for n in gm.graph.nodes if n.op == "placeholder"]
+    if example is None:
+        example = tuple(torch.zeros(inputs[n.target]) for n in gm.graph.nodes if n.op == "placeholder")
     with torch.no_grad():
-        ShapeProp(gm).propagate(*examples)
+        gm.meta["example_output"] = ShapeProp(gm).propagate(*example)
     return gm
 
 

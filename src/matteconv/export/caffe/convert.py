@@ -2,6 +2,7 @@
 modules through exactly the code path the export uses."""
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from .capture import capture
@@ -16,10 +17,11 @@ RULE_TARGETS = ("ascend", "ddk")
 
 
 def convert(model: nn.Module, inputs: dict[str, tuple[int, ...]], target: str = "bvlc",
-            names: dict[str, str] | None = None) -> Net:
+            names: dict[str, str] | None = None, example: tuple[torch.Tensor, ...] | None = None) -> Net:
     """`inputs`: forward argument -> shape. Caffe input names: `names` if given, else `input` for a single
-    input (what atc's --input_shape="input:..." and our runners use), else the argument names."""
-    gm = capture(model, inputs)
+    input (what atc's --input_shape="input:..." and our runners use), else the argument names. `example`:
+    the tensors the shapes are taken from (capture.py); the model's output on them is `net.example_output`."""
+    gm = capture(model, inputs, example)
     if names is None:
         names = {"input": "input"} if len(inputs) == 1 else {}
     placeholders = [n.name for n in gm.graph.nodes if n.op == "placeholder"]
@@ -27,6 +29,7 @@ def convert(model: nn.Module, inputs: dict[str, tuple[int, ...]], target: str = 
     mapping = {ph: (names.get(arg) or ("input" if len(args) == 1 else arg)) for ph, arg in zip(placeholders, args)}
     tgt = get_target(target)
     net = lower(gm, tgt, mapping, type(model).__name__)
+    net.example_output = gm.meta["example_output"]
     if tgt.name in RULE_TARGETS:
         net.rewrites = rewrite_caffe(net, tgt.accepts)
     return net

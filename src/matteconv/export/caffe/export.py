@@ -18,7 +18,7 @@ from ..onnx_export import run_float64
 from ..parity import judge
 from .convert import convert
 from .runner import split_input
-from .segments import run_in_segments
+from .segments import run_in_segments, start_worker
 from .writer import write_caffemodel, write_prototxt
 
 PROBE_PHOTO = "astronaut"
@@ -67,28 +67,37 @@ def export_caffe(ckpt: Checkpoint, out_stem: Path, target: str = "bvlc", size: t
     out_stem = Path(out_stem)
     prototxt, caffemodel = out_stem.with_suffix(".prototxt"), out_stem.with_suffix(".caffemodel")
     model = _export_model(ckpt, split_inputs)
+    worker = start_worker()  # caffe imports in the child while the model converts here (about 1 s at any size)
+    try:
+        return _export(ckpt, model, prototxt, caffemodel, target, size, split_inputs, worker, t0)
+    finally:
+        worker.close()
+
+
+def _export(ckpt: Checkpoint, model: MODNet, prototxt: Path, caffemodel: Path, target: str, size: tuple[int, int],
+            split_inputs: bool, worker, t0: float) -> CaffeExport:
     h, w = size
     c = ckpt.in_channels
     if split_inputs:
         inputs, names = {"img": (1, 3, h, w), "prev_alpha": (1, 1, h, w)}, {"img": "image", "prev_alpha": "prev_alpha"}
     else:
         inputs, names = {"img": (1, c, h, w)}, {"img": "input"}
-    net = convert(model, inputs, target, names)
+    x = probe_input(c, size)
+    args = (x[:, :3], x[:, 3:4]) if split_inputs else (x,)
+    # the shapes come from a forward on the probe photo, so its output is the PyTorch reference (one forward)
+    net = convert(model, inputs, target, names, example=tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in args))
+    ref = net.example_output.numpy()
     header = [f"matteconv {__version__} Caffe export (target: {target})",
               f"checkpoint sha256: {ckpt.sha256} ({ckpt.path.name})",
               "inputs: " + ", ".join(f"{n} {'x'.join(map(str, s))}" for n, s in net.inputs.items()),
               "output: alpha 1x1x{}x{} in [0, 1]; input normalised (x - 127.5) / 127.5, RGB".format(h, w)]
     header += [f"rewritten for Ascend rules: {r}" for r in net.rewrites]
 
-    x = probe_input(c, size)
-    args = (x[:, :3], x[:, 3:4]) if split_inputs else (x,)
-    with torch.no_grad():
-        ref = model(*[torch.from_numpy(a) for a in args]).numpy()
     with atomic_paths(prototxt, caffemodel) as (tmp_proto, tmp_model):
         write_prototxt(tmp_proto, net, header)
         write_caffemodel(tmp_model, net)
         try:  # one segment of the net at a time: the whole Net would peak at 4.8 GB at 512 (export/caffe/segments.py)
-            (alpha,) = run_in_segments(tmp_proto, tmp_model, split_input(x, net.inputs.items())).values()
+            (alpha,) = run_in_segments(tmp_proto, tmp_model, split_input(x, net.inputs.items()), worker=worker).values()
         except MatteconvError as e:
             raise MatteconvError(str(e).replace(str(tmp_proto), str(prototxt))) from None
         parity = judge(alpha, ref, lambda: run_float64(model, args), prototxt, ckpt.path,

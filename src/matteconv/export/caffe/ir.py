@@ -27,6 +27,7 @@ class Net:
     output: str
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # blob -> NCHW, where lowering knew it
     rewrites: list[str] = field(default_factory=list)  # exact rewrites for Ascend rules (export/depthwise_rewrite.py)
+    example_output: object = None  # the torch model's output (a tensor) on the inputs shapes came from (convert)
 
     def counts(self) -> dict[str, int]:
         return dict(sorted(Counter(layer.type for layer in self.layers).items()))

@@ -54,18 +54,27 @@ def split_input(x: np.ndarray, inputs) -> dict[str, np.ndarray]:
 
 
 class CaffeWorker:
-    """One pycaffe Net in a child process. load happens at construction; run() feeds named inputs."""
+    """One pycaffe Net in a child process. With a prototxt, load happens at construction; without one the worker
+    only starts (importing caffe, about 1 s) and `load` is called later, so that start can overlap other work.
+    run() feeds named inputs."""
 
-    def __init__(self, prototxt: str | Path, caffemodel: str | Path | None = None, timeout: float = 600.0,
-                 script: Path = WORKER):
-        """`script`: the worker to run (another one may add ops to worker.main, e.g. the fp16 emulator's)."""
-        self.prototxt = Path(prototxt)
+    def __init__(self, prototxt: str | Path | None = None, caffemodel: str | Path | None = None,
+                 timeout: float = 600.0, script: Path = WORKER, env: dict[str, str] | None = None):
+        """`script`: the worker to run (another one may add ops to worker.main, e.g. the fp16 emulator's);
+        `env`: variables set for the worker only (export/caffe/segments.py's allocator settings)."""
+        self.prototxt = Path(prototxt) if prototxt is not None else Path("pycaffe worker")
         self.timeout = timeout
         self._log = tempfile.TemporaryFile()
-        env = dict(os.environ)
+        env = dict(os.environ, **(env or {}))
         env.setdefault("GLOG_minloglevel", "2")
         self.proc = subprocess.Popen([sys.executable, "-P", str(script)], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=self._log, env=env)
+        if prototxt is not None:
+            self.load(prototxt, caffemodel)
+
+    def load(self, prototxt: str | Path, caffemodel: str | Path | None = None) -> dict:
+        """Load a Net (replacing any loaded before); returns and keeps its description in `info`."""
+        self.prototxt = Path(prototxt)
         try:
             self.info = self._call({"op": "load", "prototxt": str(self.prototxt),
                                     "weights": str(caffemodel) if caffemodel else None})
@@ -73,6 +82,7 @@ class CaffeWorker:
             self.proc.kill()
             self.proc.wait()
             raise
+        return self.info
 
     def run(self, inputs: dict[str, np.ndarray], blobs: tuple[str, ...] = ()) -> dict:
         return self._call({"op": "run", "inputs": inputs, "blobs": list(blobs)})

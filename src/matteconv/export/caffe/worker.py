@@ -74,8 +74,8 @@ def main(extra_ops: dict | None = None) -> None:
                     part.blobs[name].data[...] = store[name]
                 part.forward()
                 store.update({name: np.array(part.blobs[name].data) for name in req["keep"]})
-                part = None  # freed before the next part is built
-                gc.collect()
+                part = None  # freed here by its refcount, before the next part is built (a gc.collect() would
+                # cost 0.15 s per part with caffe's imports loaded and free nothing more: same peak, measured)
                 needed = set(req["needed"])
                 store = {k: v for k, v in store.items() if k in needed}
                 reply = {"blobs": {k: store[k] for k in req.get("return", ())}}
