@@ -34,7 +34,8 @@ from .. import preprocess
 
 SUPPORTED_OPSETS = (11, 13, 17)
 # IBNorm's Conv -> Slice pairs as two Convs (export/slice_conv.py): on only where measured to pay (README,
-# "How the numbers look here": onnxruntime per-node profile, AMD EPYC AVX2, issue 20)
+# "How the numbers look here": onnxruntime per-node profile, AMD EPYC AVX2, issue 20: the half-width convolutions
+# lose more than the Slices, BatchNorm and reorders they remove)
 SPLIT_SLICES = False
 # IBNorm's BatchNorm half folded into its convolution (model/fold.py) before export. Off: on the AMD EPYC (AVX2)
 # kind the unfolded graph ran 0.93 / 0.86 of the plain export's time at 384 / 512 against 0.99 / 0.95 folded
