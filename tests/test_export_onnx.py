@@ -154,6 +154,40 @@ def test_split_concat_conv_on_a_three_way_concat():
     assert np.abs(after - before).max() <= 1e-5 and np.abs(before).max() > 1
 
 
+def test_split_concat_read_by_two_convs_and_nested():
+    """Unit case: a Concat read by two Convs (IBNorm's halves once slice-split) splits both and goes; a part that
+    reads a Concat itself is split again; a Concat something else also reads is left alone."""
+    import onnxruntime as ort
+    from onnx import helper, numpy_helper
+
+    from matteconv.export.concat_conv import split_concat_convs
+
+    rng = np.random.default_rng(3)
+    w1, w2 = rng.normal(size=(2, 6, 3, 3)).astype(np.float32), rng.normal(size=(3, 6, 1, 1)).astype(np.float32)
+    nodes = [helper.make_node("Concat", ["a", "b"], ["ab"], axis=1, name="/m/Concat"),  # 2 + 2 channels
+             helper.make_node("Concat", ["ab", "c"], ["abc"], axis=1, name="/n/Concat"),  # 4 + 2 channels
+             helper.make_node("Conv", ["abc", "w1"], ["y1"], pads=[1, 1, 1, 1], name="/n/Conv"),
+             helper.make_node("Conv", ["abc", "w2"], ["y2"], name="/n/Conv_1"),
+             helper.make_node("Concat", ["a", "c"], ["ac"], axis=1, name="/k/Concat"),
+             helper.make_node("Conv", ["ac", "w3"], ["y3"], name="/k/Conv"),
+             helper.make_node("Relu", ["ac"], ["y4"], name="/k/Relu")]
+    ins = [helper.make_tensor_value_info(n, 1, [1, 2, 5, 5]) for n in "abc"]
+    outs = [helper.make_tensor_value_info(n, 1, [1, c, 5, 5]) for n, c in (("y1", 2), ("y2", 3), ("y3", 1), ("y4", 4))]
+    inits = [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2"),
+             numpy_helper.from_array(rng.normal(size=(1, 4, 1, 1)).astype(np.float32), "w3")]
+    model = helper.make_model(helper.make_graph(nodes, "g", ins, outs, inits), opset_imports=[helper.make_opsetid("", 11)])
+    feeds = {n: rng.normal(size=(1, 2, 5, 5)).astype(np.float32) for n in "abc"}
+    before = ort.InferenceSession(model.SerializeToString()).run(None, feeds)
+    assert split_concat_convs(model) == 4  # /n/Conv and /n/Conv_1, then their parts reading /m/Concat
+    onnx.checker.check_model(model, full_check=True)
+    ops = [(n.op_type, n.name) for n in model.graph.node]
+    assert ("Concat", "/n/Concat") not in ops and ("Concat", "/m/Concat") not in ops and ("Concat", "/k/Concat") in ops
+    assert sum(op == "Conv" for op, _ in ops) == 2 * 3 + 1
+    after = ort.InferenceSession(model.SerializeToString()).run(None, feeds)
+    for x, y in zip(before, after):
+        assert np.abs(x - y).max() <= 1e-5 and np.abs(x).max() > 0.5
+
+
 def test_relus_move_before_a_concat_read_only_by_them():
     """Unit case: Relu(Concat(a, b)) -> Concat(Relu(a), Relu(b)) bitwise, the Relu's scope kept; a Concat that
     something else also reads is left alone (its pre-ReLU values are needed)."""

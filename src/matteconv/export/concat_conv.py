@@ -82,7 +82,8 @@ def _split_once(model: onnx.ModelProto) -> int:
     weights = {init.name: init for init in graph.initializer}
     channels = _channels(model)
 
-    def split(conv: onnx.NodeProto, cat: onnx.NodeProto) -> list[onnx.NodeProto] | None:
+    def split(conv: onnx.NodeProto, cat: onnx.NodeProto):
+        """(new nodes, new initializers) for one Conv reading `cat`, or None if it cannot be split."""
         group = next((a.i for a in conv.attribute if a.name == "group"), 1)
         if conv.op_type != "Conv" or conv.input[0] != cat.output[0] or group != 1 or conv.input[1] not in weights:
             return None
@@ -91,12 +92,14 @@ def _split_once(model: onnx.ModelProto) -> int:
         if sum(sizes) != w.shape[1]:
             return None
         bias = conv.input[2:3]
-        nodes, partial, start = [], None, 0
+        nodes, inits, partial, start = [], {}, None, 0
         for k, (x, c) in enumerate(zip(cat.input, sizes)):
             part_w = f"{conv.input[1]}_part{k}"
+            arr = np.ascontiguousarray(w[:, start:start + c])
+            if part_w in weights and not np.array_equal(numpy_helper.to_array(weights[part_w]), arr):
+                part_w = f"{part_w}_ch{start}_{start + c}"  # a weight shared by Convs whose Concats split it apart
             if part_w not in weights:
-                weights[part_w] = numpy_helper.from_array(np.ascontiguousarray(w[:, start:start + c]), part_w)
-                graph.initializer.append(weights[part_w])
+                inits[part_w] = numpy_helper.from_array(arr, part_w)
             start += c
             part = f"{conv.output[0]}_part{k}"
             node = helper.make_node("Conv", [x, part_w, *(bias if k == 0 else [])], [part], name=f"{conv.name}_part{k}")
@@ -107,7 +110,7 @@ def _split_once(model: onnx.ModelProto) -> int:
                 nodes.append(helper.make_node("Add", [partial, part], [total], name=f"{conv.name}_sum{k}"))
                 part = total
             partial = part
-        return nodes
+        return nodes, inits
 
     replaced: dict[int, list[onnx.NodeProto]] = {}
     dropped: set[int] = set()
@@ -118,10 +121,14 @@ def _split_once(model: onnx.ModelProto) -> int:
         if any(x not in channels for x in cat.input) or not readers.get(cat.output[0]):
             continue
         parts = [split(conv, cat) for conv in readers[cat.output[0]]]
-        if any(p is None for p in parts):
+        if any(p is None for p in parts):  # something other than a splittable Conv reads it: left as it is
             continue
-        for conv, nodes in zip(readers[cat.output[0]], parts):
+        for conv, (nodes, inits) in zip(readers[cat.output[0]], parts):
             replaced[id(conv)] = nodes
+            for name, init in inits.items():
+                if name not in weights:
+                    weights[name] = init
+                    graph.initializer.append(init)
         dropped.add(id(cat))
 
     if not replaced:
