@@ -65,13 +65,16 @@ def split_concat_convs(model: onnx.ModelProto) -> int:
     (IBNorm's two channel halves, once split by export/slice_conv.py, read the same Concat), until none is left:
     a part may read a Concat itself (MODNet's `Concat(IBNorm output, IBNorm output)` once the ReLUs moved);
     return how many Convs were split."""
+    # shapes once: a pass adds only Conv parts and Adds, whose outputs no later pass needs the channels of (a
+    # split Conv's last Add keeps its output name, and a Concat's inputs are tensors that existed before)
+    channels = _channels(model)
     total = 0
-    while n := _split_once(model):
+    while n := _split_once(model, channels):
         total += n
     return total
 
 
-def _split_once(model: onnx.ModelProto) -> int:
+def _split_once(model: onnx.ModelProto, channels: dict[str, int]) -> int:
     graph = model.graph
     producer = {o: n for n in graph.node for o in n.output}
     readers: dict[str, list[onnx.NodeProto]] = {}
@@ -80,7 +83,6 @@ def _split_once(model: onnx.ModelProto) -> int:
             readers.setdefault(name, []).append(n)
     outputs = {o.name for o in graph.output}
     weights = {init.name: init for init in graph.initializer}
-    channels = _channels(model)
 
     def split(conv: onnx.NodeProto, cat: onnx.NodeProto):
         """(new nodes, new initializers) for one Conv reading `cat`, or None if it cannot be split."""
