@@ -4,7 +4,8 @@ the three losses, backward, Adam) against one eager inference, same batch (4) an
 timed alternately in one run. Goal: step / inference <= 3.5 (a plain loop with one L1 loss measured 3.4x).
 The ratio is given in wall time and in CPU time (this process, all threads): on a shared machine the CPU ratio is
 the steadier one. Also the end-to-end images/s of `matteconv train` (synthetic batches built ahead in a
-DataLoader worker process beside the step)."""
+DataLoader worker process beside the step). Both are timed with glibc keeping freed memory in the heap, as
+`matteconv train` runs (matteconv/heap.py)."""
 from __future__ import annotations
 
 import argparse
@@ -20,6 +21,7 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench import time_alternately  # noqa: E402
 
+from matteconv.heap import keep_freed_memory  # noqa: E402
 from matteconv.model.modnet import MODNet  # noqa: E402
 from matteconv.train import TrainConfig, train  # noqa: E402
 from matteconv.train.data import SyntheticSource, to_batch  # noqa: E402
@@ -52,7 +54,8 @@ def main() -> int:
         opt.step()
 
     cpu: dict = {}
-    ms = time_alternately({"inference": inference, "train step": step}, args.repeats, cpu=cpu)
+    with keep_freed_memory():  # as `matteconv train` runs its steps; inference shares the same heap
+        ms = time_alternately({"inference": inference, "train step": step}, args.repeats, cpu=cpu)
     with tempfile.TemporaryDirectory() as tmp:
         summary = train(TrainConfig(steps=12, size=size, batch_size=batch, optimizer="adam", lr=1e-4),
                         Path(tmp) / "bench.safetensors", threads=2)

@@ -19,15 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import MatteconvError
+from ...heap import KEEP_FREED_ENV
 from .runner import CaffeWorker
 from .writer import spatial_pair
 
 SEGMENT_BYTES = 384 * 2**20  # estimated memory of one run of layers (a single larger layer runs alone)
-# The worker's allocator (glibc; other C libraries ignore these): every block from the heap, and freed memory kept
-# there, so each segment reuses pages an earlier one already touched instead of mapping fresh ones that the
-# kernel must fault in and zero again. Measured at 512 (bvlc, 15 segments, AMD EPYC): the segments' forward 4.7 ->
-# 3.5 s, the worker's peak 0.99 -> 1.03 GB.
-WORKER_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(2**62)}
 FEED_PREFIX = "matteconv_feed/"
 
 
@@ -110,7 +106,7 @@ def segment_proto(proto, seg: Segment, shapes: dict[str, tuple[int, ...]]):
 
 def start_worker(timeout: float = 600.0) -> CaffeWorker:
     """A pycaffe worker set up for run_in_segments, started now (caffe imports while the caller works on)."""
-    return CaffeWorker(timeout=timeout, env=WORKER_ENV)
+    return CaffeWorker(timeout=timeout, env=KEEP_FREED_ENV)  # each segment reuses pages (heap.py)
 
 
 def run_in_segments(prototxt: str | Path, caffemodel: str | Path, feeds: dict[str, np.ndarray],
