@@ -56,3 +56,22 @@ def test_plan_keeps_only_what_later_layers_read(exported):
                 and la.convolution_param.stride_h == 1 and la.convolution_param.group <= 1)
     top, bottom = shapes[conv.top[0]], shapes[conv.bottom[0]]
     assert segments.layer_bytes(conv, shapes) == 4 * (np.prod(top) + bottom[1] * 9 * top[2] * top[3])
+
+
+def test_a_layer_reading_one_blob_many_times_gets_one_feed(exported):
+    """bvlc's border map is a Concat of the same one-channel blob C times; cut so that it starts a segment, the
+    segment must declare that blob once (twice, Caffe aborts: "Top blob ... produced by multiple sources")."""
+    res = exported["bvlc"]
+    proto = read_prototxt(res.prototxt)
+    repeated = [i for i, la in enumerate(proto.layer) if len(set(la.bottom)) < len(la.bottom)]
+    assert repeated
+    worker = CaffeWorker(res.prototxt, res.caffemodel)
+    try:
+        shapes, outputs = worker.info["shapes"], worker.info["outputs"]
+    finally:
+        worker.close()
+    plan = segments.plan_segments(proto, shapes, outputs, 1)  # every layer a segment of its own
+    for seg in plan:
+        assert len(seg.feeds) == len(set(seg.feeds))
+    seg = next(s for s in plan if s.layers == [repeated[0]])
+    assert seg.feeds == [proto.layer[repeated[0]].bottom[0]]

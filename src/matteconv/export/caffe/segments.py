@@ -81,7 +81,7 @@ def plan_segments(proto, shapes: dict[str, tuple[int, ...]], outputs: list[str],
         written, feeds = set(), []
         for i in g:
             layer = proto.layer[i]
-            feeds += [b for b in layer.bottom if b not in written and b not in feeds]
+            feeds += [b for b in dict.fromkeys(layer.bottom) if b not in written and b not in feeds]  # x*x: one feed
             written.update(layer.top)
         segments.append(Segment(g, feeds, sorted(written)))
     for k, seg in enumerate(segments):  # keep what a later segment feeds on, or the caller asked for
