@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Training throughput next to eager inference (issue 8): one training step (forward with MODNet's three heads,
-the three losses, backward, Adam) against one eager inference, same batch (4) and size (256x256), 2 threads,
+the three losses, backward, Adam; the trimap comes with the batch, as in `matteconv train`) against one eager inference, same batch (4) and size (256x256), 2 threads,
 timed alternately in one run. Goal: step / inference <= 3.5 (a plain loop with one L1 loss measured 3.4x).
 The ratio is given in wall time and in CPU time (this process, all threads): on a shared machine the CPU ratio is
 the steadier one. Also the end-to-end images/s of `matteconv train` (synthetic batches built ahead in a
@@ -25,7 +25,7 @@ from matteconv.heap import keep_freed_memory  # noqa: E402
 from matteconv.model.modnet import MODNet  # noqa: E402
 from matteconv.train import TrainConfig, train  # noqa: E402
 from matteconv.train.data import SyntheticSource, to_batch  # noqa: E402
-from matteconv.train.losses import modnet_losses  # noqa: E402
+from matteconv.train.losses import modnet_losses, trimap  # noqa: E402
 from matteconv.train.trainer import TrainingMODNet  # noqa: E402
 
 
@@ -38,6 +38,7 @@ def main() -> int:
     size, batch = (256, 256), 4
     source = SyntheticSource(0, size, False, 0.3, 0.5, 0.5)
     x, gt = to_batch([source.item(i) for i in range(batch)], 3)
+    tri = trimap(gt)  # as `matteconv train` gets it: built with the batch in the DataLoader worker
     torch.manual_seed(0)
     infer_model, train_model = MODNet(3).eval(), MODNet(3).train()
     net = TrainingMODNet(train_model)
@@ -48,7 +49,7 @@ def main() -> int:
             infer_model(x)
 
     def step():
-        loss = modnet_losses(*net(x), x[:, :3], gt).total
+        loss = modnet_losses(*net(x), x[:, :3], gt, tri).total
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -205,9 +205,10 @@ def test_batches_from_dataloader_workers_are_the_in_process_ones():
     make = partial(_make_batch, SyntheticSource(3, (64, 64), True, 0.3, 0.5, 0.5), 4, 4, range(4))
     got = list(batches(make, 2, 5))
     assert len(got) == 3
-    for step, (x, alpha) in enumerate(got, start=2):
-        want_x, want_alpha = make(step)
-        assert torch.equal(x, want_x) and torch.equal(alpha, want_alpha)
+    for step, (x, alpha, tri) in enumerate(got, start=2):
+        want_x, want_alpha, want_tri = make(step)
+        assert torch.equal(x, want_x) and torch.equal(alpha, want_alpha) and torch.equal(tri, want_tri)
+        assert torch.equal(tri, trimap(alpha))  # the trimap the losses would otherwise make in the step
 
 
 def _broken_batch(step):

@@ -48,9 +48,10 @@ class Losses:
 
 
 def modnet_losses(semantic: torch.Tensor, detail: torch.Tensor, matte: torch.Tensor, image: torch.Tensor,
-                  gt: torch.Tensor) -> Losses:
-    """`image` is the normalised RGB input (3 channels), `gt` the ground-truth alpha Nx1xHxW."""
-    tri = trimap(gt)
+                  gt: torch.Tensor, tri: torch.Tensor | None = None) -> Losses:
+    """`image` is the normalised RGB input (3 channels), `gt` the ground-truth alpha Nx1xHxW, `tri` its
+    `trimap(gt)` if already made (training builds it with the batch, in the DataLoader worker); else made here."""
+    tri = trimap(gt) if tri is None else tri
     known = (tri < 0.5) | (tri > 0.5)
     gt_sem = _gaussian3(F.interpolate(gt, size=semantic.shape[-2:], mode="bilinear", align_corners=False))
     semantic_loss = SEMANTIC_SCALE * F.mse_loss(semantic, gt_sem)

@@ -24,7 +24,7 @@ from ..model.checkpoint import load_checkpoint, official_state_dict, weights_sha
 from ..model.modnet import MODNet, up2
 from . import distributed
 from .data import ClipSource, FolderSource, SyntheticSource, to_batch
-from .losses import modnet_losses
+from .losses import modnet_losses, trimap
 from .widen import widen_to_temporal
 
 OPTIMIZERS = ("sgd", "adam")
@@ -202,8 +202,11 @@ def batches(make: Callable[[int], tuple], start: int, stop: int, workers: int = 
 
 
 def _make_batch(source, in_channels: int, batch_size: int, positions: range, step: int) -> tuple:
-    """Module level (picklable), so DataLoader workers can be started with any multiprocessing method."""
-    return to_batch([source.item(step * batch_size + i) for i in positions], in_channels)
+    """(input, ground-truth alpha, its trimap): the trimap (two 9x9 max pools at 256x256, 21 ms a step at batch 4)
+    is built here, in the DataLoader worker, instead of in the step; max and where are exact, so it is the same.
+    Module level (picklable), so DataLoader workers can be started with any multiprocessing method."""
+    x, gt = to_batch([source.item(step * batch_size + i) for i in positions], in_channels)
+    return x, gt, trimap(gt)
 
 
 def train(cfg: TrainConfig, output: str | Path, resume: bool = False, save_every: int = 0,
@@ -262,10 +265,10 @@ def _train(cfg, output, resume, save_every, save_dtype, world, on_step) -> Train
 
     make = partial(_make_batch, source, cfg.in_channels, cfg.batch_size, world.share(cfg.batch_size))
     t0 = time.perf_counter()
-    for step, (x, gt) in zip(range(start, cfg.steps), batches(make, start, cfg.steps)):
-        x, gt = x.to(cfg.device), gt.to(cfg.device)
+    for step, (x, gt, tri) in zip(range(start, cfg.steps), batches(make, start, cfg.steps)):
+        x, gt, tri = x.to(cfg.device), gt.to(cfg.device), tri.to(cfg.device)
         semantic, detail, matte = net(x)
-        loss = modnet_losses(semantic, detail, matte, x[:, :3], gt).total
+        loss = modnet_losses(semantic, detail, matte, x[:, :3], gt, tri).total
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
