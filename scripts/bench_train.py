@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""Training throughput next to eager inference (issue 8): one training step (forward with MODNet's three heads,
-the three losses, backward, Adam; the trimap comes with the batch, as in `matteconv train`) against one eager inference, same batch (4) and size (256x256), 2 threads,
-timed alternately in one run. Goal: step / inference <= 3.5 (a plain loop with one L1 loss measured 3.4x).
-The ratio is given in wall time and in CPU time (this process, all threads): on a shared machine the CPU ratio is
-the steadier one. Also the end-to-end images/s of `matteconv train` (synthetic batches built ahead in a
-DataLoader worker process beside the step). Both are timed with glibc keeping freed memory in the heap, as
-`matteconv train` runs (matteconv/heap.py)."""
+"""Training throughput next to eager inference (issue 8): one training step (forward with MODNet's three heads, the
+three losses, backward, Adam; the trimap comes with the batch, as in `matteconv train`) against one eager inference,
+same batch (4) and size (256x256), 2 threads, timed alternately in one run. Goal: step / inference <= 3.5 (a plain
+loop with one L1 loss measured 3.4x). The ratio is given in wall time and in CPU time (this process, all threads):
+on a shared machine the CPU ratio is the steadier one. Also the end-to-end images/s of `matteconv train` (synthetic
+batches built ahead in a DataLoader worker process beside the step). Both are timed with glibc keeping freed memory
+in the heap, as `matteconv train` runs (matteconv/heap.py)."""
 from __future__ import annotations
 
 import argparse

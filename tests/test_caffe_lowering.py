@@ -222,6 +222,15 @@ def test_bilinear_up2_including_border(target, counts, h, w, tmp_path, gen):
     assert err(out, ref) < TOL
 
 
+def test_bilinear_up2_of_one_channel_needs_no_concat(tmp_path, gen):
+    """bvlc's one-channel border map is used as it is when the input has one channel."""
+    m = Fn(lambda x: F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False))
+    x = torch.randn(1, 1, 5, 7, generator=gen) + 2.0
+    out, ref, net = run_caffe(m, x, tmp_path, "bvlc")
+    assert net.counts() == {"Convolution": 1, "Deconvolution": 2, "Eltwise": 1, "Input": 1, "Power": 1}
+    assert err(out, ref) < TOL
+
+
 @pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("factor,width,layer", [(0.5, 16, "Pooling"), (0.5, 544, "Convolution"),
                                                 (0.25, 16, "Convolution")])

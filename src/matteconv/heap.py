@@ -1,9 +1,10 @@
 """glibc heap settings for loops that allocate and free the same large tensors over and over.
 
-By default glibc serves every block above 128 KB to 32 MB (its dynamic mmap threshold) with a fresh `mmap` and
-gives it back to the kernel on `free`, and trims the heap top above 128 KB. A loop whose tensors are tens of MB
-(a training step, a pycaffe segment) then pays a page fault and a kernel zeroing for every page of every such
-tensor, each time. Kept in the heap instead, freed blocks are reused with their pages already mapped.
+By default glibc serves each block above its mmap threshold (128 KB at first, raised as blocks are freed, at most
+32 MB) with a fresh `mmap` and gives it back to the kernel on `free`, and trims the heap top above 128 KB. A loop whose
+tensors are tens of MB (a training step, a pycaffe segment) then pays a page fault and a kernel zeroing for every
+page of every such tensor, each time. Kept in the heap instead, freed blocks are reused with their pages already
+mapped.
 
 Measured (2 threads, same run, alternating; Intel Xeon with AVX-512, 2026-12-01): a MODNet training step at
 batch 4, 256x256 1166-1222 -> 967-1043 ms, `matteconv train` 2.6-2.8 -> 3.2-3.3 images/s; the Caffe export's
@@ -43,8 +44,9 @@ def _libc():
 @contextlib.contextmanager
 def keep_freed_memory() -> Iterator[bool]:
     """In this process, for the `with` block: large blocks from the heap, freed memory kept in it. Yields whether
-    the settings took (False where the C library has no mallopt). On exit glibc's defaults are set again and the
-    heap is trimmed, so what the block freed goes back to the kernel."""
+    the settings took (False where the C library has no mallopt). On exit glibc's default values are set again
+    (fixed from then on: an explicit mallopt ends the threshold's dynamic raising) and the heap is trimmed, so what
+    the block freed goes back to the kernel."""
     libc = _libc()
     applied = bool(libc) and libc.mallopt(_M_MMAP_MAX, 0) == 1 and libc.mallopt(_M_TRIM_THRESHOLD, _NO_TRIM) == 1
     try:

@@ -453,8 +453,9 @@ def _upsample2(lw: Lowering, x: str, c: int, h: int, w: int) -> str:
         cover = lw.emit(base + "/cover", "Deconvolution", [ones], {"convolution_param": {
             "num_output": 1, "kernel_size": [4], "stride": [2], "pad": [1], "bias_term": False}}, [kernel[:1]])
         inv = lw.emit(base + "/inv_cover", "Power", [cover], {"power_param": {"power": -1.0}})
-        tiled = lw.emit(base + "/inv_cover_c", "Concat", [inv] * c, {"concat_param": {"axis": 1}})  # OpenCV: no Tile
-        return lw.emit(base + "/border", "Eltwise", [up, tiled], {"eltwise_param": {"operation": "PROD"}})
+        if c > 1:  # to C channels by a Concat of copies: OpenCV's Tile is ONNX's, not Caffe's
+            inv = lw.emit(base + "/inv_cover_c", "Concat", [inv] * c, {"concat_param": {"axis": 1}})
+        return lw.emit(base + "/border", "Eltwise", [up, inv], {"eltwise_param": {"operation": "PROD"}})
     ones = torch.ones(1, 1, h, w, dtype=torch.float64)
     cover = F.conv_transpose2d(ones, torch.from_numpy(k)[None, None], stride=2, padding=1)[0, 0].numpy()
     return lw.emit(base + "/border", "Scale", [up], {"scale_param": {"axis": 2, "num_axes": 2, "bias_term": False}},

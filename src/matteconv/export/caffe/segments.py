@@ -1,14 +1,14 @@
 """Run a written Caffe export in pycaffe one segment at a time, so the parity check fits in memory.
 
-BVLC Caffe keeps every blob of a Net and, per Convolution/Deconvolution layer, its own im2col buffer, never
-shared: the 512x512 MODNet export peaked at 4.8 GB in one Net (3.5 GB of im2col buffers), 704x1280 at 15 GB,
-and 1088x1920 would have needed about 35 GB (in segments of 384 MB: 0.76, 1.6 and 3.6 GB, measured). Blobs and
-buffers are allocated on first use, so a Net whose forward never ran costs little. Here the prototxt as written
-is cut into consecutive runs of layers whose estimated memory stays under a budget; each run becomes a Net of its
-own (the layers copied verbatim, an `Input` layer for every blob it reads from an earlier run, the weights copied
-by layer name from the whole Net loaded from the written caffemodel, which is never run), is run and dropped,
-and only the blobs later layers read are kept, in the worker. The numbers are those of the whole Net: every layer
-computes from the same bottom values with the same kernels; only where memory lives changes.
+BVLC Caffe keeps every blob of a Net and, per Convolution/Deconvolution layer, its own im2col buffer, never shared:
+the 512x512 MODNet export peaked at 4.8 GB in one Net (3.5 GB of im2col buffers), 704x1280 at 15 GB, and 1088x1920
+would have needed about 35 GB (in segments of 384 MB, the budget then: 0.76, 1.6 and 3.6 GB, measured). Blobs and
+buffers are allocated on first use, so a Net whose forward never ran costs little. Here the prototxt as written is
+cut into consecutive runs of layers whose estimated memory stays under a budget; each run becomes a Net of its own
+(the layers copied verbatim, an `Input` layer for every blob it reads from an earlier run, the weights copied by
+layer name from the whole Net loaded from the written caffemodel, which is never run), is run and dropped, and only
+the blobs later layers read are kept, in the worker. The numbers are those of the whole Net: every layer computes
+from the same bottom values with the same kernels; only where memory lives changes.
 """
 from __future__ import annotations
 
