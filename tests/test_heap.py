@@ -19,23 +19,30 @@ _libc = ctypes.CDLL(ctypes.util.find_library("c"))
 _libc.mallinfo2.restype = _Mallinfo2
 
 
-def _mapped_and_heap() -> tuple[int, int]:
-    """(bytes in mmap'd blocks, bytes of the main heap), glibc's own accounting."""
-    m = _libc.mallinfo2()
-    return m.hblkhd, m.arena
+def _info():
+    return _libc.mallinfo2()
+
+
+def _unservable_size() -> int:
+    """Bytes no free chunk of the heap can hold (more than all its free bytes): malloc must grow the heap or
+    mmap, whatever earlier tests in this process left behind."""
+    return 2 * _info().fordblks + MB64
 
 
 def test_large_blocks_come_from_the_heap_and_stay_there_then_defaults_return():
     with keep_freed_memory() as applied:
         assert applied  # Debian's glibc has mallopt
-        mapped0, _ = _mapped_and_heap()
-        block = np.ones(MB64 // 8)
-        mapped1, heap1 = _mapped_and_heap()
+        size = _unservable_size()
+        before = _info()
+        block = np.ones(size // 8)
+        inside = _info()
         del block
-        _, heap2 = _mapped_and_heap()
-    assert mapped1 == mapped0                       # not mmap'd
-    assert heap1 >= MB64 and heap2 == heap1         # freed, yet the heap kept its pages (no trim)
-    mapped3, _ = _mapped_and_heap()
-    block = np.ones(MB64 // 8)
-    assert _mapped_and_heap()[0] - mapped3 >= MB64  # glibc's default again: a 64 MB block is mmap'd
+        freed = _info()
+    assert inside.hblkhd == before.hblkhd                # not mmap'd ...
+    assert inside.uordblks - before.uordblks >= size     # ... but in the heap
+    assert freed.arena == inside.arena                   # freed, yet the heap kept its pages (no trim)
+    size = _unservable_size()
+    before = _info()
+    block = np.ones(size // 8)
+    assert _info().hblkhd - before.hblkhd >= size        # glibc's default again: a block this large is mmap'd
     del block
