@@ -40,6 +40,8 @@ def _scale(a, b, p: dict):
 
 
 def _eltwise(bottoms, p: dict):
+    if p["operation"] == "PROD":  # the square x * x of the InstanceNorm lowering
+        return np.prod(bottoms, axis=0)
     assert p["operation"] == "SUM"
     coeff = p.get("coeff", [1.0] * len(bottoms))
     return sum(F16(k).astype(np.float32) * b for k, b in zip(coeff, bottoms))
