@@ -42,7 +42,7 @@ class CaffeExport:
 
 def probe_input(in_channels: int, size: tuple[int, int], photo: str = PROBE_PHOTO) -> np.ndarray:
     """The real photo the export is checked on (1xCxHxW); 4-channel models get a plausible previous matte."""
-    x = preprocess.prepare(samples.photos()[photo], "device", size).tensor
+    x = preprocess.prepare(samples.photo(photo), "device", size).tensor
     if in_channels == 4:
         h, w = size
         prev = samples.soft_ellipse(h, w, h * 0.55, w / 2, h * 0.5, w * 0.3).astype(np.float32)
