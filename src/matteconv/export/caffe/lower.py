@@ -281,7 +281,8 @@ def _spatial_mean(lw: Lowering, bottom: str, base: str, chw: tuple[int, int, int
     1.8e-3 in the matte, measured). A map too wide for 2x2 under Huawei's pooling limit (`_avg_pool_fits`: w > 510)
     is first halved in width alone (1x2, stride 1 in height: fits up to w = 991; wider, the same 0.5/0.5 pairs as
     a fixed dense convolution, which the pooling limit does not cover), as at 704x1280, where the cascade used to
-    stop at once and the ddk export missed parity (1.5e-3). Then (1, C, 1, 1) -> (1, C) by Flatten, or an identity InnerProduct (ddk)."""
+    stop at once and the ddk export missed parity (1.5e-3). Then (1, C, 1, 1) -> (1, C) by Flatten, or an identity
+    InnerProduct (ddk)."""
     c, h, w = chw
     if lw.target.accepts("Reduction") and not lw.target.opencv_dnn:
         return lw.emit(base, "Reduction", [bottom], {"reduction_param": {"operation": "MEAN", "axis": 2}})
