@@ -219,9 +219,9 @@ def _conv_ibnorm(lw: Lowering, node, conv, w, b, ib_node, ib: IBNorm) -> str:
     lw.absorbed[ib_node.name] = node.name
     n_in = w.shape[0] - k
     _, _, h, wd = shape(ib_node)
+    w, b = w.copy(), b.copy()
+    w[:k], b[:k] = w[:k] * a[:, None, None, None], b[:k] * a + c  # the BN half folded; the IN half as it was
     if k and n_in and lw.target.accepts("Slice"):  # one Convolution, then the halves by Slice (module docstring)
-        w, b = w.copy(), b.copy()
-        w[:k], b[:k] = w[:k] * a[:, None, None, None], b[:k] * a + c
         top = lw.emit(lw.name(), "Convolution", [bottom], _conv_params(conv, w.shape[0], True), [_f32(w), _f32(b)])
         base = str(ib_node.target)
         lw.emit(base + "/slice", "Slice", [top], {"slice_param": {"axis": 1, "slice_point": [k]}},
@@ -230,8 +230,8 @@ def _conv_ibnorm(lw: Lowering, node, conv, w, b, ib_node, ib: IBNorm) -> str:
         return lw.emit(base, "Concat", [base + "/bn", inn], {"concat_param": {"axis": 1}})
     parts = []
     if k:
-        wa, ba = w[:k] * a[:, None, None, None], b[:k] * a + c
-        parts.append(lw.emit(lw.name(), "Convolution", [bottom], _conv_params(conv, k, True), [_f32(wa), _f32(ba)]))
+        parts.append(lw.emit(lw.name(), "Convolution", [bottom], _conv_params(conv, k, True),
+                             [_f32(w[:k]), _f32(b[:k])]))
     if n_in:
         top = lw.emit(lw.name("/in"), "Convolution", [bottom], _conv_params(conv, n_in, True),
                       [_f32(w[k:]), _f32(b[k:])])
