@@ -51,6 +51,10 @@ def inspect_onnx(path: Path) -> ModelInfo:
         inputs.append((vi.name, dims))
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     info = ModelInfo("onnx", path, inputs, opset=opset)
+    runtime = next((p.value for p in model.metadata_props if p.key == "runtime"), "any")
+    if runtime != "any":  # export/nchwc.py: half_pixel Resizes, which atc computes as asymmetric
+        info.problems.append(f"{path}: exported with --runtime {runtime} (tuned for that runtime, with half_pixel "
+                             "Resizes that atc computes as asymmetric); export again with --runtime any for atc")
     if opset is None or opset not in SAFE_OPSETS:
         info.problems.append(f"{path}: ONNX opset {opset} is outside {SAFE_OPSETS.start}..{SAFE_OPSETS.stop - 1}, "
                              "the range ATC parses safely; re-export with opset 11..15")

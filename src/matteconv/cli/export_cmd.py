@@ -26,13 +26,16 @@ def export(
                                          "instead of one Conv per concatenated input plus Add (faster in onnxruntime)."),
     fold_batchnorm: bool = typer.Option(False, "--fold-batchnorm", help="ONNX: fold IBNorm's BatchNorm half into its "
                                         "convolution (slower in onnxruntime on AMD EPYC AVX2, measured; README)."),
+    runtime: str = typer.Option("any", "--runtime", help="ONNX: any (one file for every runtime, atc included) or "
+                                "onnxruntime (IBNorm and upsamples kept in onnxruntime's blocked layout: faster on the "
+                                "CPU, refused by `matteconv om`)."),
     split_inputs: bool = typer.Option(False, "--split-inputs", help="4-channel models: inputs `image` and `prev_alpha`."),
     target: str = typer.Option("bvlc", "--target", help="Caffe: bvlc (also OpenCV DNN 4.x), ascend (CANN atc) or ddk (old DDK omg, HiLens Kit)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ):
     """Load a checkpoint safely, export it, check the export numerically against PyTorch."""
     from ..export.memory import check_memory
-    from ..export.onnx_export import SUPPORTED_OPSETS
+    from ..export.onnx_export import RUNTIMES, SUPPORTED_OPSETS
     from ..fileio import check_output_file, refuse_overwrite
     from ..model.checkpoint import load_checkpoint
 
@@ -41,6 +44,8 @@ def export(
         raise ValueError(f"--to {to}: choose onnx or caffe")
     if to == "onnx" and opset not in SUPPORTED_OPSETS:
         raise ValueError(f"--opset {opset}: choose from {', '.join(map(str, SUPPORTED_OPSETS))}")
+    if to == "onnx" and runtime not in RUNTIMES:
+        raise ValueError(f"--runtime {runtime}: choose from {', '.join(RUNTIMES)}")
     if to == "caffe":
         from ..export.caffe.targets import get_target
 
@@ -61,12 +66,13 @@ def export(
             from ..export.onnx_export import export_onnx
 
             res = export_onnx(ckpt_obj, output, hw, opset, dynamic, not no_simplify, split_inputs,
-                              not no_split_concat, fold_batchnorm=fold_batchnorm)
+                              not no_split_concat, fold_batchnorm=fold_batchnorm, runtime=runtime)
             info = {"output": str(res.path), "opset": res.opset, "nodes": res.nodes_after,
                     "nodes_before_simplify": res.nodes_before, "resize_rewritten": res.resize_rewritten,
                     "concat_convs_split": res.concat_convs_split,
                     "relus_before_concats": res.relus_before_concats, "rule_rewrites": res.rule_rewrites,
-                    "batchnorm_folded": fold_batchnorm,
+                    "batchnorm_folded": fold_batchnorm, "runtime": res.runtime,
+                    "runtime_rewrites": res.runtime_rewrites,
                     "inputs": res.input_names, "max_abs_diff_vs_torch": res.max_abs_diff,
                     "parity_tolerance": res.parity_tolerance}
         else:
@@ -85,7 +91,9 @@ def export(
                 ("nodes", f"{info['nodes']} ({info['nodes_before_simplify']} as traced)"),
                 ("Resize set to pytorch_half_pixel", str(info["resize_rewritten"])),
                 ("Conv(Concat) split per input", f"{info['concat_convs_split']} "
-                 f"({info['relus_before_concats']} ReLUs moved before their Concat)")]
+                 f"({info['relus_before_concats']} ReLUs moved before their Concat)"),
+                ("runtime", info["runtime"] + "".join(f"\n{k.replace('_', ' ')}: {v}"
+                                                      for k, v in info["runtime_rewrites"].items()))]
         diff = info["max_abs_diff_vs_torch"]
     else:
         counts = ", ".join(f"{k} {v}" for k, v in sorted(info["layer_counts"].items()))

@@ -29,6 +29,7 @@ from .concat_conv import relus_before_concats, split_concat_convs
 from .slice_conv import split_sliced_convs
 from .depthwise_rewrite import rewrite_onnx
 from .instance_norm import centre_instance_norms
+from .nchwc import tune_for_onnxruntime
 from .parity import judge
 from .. import preprocess
 
@@ -42,6 +43,9 @@ SPLIT_SLICES = False
 # (same run, alternating; README). `fold_batchnorm=True` keeps the fold for targets where it is measured to pay.
 FOLD_BATCHNORM = False
 ASCEND_RESIZE_MODES = ("pytorch_half_pixel", "align_corners")
+# `any`: one file for every runtime, atc included (Ascend-safe Resize modes, no runtime-specific ops).
+# `onnxruntime`: tuned for onnxruntime's CPU provider (export/nchwc.py); `matteconv om` refuses it.
+RUNTIMES = ("any", "onnxruntime")
 
 
 @dataclass
@@ -59,6 +63,8 @@ class OnnxExport:
     rule_rewrites: list[str] = field(default_factory=list)  # exact rewrites for Ascend rules (depthwise_rewrite.py)
     sliced_convs_split: int = 0  # export/slice_conv.py
     relus_before_concats: int = 0  # export/concat_conv.py
+    runtime: str = "any"  # RUNTIMES
+    runtime_rewrites: dict[str, int] = field(default_factory=dict)  # export/nchwc.py, for runtime="onnxruntime"
 
 
 def input_names_for(in_channels: int, split_inputs: bool) -> list[str]:
@@ -133,11 +139,15 @@ def parity_image(size: tuple[int, int]) -> np.ndarray:
 def export_onnx(ckpt: Checkpoint, out: str | Path, size: tuple[int, int] = (512, 512), opset: int = 11,
                 dynamic: bool = False, do_simplify: bool = True, split_inputs: bool = False,
                 split_concat: bool = True, centre_norms: bool = True, split_slices: bool = SPLIT_SLICES,
-                fold_batchnorm: bool = FOLD_BATCHNORM) -> OnnxExport:
+                fold_batchnorm: bool = FOLD_BATCHNORM, runtime: str = "any") -> OnnxExport:
     """Export, fix, simplify, check and parity-test; the file appears only if everything passed.
     `centre_norms=False` keeps onnxruntime's inexact InstanceNormalization on flat inputs (export/instance_norm.py):
-    for tests and `compare` demonstrations only."""
+    for tests and `compare` demonstrations only. `runtime="onnxruntime"` adds export/nchwc.py's rewrites (faster in
+    onnxruntime on the CPU, not for atc); `any` (the default) writes one file for every runtime, atc included.
+    Raises MatteconvError for an unknown opset or runtime, a failed check or a failed parity test."""
     out = Path(out)
+    if runtime not in RUNTIMES:
+        raise MatteconvError(f"runtime {runtime!r} not supported (choose from {', '.join(RUNTIMES)})")
     if opset not in SUPPORTED_OPSETS:
         raise MatteconvError(f"opset {opset} not supported (choose from {', '.join(map(str, SUPPORTED_OPSETS))})")
     if split_inputs and ckpt.in_channels != 4:
@@ -156,6 +166,7 @@ def export_onnx(ckpt: Checkpoint, out: str | Path, size: tuple[int, int] = (512,
     rule_rewrites = rewrite_onnx(onnx_model)
     rewritten = fix_resize_modes(onnx_model)
     written = check_ascend_safe(onnx_model, str(out))
+    runtime_rewrites = tune_for_onnxruntime(onnx_model) if runtime == "onnxruntime" else {}
     if written != opset:
         raise MatteconvError(f"{out}: asked for opset {opset} but the exporter wrote {written}")
     meta = {"matteconv_version": __version__, "checkpoint_sha256": ckpt.sha256,
@@ -165,6 +176,7 @@ def export_onnx(ckpt: Checkpoint, out: str | Path, size: tuple[int, int] = (512,
             "relus_before_concats": str(n_relus), "sliced_convs_split": str(n_sliced),
             "instance_norms_centred": str(n_centred),
             "batchnorm_folded": str(fold_batchnorm).lower(),
+            "runtime": runtime, "runtime_rewrites": json.dumps(runtime_rewrites),
             "rule_rewrites": json.dumps(rule_rewrites),
             "preprocessing": json.dumps({"color": "RGB", "mean": preprocess.MEAN, "std": preprocess.STD,
                                          "layout": "NCHW"})}
@@ -182,7 +194,7 @@ def export_onnx(ckpt: Checkpoint, out: str | Path, size: tuple[int, int] = (512,
     with atomic_path(out) as tmp:
         onnx.save(onnx_model, str(tmp))
     return OnnxExport(out, written, before, len(onnx_model.graph.node), rewritten, parity.max_abs, names, n_split,
-                      parity.tolerance, n_centred, rule_rewrites, n_sliced, n_relus)
+                      parity.tolerance, n_centred, rule_rewrites, n_sliced, n_relus, runtime, runtime_rewrites)
 
 
 def run_float64(model: torch.nn.Module, inputs) -> np.ndarray:
