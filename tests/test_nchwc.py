@@ -20,6 +20,8 @@ from matteconv.export.nchwc import (blocked_instance_norm_relus, half_pixel_upsa
                                     tune_for_onnxruntime)
 from matteconv.export.onnx_export import export_onnx
 from matteconv.model.checkpoint import load_checkpoint
+from matteconv.verify.fp16_stages import fp16_stage
+from matteconv.verify.stages import Stage
 
 EPS32 = float(np.finfo(np.float32).eps)
 C, H, W = 32, 24, 20  # IBNorm halves of 16 channels: whole NCHWc blocks on AVX2 (8) and AVX-512 (16)
@@ -191,6 +193,8 @@ def test_export_for_onnxruntime_passes_parity_and_atc_refuses_it(ref3_ckpt, tmp_
     r = CliRunner().invoke(app, ["om", str(out), "-o", str(tmp_path / "m"), "--dry-run"])
     assert r.exit_code == 2 and "export again with --runtime any for atc" in r.output
     assert not list(tmp_path.glob("m*"))
+    predicted = fp16_stage(Stage("onnx", str(out)))  # verify --fp16: no .om can be built from it to predict
+    assert predicted.skip and "--runtime onnxruntime" in predicted.skip and predicted.run is None
 
 
 def test_unknown_runtime_is_refused_before_any_work(ref3_ckpt, tmp_path):

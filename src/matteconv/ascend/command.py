@@ -37,6 +37,8 @@ def inspect_onnx(path: Path) -> ModelInfo:
     """Inputs (excluding initializers) and opset (the op rules are in rules.py)."""
     import onnx
 
+    from ..export.nchwc import exported_runtime
+
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as e:  # onnx raises DecodeError, OSError, ...
@@ -51,7 +53,7 @@ def inspect_onnx(path: Path) -> ModelInfo:
         inputs.append((vi.name, dims))
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     info = ModelInfo("onnx", path, inputs, opset=opset)
-    runtime = next((p.value for p in model.metadata_props if p.key == "runtime"), "any")
+    runtime = exported_runtime(model)
     if runtime != "any":  # export/nchwc.py: half_pixel Resizes, which atc computes as asymmetric
         info.problems.append(f"{path}: exported with --runtime {runtime} (tuned for that runtime, with half_pixel "
                              "Resizes that atc computes as asymmetric); export again with --runtime any for atc")

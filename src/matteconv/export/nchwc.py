@@ -170,6 +170,12 @@ def half_pixel_upsamples(model: onnx.ModelProto) -> int:
     return n
 
 
+def exported_runtime(model: onnx.ModelProto) -> str:
+    """The runtime an ONNX file was exported for (export_onnx's `runtime`, kept in metadata_props); files from
+    elsewhere, or from before the option, are `any`."""
+    return next((p.value for p in model.metadata_props if p.key == "runtime"), "any")
+
+
 def tune_for_onnxruntime(model: onnx.ModelProto) -> dict[str, int]:
     """All three rewrites, in order; the counts by name (written into the export's metadata)."""
     return {"ibnorm_halves_selected": select_ibnorm_halves(model),

@@ -15,6 +15,15 @@ def fp16_stage(parent: Stage, model=None) -> Stage:
     if parent.skip or parent.error:
         return Stage(name, parent.artifact, skip=parent.skip, error=parent.error, tolerance_key=FP16_KEY,
                      label=label)
+    if parent.name == "onnx":
+        import onnx
+
+        from ..export.nchwc import exported_runtime
+
+        runtime = exported_runtime(onnx.load(str(parent.artifact), load_external_data=False))
+        if runtime != "any":
+            return Stage(name, parent.artifact, skip=f"exported with --runtime {runtime}, which atc does not take: "
+                         "no .om to predict (export with --runtime any)", tolerance_key=FP16_KEY, label=label)
     try:
         if parent.name == "torch":
             from ..fp16.torch_emu import Fp16TorchBackend
