@@ -25,8 +25,8 @@ parity check against PyTorch still judges the result.
 Not for atc: Ascend's ONNX parser computes `half_pixel` as asymmetric (reference/ascend-operator-rules.md), and
 the selectors add 1x1 convolutions the device does not need. `matteconv om` refuses a file exported this way
 (ascend/command.py). Measured (README, "How the numbers look here"): onnxruntime 1.32, Intel Xeon AVX-512, 2
-threads, timed alternately against the plain export: 0.914 / 0.891 of its time as exported for any runtime,
-0.823 / 0.802 with these rewrites at 384 / 512.
+threads, timed alternately against the plain export at 384 / 512: 0.90-0.93 / 0.88-0.90 of its time as exported
+for any runtime, 0.818-0.840 / 0.802-0.810 with these rewrites.
 """
 from __future__ import annotations
 
@@ -93,7 +93,9 @@ def select_ibnorm_halves(model: onnx.ModelProto) -> int:
         (a, e), c = rng, channels[sl.input[0]]
         w = np.zeros((e - a, c, 1, 1), np.float64)
         rows = np.arange(e - a)
-        if len(users) == 1 and users[0].op_type == "BatchNormalization" and len(users[0].output) == 1:
+        training = any(at.name == "training_mode" and at.i for at in users[0].attribute)  # batch statistics
+        if len(users) == 1 and users[0].op_type == "BatchNormalization" and len(users[0].output) == 1 \
+                and not training:
             bn = users[0]
             params = [consts.get(x) for x in bn.input[1:5]]
             if any(p is None or p.shape != (e - a,) for p in params):
