@@ -77,10 +77,7 @@ def split_concat_convs(model: onnx.ModelProto) -> int:
 def _split_once(model: onnx.ModelProto, channels: dict[str, int]) -> int:
     graph = model.graph
     producer = {o: n for n in graph.node for o in n.output}
-    readers: dict[str, list[onnx.NodeProto]] = {}
-    for n in graph.node:
-        for name in n.input:
-            readers.setdefault(name, []).append(n)
+    readers = node_readers(graph)
     outputs = {o.name for o in graph.output}
     weights = {init.name: init for init in graph.initializer}
 
@@ -137,6 +134,15 @@ def _split_once(model: onnx.ModelProto, channels: dict[str, int]) -> int:
         return 0
     replace_nodes(graph, replaced, dropped)
     return len(replaced)
+
+
+def node_readers(graph: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
+    """Tensor name -> the nodes that read it, in graph order (a node reading it twice is listed twice)."""
+    out: dict[str, list[onnx.NodeProto]] = {}
+    for n in graph.node:
+        for name in n.input:
+            out.setdefault(name, []).append(n)
+    return out
 
 
 def replace_nodes(graph: onnx.GraphProto, replaced: dict[int, list[onnx.NodeProto]], dropped: set[int]) -> None:

@@ -34,7 +34,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from .concat_conv import _channels, replace_nodes
+from .concat_conv import _channels, node_readers, replace_nodes
 
 IN_HALF_READERS = ("ReduceMean", "Sub", "InstanceNormalization")  # the centred InstanceNorm (instance_norm.py)
 
@@ -44,14 +44,6 @@ def _constants(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
     for n in graph.node:
         if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value":
             out[n.output[0]] = numpy_helper.to_array(n.attribute[0].t)
-    return out
-
-
-def _readers(graph: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
-    out: dict[str, list[onnx.NodeProto]] = {}
-    for n in graph.node:
-        for name in n.input:
-            out.setdefault(name, []).append(n)
     return out
 
 
@@ -79,7 +71,7 @@ def select_ibnorm_halves(model: onnx.ModelProto) -> int:
     BatchNormalization's inference formula). Node names keep the replaced node's scope, and each Conv writes the
     tensor the replaced node wrote, so `compare` still finds IBNorm's halves."""
     graph = model.graph
-    consts, readers, channels = _constants(graph), _readers(graph), _channels(model)
+    consts, readers, channels = _constants(graph), node_readers(graph), _channels(model)
     outputs = {o.name for o in graph.output}
     replaced: dict[int, list[onnx.NodeProto]] = {}
     dropped: set[int] = set()
@@ -130,7 +122,7 @@ def blocked_instance_norm_relus(model: onnx.ModelProto) -> int:
     throughout; W is C x 1 x 1 x 1 ones, group C. x * 1 + nothing is x exactly."""
     graph = model.graph
     producer = {o: n for n in graph.node for o in n.output}
-    readers, channels = _readers(graph), _channels(model)
+    readers, channels = node_readers(graph), _channels(model)
     outputs = {o.name for o in graph.output}
     replaced: dict[int, list[onnx.NodeProto]] = {}
     for relu in graph.node:

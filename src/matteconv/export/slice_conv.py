@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from .concat_conv import replace_nodes
+from .concat_conv import node_readers, replace_nodes
 
 
 def _constant(name: str, weights: dict, constants: dict):
@@ -32,10 +32,7 @@ def split_sliced_convs(model: onnx.ModelProto) -> int:
     weights = {init.name: init for init in graph.initializer}
     constants = {n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in graph.node
                  if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value"}
-    consumers: dict[str, list[onnx.NodeProto]] = {}
-    for n in graph.node:
-        for name in n.input:
-            consumers.setdefault(name, []).append(n)
+    consumers = node_readers(graph)
     outputs = {o.name for o in graph.output}
 
     replaced: dict[int, list[onnx.NodeProto]] = {}
