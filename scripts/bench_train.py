@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Training throughput next to eager inference (issue 8): one training step (forward with MODNet's three heads, the
-three losses, backward, Adam; the trimap comes with the batch, as in `matteconv train`) against one eager inference,
-same batch (4) and size (256x256), 2 threads, timed alternately in one run. Goal: step / inference <= 3.5 (a plain
-loop with one L1 loss measured 3.4x). The ratio is given in wall time and in CPU time (this process, all threads):
-on a shared machine the CPU ratio is the steadier one. Also the end-to-end images/s of `matteconv train` (synthetic
-batches built ahead in a DataLoader worker process beside the step). Both are timed with glibc keeping freed memory
-in the heap, as `matteconv train` runs (matteconv/heap.py)."""
+three losses, backward, and Adam as `matteconv train --optimizer adam` makes it; the trimap comes with the batch, as
+in `matteconv train`) against one eager inference, same batch (4) and size (256x256), 2 threads, timed alternately
+in one run. Goal: step / inference <= 3.5 (a plain loop with one L1 loss measured 3.4x). The ratio is given in wall
+time and in CPU time (this process, all threads): on a shared machine the CPU ratio is the steadier one. Also the
+end-to-end images/s of `matteconv train` (synthetic batches built ahead in a DataLoader worker process beside the
+step). Both are timed with glibc keeping freed memory in the heap, as `matteconv train` runs (matteconv/heap.py)."""
 from __future__ import annotations
 
 import argparse
@@ -26,7 +26,7 @@ from matteconv.model.modnet import MODNet  # noqa: E402
 from matteconv.train import TrainConfig, train  # noqa: E402
 from matteconv.train.data import SyntheticSource, to_batch  # noqa: E402
 from matteconv.train.losses import modnet_losses, trimap  # noqa: E402
-from matteconv.train.trainer import TrainingMODNet  # noqa: E402
+from matteconv.train.trainer import TrainingMODNet, make_optimizer  # noqa: E402
 
 
 def main() -> int:
@@ -42,7 +42,7 @@ def main() -> int:
     torch.manual_seed(0)
     infer_model, train_model = MODNet(3).eval(), MODNet(3).train()
     net = TrainingMODNet(train_model)
-    opt = torch.optim.Adam(train_model.parameters(), lr=1e-4)
+    opt, _ = make_optimizer(TrainConfig(optimizer="adam", lr=1e-4), train_model.parameters())  # as `matteconv train`
 
     def inference():
         with torch.no_grad():

