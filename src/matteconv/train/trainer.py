@@ -100,8 +100,8 @@ class TrainingMODNet(nn.Module):
         lr8x, enc2x, enc4x = m.lr_branch(x)
         semantic = torch.sigmoid(m.lr_branch.conv_lr(lr8x))
         hr2x = m.hr_branch(x, enc2x, enc4x, lr8x)
-        hr = conv_of_concat(m.hr_branch.conv_hr[0], (up2(hr2x, True), x), True)
-        detail = torch.sigmoid(conv1x1_to_one(m.hr_branch.conv_hr[1].layers[0], hr, True))
+        hr = conv_of_concat(m.hr_branch.conv_hr[0], (up2(hr2x, m.training), x), m.training)
+        detail = torch.sigmoid(conv1x1_to_one(m.hr_branch.conv_hr[1].layers[0], hr, m.training))
         return semantic, detail, m.f_branch(x, lr8x, hr2x)
 
 
