@@ -26,6 +26,7 @@ EPS32 = torch.finfo(torch.float32).eps
 def test_up2_backward_is_the_transpose_of_bilinear_x2(shape):
     """gradcheck: the backward against finite differences of the forward, in float64, at sizes whose every output
     row or column touches a clamped edge (1) and at odd sizes."""
+    torch.manual_seed(0)
     x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(Up2.apply, (x,))
     assert torch.equal(Up2.apply(x), up2_eval(x))
@@ -39,8 +40,9 @@ def test_up2_float32_gradient_is_pytorchs_within_rounding():
     ours = x.grad.clone()
     x64 = x.detach().double().requires_grad_()
     up2_eval(x64).backward(g.double())  # PyTorch's own upsample_bilinear2d_backward, float64
-    # each input gathers at most 4 x 4 = 16 terms, weights at most 0.75 * 0.75
-    assert (ours.double() - x64.grad).abs().max() <= 16 * EPS32 * g.abs().max()
+    # each input gradient sums at most 4 x 4 = 16 terms whose weights add up to 2 x 2 = 4: |error| <= 16 * eps * 4
+    # * max |g| (summation) plus eps * 4 * max |g| (the result's rounding); measured here: 1.3 * eps * max |g|
+    assert (ours.double() - x64.grad).abs().max() <= 17 * 4 * EPS32 * g.abs().max()
 
 
 def test_up2_uses_the_plain_interpolate_outside_training():
@@ -53,6 +55,7 @@ def test_up2_uses_the_plain_interpolate_outside_training():
 
 @pytest.mark.parametrize("bias", [True, False])
 def test_one_channel_1x1_backward(bias):
+    torch.manual_seed(0)
     x = torch.randn(2, 3, 4, 5, dtype=torch.float64, requires_grad=True)
     w = torch.randn(1, 3, 1, 1, dtype=torch.float64, requires_grad=True)
     b = torch.randn(1, dtype=torch.float64, requires_grad=True) if bias else None
