@@ -143,18 +143,20 @@ def test_relu6_is_in_place_in_eval_only():
     assert not any(r.inplace for r in relu6)
 
 
-def test_the_training_step_gradients_are_the_plain_paths(monkeypatch):
+@pytest.mark.parametrize("in_channels", [3, 4])
+def test_the_training_step_gradients_are_the_plain_paths(monkeypatch, in_channels):
     """The whole training step in float64, through grad_ops and through plain PyTorch (the eval path's ops, in
-    training mode): the same losses and parameter gradients, up to float64 rounding."""
+    training mode): the same losses and parameter gradients, up to float64 rounding. 4 channels: the temporal
+    model, whose image parts carry the previous alpha."""
     torch.manual_seed(0)
-    model = MODNet(3).double().train()
-    x = torch.rand(2, 3, 64, 64, dtype=torch.float64) * 2 - 1
+    model = MODNet(in_channels).double().train()
+    x = torch.rand(2, in_channels, 64, 64, dtype=torch.float64) * 2 - 1
     gt = (torch.rand(2, 1, 64, 64, dtype=torch.float64) > 0.5).double()
     gt = F.avg_pool2d(gt, 5, 1, 2)
 
     def run():
         model.zero_grad()
-        loss = modnet_losses(*TrainingMODNet(model)(x), x, gt, trimap(gt)).total
+        loss = modnet_losses(*TrainingMODNet(model)(x), x[:, :3], gt, trimap(gt)).total
         loss.backward()
         return loss.detach(), [p.grad.clone() for p in model.parameters()]
 
