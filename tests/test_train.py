@@ -62,6 +62,15 @@ def test_trimap_marks_the_boundary_band_unknown():
     assert col == [0, 0, 0, 0, 0.5, 0.5, 0.5, 0.5, 1, 1, 1, 1]
 
 
+def test_trimap_box_max_is_the_square_max_pool():
+    """The separable maximum equals the square max pool bitwise, on any CPU: a maximum is exact."""
+    from matteconv.train.losses import _box_max
+
+    x = (torch.rand(3, 1, 40, 36, generator=torch.Generator().manual_seed(0)) > 0.7).float()
+    for band in (3, 5, 9):
+        assert torch.equal(_box_max(x, band), torch.nn.functional.max_pool2d(x, band, 1, band // 2))
+
+
 def test_widening_gives_the_three_channel_alpha_for_any_previous_alpha():
     torch.manual_seed(0)
     m3 = MODNet(3).eval()

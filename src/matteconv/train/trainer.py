@@ -208,8 +208,8 @@ def batches(make: Callable[[int], tuple], start: int, stop: int, workers: int = 
 
 
 def _make_batch(source, in_channels: int, batch_size: int, positions: range, step: int) -> tuple:
-    """(input, ground-truth alpha, its trimap): the trimap (two 9x9 max pools at 256x256, 21 ms a step at batch 4)
-    is built here, in the DataLoader worker, instead of in the step; max and where are exact, so it is the same.
+    """(input, ground-truth alpha, its trimap): the trimap (two 9x9 max pools at 256x256) is built here, in the
+    DataLoader worker, instead of in the step; max and where are exact, so it is the same.
     Module level (picklable), so DataLoader workers can be started with any multiprocessing method."""
     x, gt = to_batch([source.item(step * batch_size + i) for i in positions], in_channels)
     return x, gt, trimap(gt)
