@@ -14,7 +14,7 @@ Each is the same function as the eval path's in real arithmetic. `Up2` and `OneC
 with the very call the eval path makes (bitwise the same); their backward and `conv_of_concat`'s forward sum in
 another order than PyTorch's, so they differ from it by fp32 rounding: tests/test_grad_ops.py bounds each by
 the dtype's epsilon times the number of terms summed. A seeded run still repeats itself exactly on one machine.
-Measured on 2 threads, batch 4 at 256x256 (the `make bench` training step): see README, "Training".
+Measured on 2 threads, batch 4 at 256x256 (the `make bench` training step): README, "How the numbers look here".
 """
 from __future__ import annotations
 

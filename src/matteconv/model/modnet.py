@@ -2,6 +2,8 @@
 
 Differences from the official code, both deliberate:
 - `forward` is inference-only and returns the matte (the semantic and detail heads are not computed).
+- In training mode the branches compute the same functions with cheaper backward passes (model/grad_ops.py);
+  eval mode, which every export traces, runs the official operations.
 - `in_channels=4` (temporal variant, channel 3 = previous alpha): the HR and fusion branches concatenate the
   whole input tensor instead of a 3-channel image, so their first convs take `+ in_channels`.
 - `split_inputs=True` gives forward(image, prev_alpha), concatenated inside the graph, for Ascend AIPP.
