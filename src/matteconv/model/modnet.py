@@ -1,6 +1,6 @@
 """MODNet inference model with the official module names, so official checkpoints load without renaming.
 
-Differences from the official code, both deliberate:
+Differences from the official code, all deliberate:
 - `forward` is inference-only and returns the matte (the semantic and detail heads are not computed).
 - In training mode the branches compute the same functions with cheaper backward passes (model/grad_ops.py);
   eval mode, which every export traces, runs the official operations.
