@@ -252,6 +252,34 @@ def test_split_sliced_conv_computes_each_channel_slice_apart():
         assert np.abs(a - b).max() <= 1e-5 and np.abs(a).max() > 1
 
 
+def test_split_sliced_conv_reads_a_negative_start_from_the_end():
+    """ONNX Slice: a negative start counts from the end (-5 of 8 channels is 3), as export/nchwc.py reads it too
+    (one parser, concat_conv.channel_slice); it used to be clamped to 0, which split the wrong rows."""
+    import onnxruntime as ort
+    from onnx import helper, numpy_helper
+
+    from matteconv.export.slice_conv import split_sliced_convs
+
+    rng = np.random.default_rng(2)
+    consts = {"s0": [0], "e0": [3], "s1": [-5], "e1": [2**63 - 1], "ax": [1]}
+    inits = [numpy_helper.from_array(rng.normal(size=(8, 3, 1, 1)).astype(np.float32), "w")] + \
+        [numpy_helper.from_array(np.array(v, np.int64), k) for k, v in consts.items()]
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="/m/Conv"),
+             helper.make_node("Slice", ["c", "s0", "e0", "ax"], ["lo"], name="/m/Slice"),
+             helper.make_node("Slice", ["c", "s1", "e1", "ax"], ["hi"], name="/m/Slice_1")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", 1, [1, 3, 4, 4])],
+                              [helper.make_tensor_value_info("lo", 1, [1, 3, 4, 4]),
+                               helper.make_tensor_value_info("hi", 1, [1, 5, 4, 4])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)])
+    feeds = {"x": rng.normal(size=(1, 3, 4, 4)).astype(np.float32)}
+    before = ort.InferenceSession(model.SerializeToString()).run(None, feeds)
+    assert split_sliced_convs(model) == 1
+    assert [n.name for n in model.graph.node] == ["/m/Conv_ch0_3", "/m/Conv_ch3_8"]
+    after = ort.InferenceSession(model.SerializeToString()).run(None, feeds)
+    for a, b in zip(before, after):  # the same 3-term dot products per output channel
+        assert a.shape == b.shape and np.abs(a - b).max() <= 1e-5
+
+
 def _instance_norm_model(c: int, shape: tuple[int, ...]) -> onnx.ModelProto:
     from onnx import helper, numpy_helper
 

@@ -145,6 +145,30 @@ def node_readers(graph: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
     return out
 
 
+def graph_constants(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
+    """Tensor name -> value of every initializer and every Constant node (`value` attribute)."""
+    out = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    for n in graph.node:
+        if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value":
+            out[n.output[0]] = numpy_helper.to_array(n.attribute[0].t)
+    return out
+
+
+def channel_slice(node: onnx.NodeProto, consts: dict, channels: int | None) -> tuple[int, int] | None:
+    """(a, e) if `node` is a Slice of channels a:e (axis 1, step 1, constant bounds) of a C-channel tensor, with
+    ONNX Slice's rules: a negative bound counts from the end, then both are clamped to [0, C]; else None."""
+    args = [consts.get(x) if x else None for x in list(node.input[1:]) + [""] * 4][:4]
+    starts, ends, axes, steps = args
+    if channels is None or starts is None or ends is None or axes is None or starts.size != 1 or ends.size != 1:
+        return None
+    if int(axes.reshape(-1)[0]) not in (1, -3) or (steps is not None and int(steps.reshape(-1)[0]) != 1):
+        return None
+    a, e = int(starts.reshape(-1)[0]), int(ends.reshape(-1)[0])
+    a, e = (a + channels if a < 0 else a), (e + channels if e < 0 else e)
+    a, e = min(max(a, 0), channels), min(max(e, 0), channels)
+    return (a, e) if a < e else None
+
+
 def replace_nodes(graph: onnx.GraphProto, replaced: dict[int, list[onnx.NodeProto]], dropped: set[int]) -> None:
     """Put each node id in `replaced` by its new nodes (in place, in order), drop the ids in `dropped`, then the
     initializers and value_info nothing uses any more."""

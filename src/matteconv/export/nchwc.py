@@ -34,31 +34,9 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from .concat_conv import _channels, node_readers, replace_nodes
+from .concat_conv import _channels, channel_slice, graph_constants, node_readers, replace_nodes
 
 IN_HALF_READERS = ("ReduceMean", "Sub", "InstanceNormalization")  # the centred InstanceNorm (instance_norm.py)
-
-
-def _constants(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
-    out = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
-    for n in graph.node:
-        if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value":
-            out[n.output[0]] = numpy_helper.to_array(n.attribute[0].t)
-    return out
-
-
-def _channel_range(node: onnx.NodeProto, consts: dict, channels: int | None) -> tuple[int, int] | None:
-    """(a, e) if `node` is a Slice of channels a:e (axis 1, step 1, constant bounds) of a C-channel tensor."""
-    args = [consts.get(x) if x else None for x in list(node.input[1:]) + [""] * 4][:4]
-    starts, ends, axes, steps = args
-    if channels is None or starts is None or ends is None or axes is None or starts.size != 1 or ends.size != 1:
-        return None
-    if int(axes.reshape(-1)[0]) not in (1, -3) or (steps is not None and int(steps.reshape(-1)[0]) != 1):
-        return None
-    a, e = int(starts.reshape(-1)[0]), int(ends.reshape(-1)[0])
-    a, e = (a + channels if a < 0 else a), (e + channels if e < 0 else e)
-    a, e = min(max(a, 0), channels), min(max(e, 0), channels)
-    return (a, e) if a < e else None
 
 
 def select_ibnorm_halves(model: onnx.ModelProto) -> int:
@@ -71,14 +49,14 @@ def select_ibnorm_halves(model: onnx.ModelProto) -> int:
     BatchNormalization's inference formula). Node names keep the replaced node's scope, and each Conv writes the
     tensor the replaced node wrote, so `compare` still finds IBNorm's halves."""
     graph = model.graph
-    consts, readers, channels = _constants(graph), node_readers(graph), _channels(model)
+    consts, readers, channels = graph_constants(graph), node_readers(graph), _channels(model)
     outputs = {o.name for o in graph.output}
     replaced: dict[int, list[onnx.NodeProto]] = {}
     dropped: set[int] = set()
     for sl in graph.node:
         if sl.op_type != "Slice" or sl.output[0] in outputs:
             continue
-        rng = _channel_range(sl, consts, channels.get(sl.input[0]))
+        rng = channel_slice(sl, consts, channels.get(sl.input[0]))
         users = readers.get(sl.output[0], [])
         if rng is None or not users:
             continue
@@ -147,7 +125,7 @@ def half_pixel_upsamples(model: onnx.ModelProto) -> int:
     """Rewrite, in place, every linear Resize with `pytorch_half_pixel` and constant scales whose spatial scales
     are each 1 or >= 2 to `half_pixel`; return how many. ONNX Resize: the two modes differ only where an output
     length is 1, which such scales cannot give (an input side is >= 1)."""
-    consts = _constants(model.graph)
+    consts = graph_constants(model.graph)
     n = 0
     for node in model.graph.node:
         if node.op_type != "Resize" or len(node.input) < 3 or not node.input[2]:

@@ -14,15 +14,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from .concat_conv import node_readers, replace_nodes
-
-
-def _constant(name: str, weights: dict, constants: dict):
-    if name in weights:
-        return numpy_helper.to_array(weights[name])
-    if name in constants:
-        return constants[name]
-    return None
+from .concat_conv import channel_slice, graph_constants, node_readers, replace_nodes
 
 
 def split_sliced_convs(model: onnx.ModelProto) -> int:
@@ -30,8 +22,7 @@ def split_sliced_convs(model: onnx.ModelProto) -> int:
     the channel axis with constant starts/ends and step 1; return how many Convs were split."""
     graph = model.graph
     weights = {init.name: init for init in graph.initializer}
-    constants = {n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in graph.node
-                 if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value"}
+    constants = graph_constants(graph)
     consumers = node_readers(graph)
     outputs = {o.name for o in graph.output}
 
@@ -50,20 +41,10 @@ def split_sliced_convs(model: onnx.ModelProto) -> int:
         b = numpy_helper.to_array(weights[conv.input[2]]) if len(conv.input) > 2 and conv.input[2] else None
         ranges = []
         for s in users:
-            args = [_constant(x, weights, constants) if x else None for x in list(s.input[1:]) + [""] * 4][:4]
-            starts, ends, axes, steps = args
-            if starts is None or ends is None or starts.size != 1 or ends.size != 1:
+            rng = channel_slice(s, constants, w.shape[0])
+            if rng is None:
                 break
-            if (axes is not None and int(axes.reshape(-1)[0]) not in (1, -3)) or \
-                    (steps is not None and int(steps.reshape(-1)[0]) != 1) or (axes is None and starts.size != 1):
-                break
-            if axes is None:  # default axes: 0.. (the batch axis): not a channel slice
-                break
-            a, e = sorted((0, int(starts.reshape(-1)[0]), w.shape[0]))[1], int(ends.reshape(-1)[0])
-            e = min(max(e if e >= 0 else w.shape[0] + e, 0), w.shape[0])
-            if not 0 <= a < e:
-                break
-            ranges.append((s, a, e))
+            ranges.append((s, *rng))
         else:
             nodes = []
             for k, (s, a, e) in enumerate(ranges):
