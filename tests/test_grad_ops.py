@@ -1,5 +1,5 @@
-"""MODNet's training path (model/grad_ops.py, IBNorm and ReLU6 in training): the eval path's function, with
-gradients equal to PyTorch's own within the rounding of the terms each one sums.
+"""MODNet's training path (model/grad_ops.py, IBNorm, BatchNorm and ReLU6 in training): the eval path's function,
+with gradients equal to PyTorch's own within the rounding of the terms each one sums.
 
 Tolerances: a value that sums K terms differs between two summation orders by at most about K * eps * (sum of the
 terms' magnitudes); the tests bound that sum by the largest magnitude times K, or compare float32 against a float64
@@ -12,8 +12,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from matteconv.model import grad_ops
+from matteconv.model import mobilenetv2 as mobilenet_module
 from matteconv.model import modnet as modnet_module
-from matteconv.model.grad_ops import OneChannel1x1, Up2, conv1x1_to_one, conv_of_concat, up2, up2_eval
+from matteconv.model.grad_ops import (BatchNormTrain, IBNormTrain, OneChannel1x1, Up2, conv1x1_to_one,
+                                      conv_of_concat, run_sequential, trains_fast, up2, up2_eval)
 from matteconv.model.modnet import Conv2dIBNormRelu, IBNorm, MODNet
 from matteconv.train import trainer as trainer_module
 from matteconv.train.losses import modnet_losses, trimap
@@ -105,10 +108,12 @@ def test_conv_of_concat_is_the_convolution_of_the_concatenation():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_ibnorm_training_path_is_the_sliced_batchnorm_and_instancenorm(dtype):
-    """IBNorm trains on split views with group_norm for the InstanceNorm half; the numbers are those of the eval
-    path's sliced BatchNorm and InstanceNorm run in training mode, within the rounding of their sums."""
+    """IBNorm trains through IBNormTrain (both halves in one pass); the numbers are those of the eval path's sliced
+    BatchNorm and InstanceNorm run in training mode, within the rounding of their sums, running statistics and
+    batch count included."""
     torch.manual_seed(0)
     m = IBNorm(9).to(dtype).train()
+    m.inorm.eps = 0.01  # not BatchNorm's: each half must use its own
     with torch.no_grad():
         m.bnorm.weight.uniform_(0.5, 1.5)
         m.bnorm.bias.uniform_(-1, 1)
@@ -125,6 +130,8 @@ def test_ibnorm_training_path_is_the_sliced_batchnorm_and_instancenorm(dtype):
     y2.backward(g)
     want = (y2.detach(), x.grad, *(p.grad for p in m2.parameters()), m2.bnorm.running_mean,
             m2.bnorm.running_var)
+    assert y.grad_fn.name() == "IBNormTrainBackward"
+    assert m.bnorm.num_batches_tracked == m2.bnorm.num_batches_tracked == 1
     # the statistics and gradient sums run over N x H x W terms; an error in a mean is relative to |x|, and the
     # normalisation divides it by the standard deviation; the gradients carry |g|
     terms = 2 * 12 * 10
@@ -161,16 +168,101 @@ def test_the_training_step_gradients_are_the_plain_paths(monkeypatch, in_channel
         return loss.detach(), [p.grad.clone() for p in model.parameters()]
 
     state = {k: v.clone() for k, v in model.state_dict().items()}
+    monkeypatch.setattr(grad_ops, "FAST_BN_MIN_NUMEL", 0)  # every BatchNorm of the backbone through BatchNormTrain
     loss, grads = run()
+    ours_state = model.state_dict()
     model.load_state_dict(state)  # the same running statistics for the second pass
     for module in (modnet_module, trainer_module):
         monkeypatch.setattr(module, "up2", lambda t, training=False: up2_eval(t))
         monkeypatch.setattr(module, "conv_of_concat", lambda block, parts, training: block(torch.cat(parts, 1)))
         monkeypatch.setattr(module, "conv1x1_to_one", lambda conv, t, training: conv(t))
+    monkeypatch.setattr(modnet_module, "trains_fast", lambda bn: False)  # IBNorm's sliced halves
+    monkeypatch.setattr(mobilenet_module, "run_sequential", lambda seq, t, training: seq(t))
     plain_loss, plain_grads = run()
+    for key, value in model.state_dict().items():  # running statistics and batch counts
+        assert torch.allclose(ours_state[key], value, rtol=1e-12, atol=0), key
     assert abs(loss - plain_loss) <= 1e-12 * abs(plain_loss)
     # float64 rounding of sums over the batch's pixels, far below 1e-9 of the largest gradient (a convolution bias
     # before a normalisation has a gradient of 0 plus rounding); a wrong tap, slice or weight is O(1) of it
     largest = max(b.abs().max() for b in plain_grads)
     for a, b in zip(grads, plain_grads):
         assert (a - b).abs().max() <= 1e-9 * largest
+
+
+def _bn(channels: int, dtype: torch.dtype) -> torch.nn.BatchNorm2d:
+    bn = torch.nn.BatchNorm2d(channels).to(dtype)
+    with torch.no_grad():
+        bn.weight.uniform_(0.5, 1.5)
+        bn.bias.uniform_(-1, 1)
+    return bn
+
+
+def test_ibnorm_train_backward_is_the_forwards_derivative():
+    """gradcheck in float64, with a channel constant in one sample (variance 0: group_norm's rstd is inf there)."""
+    torch.manual_seed(0)
+    bn = _bn(3, torch.float64)
+    x = 3 + 2 * torch.randn(2, 7, 5, 6, dtype=torch.float64)
+    x[1, 5] = 0.25
+    x.requires_grad_()
+    assert torch.autograd.gradcheck(lambda t, w, b: IBNormTrain.apply(t, w, b, 1e-5, 1e-3, bn),
+                                    (x, bn.weight, bn.bias))
+
+
+@pytest.mark.parametrize("relu6", [False, True])
+def test_batchnorm_train_backward_is_the_forwards_derivative(relu6):
+    """gradcheck in float64, with a constant channel (variance 0)."""
+    torch.manual_seed(0)
+    bn = _bn(4, torch.float64)
+    x = torch.randn(3, 4, 5, 6, dtype=torch.float64) * 3
+    x[:, 2] = 0.25
+    x.requires_grad_()
+    assert torch.autograd.gradcheck(lambda t, w, b: BatchNormTrain.apply(t, w, b, bn.eps, bn, relu6),
+                                    (x, bn.weight, bn.bias))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_batchnorm_train_with_relu6_is_pytorchs(dtype):
+    """Output, gradients, running statistics and batch count against nn.BatchNorm2d then nn.ReLU6, within the
+    rounding of sums over N x H x W. Weights of 2 to 4 put outputs on both sides of both of ReLU6's edges."""
+    torch.manual_seed(0)
+    bn = _bn(3, dtype).train()
+    with torch.no_grad():
+        bn.weight.uniform_(2, 4)
+    ref = copy.deepcopy(bn)
+    x = (3 + 2 * torch.randn(4, 3, 9, 11, dtype=dtype)).requires_grad_()
+    g = torch.randn(4, 3, 9, 11, dtype=dtype)
+    y = BatchNormTrain.apply(x, bn.weight, bn.bias, bn.eps, bn, True)
+    y.backward(g)
+    got = (y.detach(), x.grad.clone(), bn.weight.grad, bn.bias.grad, bn.running_mean, bn.running_var)
+    x.grad = None
+    y2 = torch.nn.functional.relu6(ref(x))
+    y2.backward(g)
+    want = (y2.detach(), x.grad, ref.weight.grad, ref.bias.grad, ref.running_mean, ref.running_var)
+    assert (y == 0).any() and (y == 6).any() and ((y > 0) & (y < 6)).any()
+    # as for IBNorm above: statistics over N x H x W terms, an error in a mean relative to |x| and divided by the
+    # standard deviation, gradients carrying |g|
+    terms = 4 * 9 * 11
+    scale = (x.abs().max() / x.std((0, 2, 3)).min()).item() * max(g.abs().max().item(), 1.0)
+    for a, b in zip(got, want):
+        assert (a - b).abs().max() <= terms * torch.finfo(dtype).eps * scale * max(b.abs().max().item(), 1.0)
+    assert bn.num_batches_tracked == ref.num_batches_tracked == 1
+
+
+def test_run_sequential_takes_the_fast_batchnorm_in_training_only(monkeypatch):
+    """Large BatchNorms (with the ReLU6 after them) go through BatchNormTrain in training; eval, small inputs and a
+    BatchNorm subclass (distributed training's GlobalBatchNorm) run the Sequential as it is."""
+    torch.manual_seed(0)
+    seq = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1, bias=False), torch.nn.BatchNorm2d(4),
+                              torch.nn.ReLU6())
+    x = torch.randn(2, 3, 8, 8)
+    monkeypatch.setattr(grad_ops, "FAST_BN_MIN_NUMEL", 2 * 4 * 8 * 8)
+    assert run_sequential(seq.train(), x, True).grad_fn.name() == "BatchNormTrainBackward"
+    monkeypatch.setattr(grad_ops, "FAST_BN_MIN_NUMEL", 2 * 4 * 8 * 8 + 1)
+    assert run_sequential(seq, x, True).grad_fn.name() == "HardtanhBackward0"
+
+    class Sub(torch.nn.BatchNorm2d):
+        pass
+
+    assert trains_fast(seq[1]) and not trains_fast(Sub(4)) and not trains_fast(torch.nn.BatchNorm2d(4, momentum=None))
+    with torch.no_grad():
+        assert torch.equal(run_sequential(seq.eval(), x, False), seq(x))

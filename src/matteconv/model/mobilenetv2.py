@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .grad_ops import run_sequential
+
 
 def _make_divisible(v: float, divisor: int, min_value: int | None = None) -> int:
     min_value = min_value or divisor
@@ -38,7 +40,8 @@ class InvertedResidual(nn.Module):
         self.conv = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv(x) if self.use_res_connect else self.conv(x)
+        y = run_sequential(self.conv, x, self.training)
+        return x + y if self.use_res_connect else y
 
 
 class MobileNetV2(nn.Module):
@@ -86,7 +89,8 @@ class MobileNetV2Backbone(nn.Module):
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         feats = []
         for i, layer in enumerate(self.model.features):
-            x = layer(x)
+            # in training, the large BatchNorms (and their ReLU6) through model/grad_ops.py
+            x = run_sequential(layer, x, self.training) if isinstance(layer, nn.Sequential) else layer(x)
             if i in self.TAPS:
                 feats.append(x)
         return feats

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .grad_ops import conv1x1_to_one, conv_of_concat, up2
+from .grad_ops import conv1x1_to_one, conv_of_concat, ibnorm_train, trains_fast, up2
 from .mobilenetv2 import MobileNetV2Backbone
 
 
@@ -35,15 +35,12 @@ class IBNorm(nn.Module):
         self.inorm = nn.InstanceNorm2d(self.inorm_channels, affine=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training:
-            # Split, not two slices: split's backward concatenates the halves' gradients where slicing's fills two
-            # zero tensors of the full size and adds them. BatchNorm reads its half as a strided view (no copy);
-            # the InstanceNorm half runs as group_norm with one group per channel, the same function, whose CPU
-            # kernel is faster than instance_norm's (7.0 -> 4.9 ms forward and backward at 4x16x256x256). Within
-            # fp32 rounding of the eval path's IBNorm in training mode: tests/test_grad_ops.py.
-            bn_in, in_in = x.split((self.bnorm_channels, self.inorm_channels), 1)
-            return torch.cat((self.bnorm(bn_in), F.group_norm(in_in, self.inorm_channels, eps=self.inorm.eps)), 1)
-        # eval (every export traces this): the two Slices our ONNX rewrites and Caffe lowering expect
+        if self.training and trains_fast(self.bnorm):
+            # Both halves in one pass each way instead of two slices, two kernels and a Concat; the same function
+            # within fp32 rounding (model/grad_ops.py, tests/test_grad_ops.py).
+            return ibnorm_train(self.bnorm, self.inorm.eps, x)
+        # eval (every export traces this; also training with distributed training's GlobalBatchNorm): the two
+        # Slices our ONNX rewrites and Caffe lowering expect
         bn_x = self.bnorm(x[:, : self.bnorm_channels, ...].contiguous())
         in_x = self.inorm(x[:, self.bnorm_channels :, ...].contiguous())
         return torch.cat((bn_x, in_x), 1)
