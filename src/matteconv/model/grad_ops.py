@@ -144,10 +144,11 @@ def _update_running(bn: nn.BatchNorm2d, mean: torch.Tensor, var: torch.Tensor, c
 
 
 def trains_fast(bn: nn.Module) -> bool:
-    """Whether `bn` is a plain affine nn.BatchNorm2d with running statistics and a momentum, the case
-    `BatchNormTrain` and `IBNormTrain` reproduce. A subclass (distributed training's GlobalBatchNorm) keeps its own
-    forward."""
-    return type(bn) is nn.BatchNorm2d and bn.affine and bn.track_running_stats and bn.momentum is not None
+    """Whether `bn` is a plain affine nn.BatchNorm2d on the CPU with running statistics and a momentum: the case
+    `BatchNormTrain` and `IBNormTrain` reproduce, and the kernel they replace. A subclass (distributed training's
+    GlobalBatchNorm) keeps its own forward; on a GPU, PyTorch's kernels stay."""
+    return (type(bn) is nn.BatchNorm2d and bn.affine and bn.track_running_stats and bn.momentum is not None
+            and bn.weight.device.type == "cpu")
 
 
 class IBNormTrain(torch.autograd.Function):
@@ -259,7 +260,7 @@ def run_sequential(seq: nn.Sequential, x: torch.Tensor, training: bool) -> torch
     i = 0
     while i < len(layers):
         layer = layers[i]
-        if isinstance(layer, nn.BatchNorm2d) and trains_fast(layer) and x.numel() >= FAST_BN_MIN_NUMEL:
+        if trains_fast(layer) and x.numel() >= FAST_BN_MIN_NUMEL:
             relu6 = i + 1 < len(layers) and type(layers[i + 1]) is nn.ReLU6
             x = BatchNormTrain.apply(x.contiguous(), layer.weight, layer.bias, layer.eps, layer, relu6)
             i += 2 if relu6 else 1
