@@ -119,6 +119,15 @@ def conv_of_concat(block: nn.Module, parts: tuple[torch.Tensor, ...], training: 
     return out
 
 
+def upsampled_head(head: nn.Sequential, low: torch.Tensor, img: torch.Tensor, training: bool) -> torch.Tensor:
+    """sigmoid(head(cat(up2(low), img))) for a full-resolution head of MODNet (`hr_branch.conv_hr`, `f_branch.conv_f`:
+    a 3x3 Conv2dIBNormRelu, then a 1x1 convolution to one channel): Nx1xHxW in (0, 1). In training, through `Up2`,
+    `conv_of_concat` and `OneChannel1x1`; otherwise the plain operations, which exports trace."""
+    if not training:
+        return torch.sigmoid(head(torch.cat((up2_eval(low), img), dim=1)))
+    f = conv_of_concat(head[0], (up2(low, True), img), True)
+    return torch.sigmoid(conv1x1_to_one(head[1].layers[0], f, True))
+
 def _moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-(n, c) mean and biased variance of NxCxHxW contiguous `x`, both NxC, from group_norm's kernel with one
     group per channel and eps 0 (rstd = 1/sqrt(var); a constant channel gives rstd inf and variance 0)."""
@@ -163,7 +172,7 @@ class IBNormTrain(torch.autograd.Function):
     4x32x256x256 forward and backward on 2 threads: 31 ms split into halves, 17 ms here."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, eps_bn: float, eps_in: float, bn: nn.BatchNorm2d):
+    def forward(ctx, x, weight, bias, eps_in: float, bn: nn.BatchNorm2d):
         n, c, h, w = x.shape
         cb = weight.shape[0]
         mean, var = _moments(x)
@@ -171,7 +180,7 @@ class IBNormTrain(torch.autograd.Function):
         _update_running(bn, bn_mean, bn_var, n * h * w)
         mean[:, :cb] = bn_mean
         var[:, :cb] = bn_var
-        var[:, :cb] += eps_bn
+        var[:, :cb] += bn.eps
         var[:, cb:] += eps_in
         row_w = torch.ones_like(mean)
         row_w[:, :cb] = weight
@@ -205,13 +214,13 @@ class IBNormTrain(torch.autograd.Function):
         slope = a * invstd[0, :cb] * (dw / k - dw_all / m)
         offset = a * (db / k - db_all / m) - slope * mean[0, :cb]
         dx[:, :cb].addcmul_(x[:, :cb], slope[:, :, None, None]).add_(offset[:, :, None, None])
-        return dx, dw_all, db_all, None, None, None
+        return dx, dw_all, db_all, None, None
 
 
 def ibnorm_train(bn: nn.BatchNorm2d, eps_in: float, x: torch.Tensor) -> torch.Tensor:
     """IBNorm's training forward through `IBNormTrain`: BatchNorm `bn` on the first bn.num_features channels (its
     running statistics updated), InstanceNorm with `eps_in` on the rest. `bn` must satisfy `trains_fast`."""
-    return IBNormTrain.apply(x.contiguous(), bn.weight, bn.bias, bn.eps, eps_in, bn)
+    return IBNormTrain.apply(x.contiguous(), bn.weight, bn.bias, eps_in, bn)
 
 
 class BatchNormTrain(torch.autograd.Function):
@@ -224,15 +233,15 @@ class BatchNormTrain(torch.autograd.Function):
     Python calls than they save: `run_sequential` uses it from FAST_BN_MIN_NUMEL elements."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, eps: float, bn: nn.BatchNorm2d, relu6: bool):
+    def forward(ctx, x, weight, bias, bn: nn.BatchNorm2d, relu6: bool):
         n, _, h, w = x.shape
         mean, var = _pooled(*_moments(x))
         _update_running(bn, mean, var, n * h * w)
-        y = F.batch_norm(x, mean, var, weight, bias, False, 0.0, eps)
+        y = F.batch_norm(x, mean, var, weight, bias, False, 0.0, bn.eps)
         if relu6:
             y.clamp_(0.0, 6.0)
         ctx.relu6 = relu6
-        ctx.save_for_backward(x, weight, mean, var.add_(eps).rsqrt_(), y if relu6 else None)
+        ctx.save_for_backward(x, weight, mean, var.add_(bn.eps).rsqrt_(), y if relu6 else None)
         return y
 
     @staticmethod
@@ -243,7 +252,7 @@ class BatchNormTrain(torch.autograd.Function):
             grad = torch.ops.aten.hardtanh_backward(grad, y, 0.0, 6.0)
         dx, dw, db = torch.ops.aten.native_batch_norm_backward(grad.contiguous(), x, weight, None, None, mean,
                                                                invstd, True, 0.0, [True, True, True])
-        return dx, dw, db, None, None, None
+        return dx, dw, db, None, None
 
 
 # 2 threads, batch 4 at 256x256, step timed against the plain path: from 2^19 to 2^21 elements all gain ~10 ms;
@@ -262,7 +271,7 @@ def run_sequential(seq: nn.Sequential, x: torch.Tensor, training: bool) -> torch
         layer = layers[i]
         if trains_fast(layer) and x.numel() >= FAST_BN_MIN_NUMEL:
             relu6 = i + 1 < len(layers) and type(layers[i + 1]) is nn.ReLU6
-            x = BatchNormTrain.apply(x.contiguous(), layer.weight, layer.bias, layer.eps, layer, relu6)
+            x = BatchNormTrain.apply(x.contiguous(), layer.weight, layer.bias, layer, relu6)
             i += 2 if relu6 else 1
         else:
             x = layer(x)

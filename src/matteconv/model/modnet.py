@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .grad_ops import conv1x1_to_one, conv_of_concat, ibnorm_train, trains_fast, up2
+from .grad_ops import conv_of_concat, ibnorm_train, trains_fast, up2, upsampled_head
 from .mobilenetv2 import MobileNetV2Backbone
 
 
@@ -147,11 +147,7 @@ class FusionBranch(nn.Module):
         lr4x = self.conv_lr4x(up2(lr8x, self.training))
         lr2x = up2(lr4x, self.training)
         f2x = self.conv_f2x(torch.cat((lr2x, hr2x), dim=1))
-        if self.training:  # the same function, with cheaper backward passes (model/grad_ops.py)
-            f = conv_of_concat(self.conv_f[0], (up2(f2x, True), img), True)
-            return torch.sigmoid(conv1x1_to_one(self.conv_f[1].layers[0], f, True))
-        f = self.conv_f(torch.cat((up2(f2x), img), dim=1))
-        return torch.sigmoid(f)
+        return upsampled_head(self.conv_f, f2x, img, self.training)
 
 
 class MODNet(nn.Module):

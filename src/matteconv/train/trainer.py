@@ -21,7 +21,7 @@ from ..errors import MatteconvError
 from ..fileio import atomic_path, check_output_folder
 from ..heap import keep_freed_memory
 from ..model.checkpoint import load_checkpoint, official_state_dict, weights_sha256
-from ..model.grad_ops import conv1x1_to_one, conv_of_concat, up2
+from ..model.grad_ops import upsampled_head
 from ..model.modnet import MODNet
 from . import distributed
 from .data import ClipSource, FolderSource, SyntheticSource, to_batch
@@ -100,8 +100,7 @@ class TrainingMODNet(nn.Module):
         lr8x, enc2x, enc4x = m.lr_branch(x)
         semantic = torch.sigmoid(m.lr_branch.conv_lr(lr8x))
         hr2x = m.hr_branch(x, enc2x, enc4x, lr8x)
-        hr = conv_of_concat(m.hr_branch.conv_hr[0], (up2(hr2x, m.training), x), m.training)
-        detail = torch.sigmoid(conv1x1_to_one(m.hr_branch.conv_hr[1].layers[0], hr, m.training))
+        detail = upsampled_head(m.hr_branch.conv_hr, hr2x, x, m.training)
         return semantic, detail, m.f_branch(x, lr8x, hr2x)
 
 
