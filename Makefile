@@ -5,7 +5,7 @@ MC := $(VENV)/bin/matteconv
 OUT ?= build
 export GLOG_minloglevel ?= 2
 
-.PHONY: install test test-slow test-portable verify demo bench clean
+.PHONY: install test test-slow test-portable verify demo bench bench-avx2 clean
 
 $(VENV)/.installed: pyproject.toml scripts/install.sh scripts/install-caffe.sh
 	bash scripts/install.sh
@@ -42,6 +42,11 @@ demo: install
 
 bench: install
 	$(PY) scripts/bench.py
+
+# The same run with every library's AVX2 kernels on an AVX-512 CPU (scripts/avx2_kernels.py: CPUID masked):
+# an indication for the AMD EPYC kind, labelled as such beside every ratio, never a measurement of it.
+bench-avx2: install
+	$(PY) scripts/bench.py --kernels avx2
 
 clean:
 	rm -rf $(OUT) .pytest_cache

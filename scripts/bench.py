@@ -3,7 +3,8 @@
 (2 threads each), timed alternately in one run so machine noise hits all equally; reported as ratios.
 Goals (issues 2, 20), judged on the export for onnxruntime (`--runtime onnxruntime`); the export for any runtime
 (the file atc takes) is timed beside it: ours / plain <= 0.85 and eager / ours >= 1.4. Further sections (pycaffe, peers, matte
-throughput) run when their scripts exist. `--json FILE` writes the numbers."""
+throughput) run when their scripts exist. `--json FILE` writes the numbers. `--kernels avx2` (`make bench-avx2`) reruns
+it all with every library's AVX2 kernels on an AVX-512 CPU: an indication for the AMD EPYC kind, not its measurement."""
 from __future__ import annotations
 
 import argparse
@@ -18,6 +19,8 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+
+import avx2_kernels  # scripts/, beside this file
 
 os.environ.setdefault("GLOG_minloglevel", "2")
 import torch  # noqa: E402
@@ -102,8 +105,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repeats", type=int, default=24, help="timed rounds (a multiple of 24 balances 4 runners)")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--kernels", choices=("native", "avx2"), default="native",
+                    help="avx2: every library's AVX2 kernels on an AVX-512 CPU (scripts/avx2_kernels.py, `make "
+                         "bench-avx2`): an indication for the AMD EPYC kind, labelled as such")
     args = ap.parse_args()
     cpu = cpu_kind()
+    if args.kernels == "avx2":
+        cpu += f"; {avx2_kernels.reexec_masked(ROOT / 'build')}"
     results: dict = {"cpu": cpu}
     console.print(f"CPU kind: [bold]{cpu}[/] (printed beside every ratio below)")
     with tempfile.TemporaryDirectory() as tmp:
