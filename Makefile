@@ -19,6 +19,8 @@ install: $(VENV)/.installed
 # OpenCV), so an exact-equality assumption that holds on one CPU kind only fails here, not on CI's next machine.
 # oneDNN is capped at AVX, not SSE4.1: OpenVINO's CPU plugin (test_interop) refuses SSE41 ("bad combination").
 # OpenCV is told only features it knows on every build: an unknown name (AVX512_SKX) prints a warning on stderr.
+# onnxruntime's MLAS has no such switch: scripts/cpuid_mask.py hides AVX2/FMA/AVX-512 from CPUID (where the CPU
+# offers CPUID faulting; elsewhere it says "cpuid-mask skipped: why" and runs unmasked), so MLAS runs its AVX kernels.
 PYTEST := $(PY) scripts/timed-pytest.py
 # Tier 1 runs one xdist worker per core (a test file stays on one worker, so module fixtures are built once);
 # tier 2 runs serially: its full-size exports peak at up to 15 GB each.
@@ -32,7 +34,7 @@ test-slow: install
 test-portable: install
 	ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=AVX OPENBLAS_CORETYPE=Nehalem \
 	NPY_DISABLE_CPU_FEATURES="X86_V3 X86_V4 AVX512_ICL AVX512_SPR" OPENCV_CPU_DISABLE=AVX2,FMA3,AVX,FP16 \
-	$(PYTEST) -m "not slow" $(XDIST) $(ARGS)
+	$(PY) scripts/cpuid_mask.py --keep avx -- $(PYTEST) -m "not slow" $(XDIST) $(ARGS)
 
 verify: install
 	bash scripts/verify.sh $(OUT)
@@ -43,7 +45,7 @@ demo: install
 bench: install
 	$(PY) scripts/bench.py
 
-# The same run with every library's AVX2 kernels on an AVX-512 CPU (scripts/avx2_kernels.py: CPUID masked):
+# The same run with every library's AVX2 kernels on an AVX-512 CPU (scripts/cpuid_mask.py: CPUID masked):
 # an indication for the AMD EPYC kind, labelled as such beside every ratio, never a measurement of it.
 bench-avx2: install
 	$(PY) scripts/bench.py --kernels avx2

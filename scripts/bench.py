@@ -20,7 +20,7 @@ import time
 import warnings
 from pathlib import Path
 
-import avx2_kernels  # scripts/, beside this file
+import cpuid_mask  # scripts/, beside this file
 
 os.environ.setdefault("GLOG_minloglevel", "2")
 import torch  # noqa: E402
@@ -106,12 +106,12 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=24, help="timed rounds (a multiple of 24 balances 4 runners)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--kernels", choices=("native", "avx2"), default="native",
-                    help="avx2: every library's AVX2 kernels on an AVX-512 CPU (scripts/avx2_kernels.py, `make "
+                    help="avx2: every library's AVX2 kernels on an AVX-512 CPU (scripts/cpuid_mask.py, `make "
                          "bench-avx2`): an indication for the AMD EPYC kind, labelled as such")
     args = ap.parse_args()
     cpu = cpu_kind()
     if args.kernels == "avx2":
-        cpu += f"; {avx2_kernels.reexec_masked(ROOT / 'build')}"
+        cpu += f"; {cpuid_mask.reexec_masked(ROOT / 'build')}"
     results: dict = {"cpu": cpu}
     console.print(f"CPU kind: [bold]{cpu}[/] (printed beside every ratio below)")
     with tempfile.TemporaryDirectory() as tmp:

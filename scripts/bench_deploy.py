@@ -96,10 +96,11 @@ def main(argv=None) -> int:
                          "stage_ms": best["stage_ms"], "infer_fps_inside": best["infer_fps"],
                          "standin_ms_per_frame": standin,
                          "ratio": round(ratio, 3), "goal": GOAL, "met": ratio >= GOAL})
-    from avx2_kernels import labelled  # scripts/, beside this file
+    from cpuid_mask import labelled  # scripts/, beside this file
     from matteconv.cpuinfo import cpu_kind
 
-    result = {"cpu": labelled(cpu_kind()), "model": f"reference MODNet (3-channel) {args.size}x{args.size}, NV21 AIPP, stand-in device "
+    result = {"cpu": labelled(cpu_kind()),
+              "model": f"reference MODNet (3-channel) {args.size}x{args.size}, NV21 AIPP, stand-in device "
                        "(emulated AIPP + onnxruntime CPU, 2 threads)",
               "video": f"{args.frames} frames {args.width}x{args.height} mp4v", "runs": rows}
     if args.json:

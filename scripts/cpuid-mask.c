@@ -1,9 +1,14 @@
-/* cpuid-avx2.so, an LD_PRELOAD library for `make bench-avx2` (scripts/avx2_kernels.py builds and loads it).
+/* cpuid-mask.so, an LD_PRELOAD library (scripts/cpuid_mask.py builds and loads it) for `make bench-avx2` and
+   `make test-portable`.
 
-   What: every library in the process sees this CPU without AVX-512, AMX, AVX-VNNI or AVX512-BF16, i.e. as an
-   AVX2 + FMA CPU like the project's AMD EPYC machine kind, so onnxruntime (MLAS: 8-channel NCHWc blocks instead
-   of 16), oneDNN, PyTorch's ATen, OpenBLAS and numpy all dispatch the kernels they run there. The environment
-   switches (ATEN_CPU_CAPABILITY, ONEDNN_MAX_CPU_ISA) reach only PyTorch; MLAS has none.
+   What: every library in the process sees this CPU with fewer instruction-set extensions, so onnxruntime (MLAS),
+   oneDNN, PyTorch's ATen, OpenBLAS and numpy all dispatch the kernels they run on a smaller CPU. The environment
+   switches (ATEN_CPU_CAPABILITY, ONEDNN_MAX_CPU_ISA, ...) reach some libraries only; MLAS has none. Levels, from
+   the environment variable CPUID_MASK_KEEP:
+   - `avx2` (default): no AVX-512, AMX, AVX-VNNI or AVX512-BF16: an AVX2 + FMA CPU like the project's AMD EPYC
+     machine kind (MLAS: 8-channel NCHWc blocks instead of 16);
+   - `avx`: also no AVX2, FMA, BMI1, BMI2 or F16C: a Sandy Bridge-class CPU (MLAS's AVX kernels; OpenVINO, in the
+     tests, refuses anything below AVX).
 
    How: Linux CPUID faulting (arch_prctl(ARCH_SET_CPUID, 0), Linux >= 4.12, where the CPU or hypervisor offers it:
    /proc/cpuinfo flag `cpuid_fault`) makes every CPUID instruction of this thread raise SIGSEGV; threads created
@@ -12,13 +17,14 @@
    instruction. Other SIGSEGVs go to the handler the program installed: sigaction() and signal() are interposed
    for SIGSEGV so that this handler stays first (Python's faulthandler, PyTorch's DataLoader workers install one).
 
-   Bits cleared (Intel SDM vol. 2A, CPUID): leaf 7.0 EBX AVX512F/DQ/IFMA/PF/ER/CD/BW/VL (16,17,21,26,27,28,30,31),
-   ECX AVX512_VBMI/VBMI2/VNNI/BITALG/VPOPCNTDQ (1,6,11,12,14), EDX AVX512_4VNNIW/4FMAPS/VP2INTERSECT, AMX-BF16,
-   AVX512_FP16, AMX-TILE, AMX-INT8 (2,3,8,22,23,24,25); leaf 7.1 EAX AVX-VNNI, AVX512_BF16 (4,5); leaf 0xD.0 EAX
-   the opmask/ZMM and AMX tile state components (5,6,7,17,18).
+   Bits cleared (Intel SDM vol. 2A, CPUID). Level avx2: leaf 7.0 EBX AVX512F/DQ/IFMA/PF/ER/CD/BW/VL
+   (16,17,21,26,27,28,30,31), ECX AVX512_VBMI/VBMI2/VNNI/BITALG/VPOPCNTDQ (1,6,11,12,14), EDX AVX512_4VNNIW/4FMAPS/
+   VP2INTERSECT, AMX-BF16, AVX512_FP16, AMX-TILE, AMX-INT8 (2,3,8,22,23,24,25); leaf 7.1 EAX AVX-VNNI, AVX512_BF16
+   (4,5); leaf 0xD.0 EAX the opmask/ZMM and AMX tile state components (5,6,7,17,18). Level avx adds leaf 1 ECX FMA
+   (12) and F16C (29), leaf 7.0 EBX BMI1, AVX2, BMI2 (3,5,8).
 
-   Limits: an indication for AVX2 machines, not a measurement of one (same caches, clock and memory as this one).
-   glibc picks its string functions before any constructor runs, so memcpy keeps its AVX-512 form. If faulting is
+   Limits: an indication for the smaller CPU, not a measurement of one (same caches, clock and memory as this one).
+   glibc picks its string functions before any constructor runs, so memcpy keeps its own choice. If faulting is
    unavailable the library prints one line and exits 3, so no run is mistaken for a masked one. */
 #define _GNU_SOURCE
 #include <asm/prctl.h>
@@ -27,6 +33,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <ucontext.h>
@@ -35,6 +42,7 @@
 typedef int (*sigaction_fn)(int, const struct sigaction *, struct sigaction *);
 static sigaction_fn real_sigaction;
 static struct sigaction chained; /* the program's own SIGSEGV action (SIG_DFL until it installs one) */
+static int keep_avx2 = 1;        /* CPUID_MASK_KEEP: avx2 (1) or avx (0) */
 
 static long set_cpuid(int enabled) { return syscall(SYS_arch_prctl, ARCH_SET_CPUID, enabled); }
 
@@ -47,6 +55,9 @@ static void masked_cpuid(uint32_t leaf, uint32_t sub, uint32_t r[4]) {
                   (1u << 31));
         r[2] &= ~((1u << 1) | (1u << 6) | (1u << 11) | (1u << 12) | (1u << 14));
         r[3] &= ~((1u << 2) | (1u << 3) | (1u << 8) | (1u << 22) | (1u << 23) | (1u << 24) | (1u << 25));
+        if (!keep_avx2) r[1] &= ~((1u << 3) | (1u << 5) | (1u << 8));
+    } else if (leaf == 1) {
+        if (!keep_avx2) r[2] &= ~((1u << 12) | (1u << 29));
     } else if (leaf == 7 && sub == 1) {
         r[0] &= ~((1u << 4) | (1u << 5));
     } else if (leaf == 0xd && sub == 0) {
@@ -99,6 +110,13 @@ sighandler_t signal(int sig, sighandler_t handler) {
 }
 
 __attribute__((constructor)) static void install(void) {
+    const char *keep = getenv("CPUID_MASK_KEEP");
+    if (keep && strcmp(keep, "avx") == 0) {
+        keep_avx2 = 0;
+    } else if (keep && *keep && strcmp(keep, "avx2") != 0) {
+        fprintf(stderr, "cpuid-mask: CPUID_MASK_KEEP=%s: expected avx2 or avx\n", keep);
+        _exit(3);
+    }
     real_sigaction = (sigaction_fn)dlsym(RTLD_NEXT, "sigaction");
     memset(&chained, 0, sizeof chained);
     chained.sa_handler = SIG_DFL;
@@ -108,8 +126,8 @@ __attribute__((constructor)) static void install(void) {
     act.sa_flags = SA_SIGINFO | SA_NODEFER;
     sigemptyset(&act.sa_mask);
     if (real_sigaction(SIGSEGV, &act, NULL) != 0 || set_cpuid(0) != 0) {
-        fprintf(stderr, "cpuid-avx2: CPUID faulting is not available here (arch_prctl ARCH_SET_CPUID: %s); "
-                        "cannot mask AVX-512\n", strerror(errno));
+        fprintf(stderr, "cpuid-mask: CPUID faulting is not available here (arch_prctl ARCH_SET_CPUID: %s); "
+                        "cannot hide instruction sets\n", strerror(errno));
         _exit(3);
     }
 }
