@@ -116,11 +116,17 @@ def main() -> int:
     if not command:
         ap.error("no command given (cpuid_mask.py --keep avx -- pytest ...)")
     reason = why_unmasked(args.keep, cpu_flags())
+    env = dict(os.environ)
+    if reason is None:
+        env = masked_env(build(args.build_dir), args.keep)
+        # the flag can be there while the kernel refuses ARCH_SET_CPUID: the library then exits 3 with one line
+        trial = subprocess.run([sys.executable, "-c", ""], env=env, capture_output=True, text=True, check=False)
+        if trial.returncode != 0:
+            reason = (trial.stderr.strip().splitlines() or [f"exit {trial.returncode}"])[-1]
+            env = dict(os.environ)
     if reason:
         print(f"cpuid-mask skipped: {reason}; running unmasked", file=sys.stderr, flush=True)
-        env = dict(os.environ)
     else:
-        env = masked_env(build(args.build_dir), args.keep)
         print(f"cpuid-mask: every library sees no {', no '.join(p.upper() for p in LEVELS[args.keep])} "
               f"(CPUID_MASK_KEEP={args.keep})", file=sys.stderr, flush=True)
     os.execvpe(command[0], command, env)
