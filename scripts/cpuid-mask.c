@@ -101,6 +101,10 @@ int sigaction(int sig, const struct sigaction *act, struct sigaction *old) {
 }
 
 sighandler_t signal(int sig, sighandler_t handler) {
+    if (sig != SIGSEGV) {
+        sighandler_t (*real_signal)(int, sighandler_t) = (sighandler_t(*)(int, sighandler_t))dlsym(RTLD_NEXT, "signal");
+        return real_signal(sig, handler);
+    }
     struct sigaction act, old;
     memset(&act, 0, sizeof act);
     act.sa_handler = handler;
@@ -118,14 +122,13 @@ __attribute__((constructor)) static void install(void) {
         _exit(3);
     }
     real_sigaction = (sigaction_fn)dlsym(RTLD_NEXT, "sigaction");
-    memset(&chained, 0, sizeof chained);
-    chained.sa_handler = SIG_DFL;
     struct sigaction act;
     memset(&act, 0, sizeof act);
     act.sa_sigaction = on_segv;
     act.sa_flags = SA_SIGINFO | SA_NODEFER;
     sigemptyset(&act.sa_mask);
-    if (real_sigaction(SIGSEGV, &act, NULL) != 0 || set_cpuid(0) != 0) {
+    /* whatever was installed before this constructor ran (SIG_DFL as a rule) becomes the chained action */
+    if (real_sigaction(SIGSEGV, &act, &chained) != 0 || set_cpuid(0) != 0) {
         fprintf(stderr, "cpuid-mask: CPUID faulting is not available here (arch_prctl ARCH_SET_CPUID: %s); "
                         "cannot hide instruction sets\n", strerror(errno));
         _exit(3);
