@@ -3,6 +3,7 @@ the kernels of the smaller CPU, and a real segfault still ends the process. Runs
 CPUID faulting (the AVX-512 kind); elsewhere there is nothing to mask, or no way to, and the skip says which."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -11,8 +12,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-import cpuid_mask  # noqa: E402
+# loaded from its path: putting scripts/ on sys.path would let its bench*.py shadow other imports in this worker
+_spec = importlib.util.spec_from_file_location("cpuid_mask", ROOT / "scripts" / "cpuid_mask.py")
+cpuid_mask = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(cpuid_mask)
 
 WHY = cpuid_mask.why_unmasked("avx2", cpuid_mask.cpu_flags())
 needs_masking = pytest.mark.skipif(WHY is not None, reason=f"cannot mask here: {WHY}")
