@@ -20,6 +20,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from matteconv.cpuinfo import cpu_flags
+
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "scripts" / "cpuid-mask.c"
 MARK = "MATTECONV_CPUID_MASK"  # set in a masked process: the level kept
@@ -27,15 +29,9 @@ LEVELS = {"avx2": ("avx512",), "avx": ("avx512", "avx2", "fma")}  # level kept -
 LABEL = "AVX2 kernels forced (CPUID masked): an indication for AVX2 machines, not a measurement of one"
 
 
-def cpu_flags(cpuinfo: str | None = None) -> set[str]:
-    """The first `flags` line of /proc/cpuinfo (or of `cpuinfo` text), as a set."""
-    if cpuinfo is None:
-        cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    for line in cpuinfo.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "flags":
-            return set(value.split())
-    return set()
+def this_cpu_flags() -> set[str]:
+    """This machine's instruction-set flags (/proc/cpuinfo, which the masking does not change)."""
+    return cpu_flags(Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace"))
 
 
 def why_unmasked(keep: str, flags: set[str]) -> str | None:
@@ -94,7 +90,7 @@ def reexec_masked(out_dir: Path) -> str:
     (a benchmark that asked for AVX2 kernels must not run with others)."""
     if os.environ.get(MARK) == "avx2":
         return LABEL
-    flags = cpu_flags()
+    flags = this_cpu_flags()
     if not any(f.startswith("avx512") for f in flags):
         return "no AVX-512 here: its own kernels, nothing masked"
     reason = why_unmasked("avx2", flags)
@@ -115,7 +111,7 @@ def main() -> int:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         ap.error("no command given (cpuid_mask.py --keep avx -- pytest ...)")
-    reason = why_unmasked(args.keep, cpu_flags())
+    reason = why_unmasked(args.keep, this_cpu_flags())
     env = dict(os.environ)
     if reason is None:
         env = masked_env(build(args.build_dir), args.keep)

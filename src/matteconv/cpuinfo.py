@@ -9,6 +9,21 @@ import platform
 KERNEL_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
 
 
+def _field(cpuinfo: str, *keys: str) -> str | None:
+    """The value of the first line of /proc/cpuinfo text whose key is one of `keys`, or None."""
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in keys:
+            return value
+    return None
+
+
+def cpu_flags(cpuinfo: str) -> set[str]:
+    """The first CPU's instruction-set flags from /proc/cpuinfo text: its `flags` line (x86) or `Features` (Arm);
+    empty if it has neither."""
+    return set((_field(cpuinfo, "flags", "Features") or "").split())
+
+
 def cpu_kind(cpuinfo: str | None = None) -> str:
     """'AMD EPYC, 2 cores, avx2 fma (no avx512, no amx)' from /proc/cpuinfo (Linux; `cpuinfo` text for tests);
     elsewhere the platform's processor string and core count."""
@@ -18,14 +33,7 @@ def cpu_kind(cpuinfo: str | None = None) -> str:
                 cpuinfo = f.read()
         except OSError:
             return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
-    model, flags = "", set()
-    for line in cpuinfo.splitlines():
-        key, _, value = line.partition(":")
-        key = key.strip()
-        if key == "model name" and not model:
-            model = value.strip()
-        elif key in ("flags", "Features") and not flags:
-            flags = set(value.split())
+    model, flags = (_field(cpuinfo, "model name") or "").strip(), cpu_flags(cpuinfo)
     cores = sum(1 for line in cpuinfo.splitlines() if line.startswith("processor"))
     have = [f for f in KERNEL_FLAGS if f in flags]
     missing = [name for name, prefix in (("avx512", "avx512"), ("amx", "amx")) if not any(f.startswith(prefix)
