@@ -128,6 +128,7 @@ def upsampled_head(head: nn.Sequential, low: torch.Tensor, img: torch.Tensor, tr
     f = conv_of_concat(head[0], (up2(low, True), img), True)
     return torch.sigmoid(conv1x1_to_one(head[1].layers[0], f, True))
 
+
 def _moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-(n, c) mean and biased variance of NxCxHxW contiguous `x`, both NxC, from group_norm's kernel with one
     group per channel and eps 0 (rstd = 1/sqrt(var); a constant channel gives rstd inf and variance 0)."""
