@@ -305,3 +305,79 @@ def test_check_cli_refusals_exit_2_and_write_nothing(tmp_path):
     r = CliRunner().invoke(app, ["aipp"])
     assert r.exit_code == 2 and "give -o/--output" in r.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.cfg"]
+
+
+def test_parse_refusal_as_json_report(tmp_path):
+    """What protobuf's parser (ATC's) refuses is a refusal like the rest: with --json, the same report shape."""
+    from typer.testing import CliRunner
+
+    r = CliRunner().invoke(app, ["aipp", "check", str(EXT / "refused_fullwidth_colon.cfg"), "--json"])
+    assert r.exit_code == 2
+    rep = json.loads(r.stdout)
+    assert rep["accepted"] is False and rep["ops"] == []
+    assert [(f["level"], f["rule"], f["line"]) for f in rep["findings"]] == [("error", "proto.syntax", 3)]
+    bad = tmp_path / "twice.cfg"
+    bad.write_text("aipp_op {\n aipp_mode: static\n input_format: RGB888_U8\n input_format: YUV400_U8\n}\n")
+    rep = json.loads(CliRunner().invoke(app, ["aipp", "check", str(bad), "--json"]).stdout)
+    assert [(f["rule"], f["line"]) for f in rep["findings"]] == [("proto.set-twice", 4)]
+
+
+def test_fewer_model_channels_read_the_first():
+    """A model with fewer channels than the op produces reads the first ones (the ATC guide's GRAY setups): not
+    refused; constant dropped channels are a note, dropped image data a warning."""
+    from matteconv.aipp import check_config
+
+    rgb = parse_config("aipp_op { aipp_mode: static input_format: RGB888_U8 }", "rgb.cfg")
+    ex, findings = check_config(rgb, [("x", (1, 1, 32, 32))])
+    rules = {f.rule: f.level for f in findings}
+    assert rules["lint.channels-dropped"] == "warning" and "tbe.channels" not in rules
+    assert ex[0].order == ["R"] and len(ex[0].channels) == 1
+    grey = parse_config("aipp_op { aipp_mode: static input_format: RGB888_U8 csc_switch: true matrix_r0c0: 76 "
+                        "matrix_r0c1: 150 matrix_r0c2: 30 matrix_r1c0: 0 matrix_r1c1: 0 matrix_r1c2: 0 matrix_r2c0: 0 "
+                        "matrix_r2c1: 0 matrix_r2c2: 0 }", "grey.cfg")
+    ex, findings = check_config(grey, [("x", (1, 1, 32, 32))])
+    assert ex[0].order == ["Y"] and {f.rule: f.level for f in findings}["aipp.channels-dropped"] == "note"
+    assert "clamp(((76*R + 150*G + 30*B) >> 8) + 16, 0, 255)" in ex[0].csc[0]  # GE's default output_bias_0
+    import numpy as np
+
+    from matteconv.aipp.emulate import emulate_image
+
+    rgb_frame = np.full((32, 32, 3), (30, 20, 10), np.uint8)
+    x = emulate_image(grey.ops[0], rgb_frame, (32, 32), model_channels=1)["input"]
+    assert x.shape == (1, 1, 32, 32) and np.all(x == ((76 * 30 + 150 * 20 + 30 * 10) >> 8) + 16)
+    _, findings = check_config(grey)  # no model: all three channels explained, nothing dropped
+    assert not {"aipp.channels-dropped", "lint.channels-dropped"} & {f.rule for f in findings}
+    yuv400 = parse_config("aipp_op { aipp_mode: static input_format: YUV400_U8 }", "y.cfg")
+    with pytest.raises(MatteconvError, match="YUV400_U8 feeds 1 channel\\(s\\) but model input 'x' has 3"):
+        check_model_inputs(yuv400, [("x", (1, 3, 32, 32))])
+
+
+def test_related_input_name_wins_and_resolves():
+    from matteconv.aipp import check_config
+
+    text = ('aipp_op {{ aipp_mode: static related_input_rank: {rank} {name} input_format: RGB888_U8 }}\n'
+            'aipp_op {{ aipp_mode: static related_input_rank: 0 input_format: YUV400_U8 }}\n')
+    cfg = parse_config(text.format(rank=0, name='related_input_name: "b"'), "n.cfg")  # GE: the name wins
+    ex, findings = check_config(cfg, [("a", (1, 1, 8, 8)), ("b", (1, 3, 8, 8))])
+    assert [(e.rank, e.input_format) for e in ex] == [(1, "RGB888_U8"), (0, "YUV400_U8")]
+    assert [f.rule for f in findings if f.level != "warning"] == ["ge.name-over-rank"]
+    _, findings = check_config(cfg, [("a", (1, 1, 8, 8)), ("c", (1, 3, 8, 8))])
+    assert [f.rule for f in findings if f.level == "error"] == ["ge.input-name"]
+    empty = text.format(rank=0, name='related_input_name: ""')  # GE skips an empty name: the rank stands
+    _, findings = check_config(parse_config(empty, "e.cfg", validate=False), [("a", (1, 3, 8, 8))])
+    assert "ge.same-input" in {f.rule for f in findings if f.level == "error"}
+    with pytest.raises(MatteconvError, match="e.cfg:2: two aipp_op blocks for model input 0"):
+        parse_config(empty, "e.cfg")
+
+
+@pytest.mark.parametrize("rbuv, ax, frame", [
+    (False, True, "X,R,G,B bytes per pixel"), (True, True, "X,B,G,R bytes per pixel for R,G,B at the model"),
+    (False, False, "R,G,B,X bytes per pixel"), (True, False, "B,G,R,X bytes per pixel for R,G,B at the model")])
+def test_xrgb_frames_follow_the_swaps(rbuv, ax, frame):
+    """The ATC guide's XRGB / XBGR / RGBX / BGRX table: ax_swap_switch takes X from the front, rbuv swaps R, B."""
+    from matteconv.aipp import check_config
+
+    cfg = parse_config(f"aipp_op {{ aipp_mode: static input_format: XRGB8888_U8 rbuv_swap_switch: {str(rbuv).lower()} "
+                       f"ax_swap_switch: {str(ax).lower()} }}", "x.cfg")
+    (ex,), _ = check_config(cfg)
+    assert ex.frame == frame and ex.order == ["R", "G", "B"]

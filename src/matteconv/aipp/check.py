@@ -74,9 +74,6 @@ def refusals(op: AippOp, soc_version: str = "Ascend310") -> list[Finding]:
         if n > 1 and name != "input_edge_idx":
             _err(out, op, name, "ge.repeated", f"{name} is given {n} values: GE takes one ('can not be configured "
                  "repeatedly')", f"{GE} ValidateParams")
-    if op.is_set("related_input_name") and op.is_set("related_input_rank"):
-        _err(out, op, "related_input_name", "ge.rank-and-name", "related_input_rank and related_input_name are "
-             "both set: give one", "GE util_insert_aipp_op.cc")
     if op.mode == "dynamic":
         if int(g("max_src_image_size")) <= 0:
             _err(out, op, "max_src_image_size", "ge.dynamic-max-src", "dynamic AIPP needs max_src_image_size > 0",
@@ -151,7 +148,9 @@ def validate_config(cfg: AippConfig, soc_version: str = "Ascend310") -> None:
     seen: dict[int, int] = {}
     for op in cfg.ops:
         validate_op(op, cfg.path, soc_version)
-        if op.rank in seen and not op.is_set("related_input_name"):
+        if op.input_name is not None:
+            continue  # which input it feeds is known only with the model (model_findings)
+        if op.rank in seen:
             raise MatteconvError(f"{op.where(cfg.path, 'related_input_rank')}: two aipp_op blocks for model input "
                                  f"{op.rank} (the other at line {seen[op.rank]}) [GE util_insert_aipp_op.cc "
                                  "CheckPositionNotRepeat, E10052]")
@@ -167,17 +166,13 @@ def check_model_inputs(cfg: AippConfig, inputs: list[tuple[str, tuple[int, ...]]
 
 def model_findings(cfg: AippConfig, inputs: list[tuple[str, tuple[int, ...]]], soc_version: str = "") -> list[Finding]:
     out: list[Finding] = []
+    names = [n for n, _ in inputs]
     for op in cfg.ops:
-        if op.is_set("related_input_name"):
-            names = [n for n, _ in inputs]
-            name = str(op.get("related_input_name"))
-            if name not in names:
-                _err(out, op, "related_input_name", "ge.input-name", f"related_input_name {name!r} is not a model "
-                     f"input ({', '.join(names) or 'none'})", f"{GE} ConvertRelatedInputNameToRank")
-                continue
-            rank = names.index(name)
-        else:
-            rank = op.rank
+        rank = op.resolved_rank(names)
+        if rank is None:
+            _err(out, op, "related_input_name", "ge.input-name", f"related_input_name {op.input_name!r} is not a "
+                 f"model input ({', '.join(names) or 'none'})", f"{GE} ConvertRelatedInputNameToRank")
+            continue
         if rank >= len(inputs):
             names = ", ".join(n for n, _ in inputs) or "none"
             _err(out, op, "related_input_rank", "ge.input-rank", f"related_input_rank {rank} but the model has "
@@ -196,7 +191,7 @@ def model_findings(cfg: AippConfig, inputs: list[tuple[str, tuple[int, ...]]], s
             _err(out, op, "input_format", "tbe.format-soc", f"{soc_version} AIPP does not take {fmt} "
                  f"(only {', '.join(ASCEND310_FORMATS)})", TBE)
         want_c = op.channels
-        if c > 0 and c != want_c and not (want_c == 4 and c == 3):
+        if c > want_c:  # fewer: the model reads the first c of AIPP's channels (explain_op reports the rest)
             _err(out, op, "input_format", "tbe.channels", f"{fmt} feeds {want_c} channel(s) but model input "
                  f"{name!r} has {c} (shape {list(shape)})", TBE)
         if h > 0 and w > 0:
@@ -244,8 +239,13 @@ def _source_names(op: AippOp) -> list[str]:
 
 
 def _row_colour(row: tuple[int, int, int]) -> str | None:
-    """Which BT.601 YUV->RGB row this is (R: V only, G: U and V negative, B: U only), by the sign pattern."""
+    """Which BT.601 YUV->RGB row this is (R: V only, G: U and V negative, B: U only, Y: Y only, as in the ATC
+    guide's "YUV420SP_U8 to GRAY"), by the sign pattern; "0" for a row of zeros (a constant channel)."""
     y, u, v = row
+    if not any(row):
+        return "0"
+    if y > 0 and u == 0 and v == 0:
+        return "Y"
     if y <= 0:
         return None
     if abs(u) * 8 < y and v > 0:
@@ -257,6 +257,23 @@ def _row_colour(row: tuple[int, int, int]) -> str | None:
     return None
 
 
+def _four_byte_frame(x: str, rbuv_swap: bool, ax_swap: bool) -> str:
+    """The bytes per pixel an XRGB8888_U8 / ARGB8888_U8 op must be sent for R,G,B in channels 0..2: ax_swap_switch
+    takes the 4th channel from the front of the pixel, rbuv_swap_switch swaps R and B ([atc] template, table of
+    XRGB / XBGR / RGBX / BGRX: ax_swap on for the first two, rbuv_swap on for the second and fourth)."""
+    colours = "B,G,R" if rbuv_swap else "R,G,B"
+    pixel = f"{x},{colours}" if ax_swap else f"{colours},{x}"
+    return f"{pixel} bytes per pixel" + (" for R,G,B at the model" if rbuv_swap else "")
+
+
+def _rgb_row_colour(row: tuple[int, int, int]) -> str | None:
+    """An RGB->YUV/GRAY row: "Y" when every weight is positive (the ATC guide's "RGB888_U8 to GRAY" 76, 150, 30
+    and BT.601's Y row 66, 129, 25), "0" for a row of zeros; None otherwise (a chroma row)."""
+    if not any(row):
+        return "0"
+    return "Y" if all(c > 0 for c in row) else None
+
+
 def _fmt(v: float) -> str:
     return f"{v:.6g}"
 
@@ -265,7 +282,7 @@ def _fmt(v: float) -> str:
 class Explanation:
     """What one static aipp_op does, for people and for --json."""
 
-    rank: int
+    rank: int  # the model input it feeds (related_input_name resolved when the model's inputs are known)
     input_format: str
     frame: str  # what the app must send
     src_hw: tuple[int, int] | None
@@ -277,6 +294,8 @@ class Explanation:
     ranges: list[tuple[float, float]] = field(default_factory=list)  # what 0..255 maps to per channel
     defaults: list[str] = field(default_factory=list)  # GE defaults in force
     findings: list[Finding] = field(default_factory=list)
+    index: int = 0  # which aipp_op block of the file (0-based)
+    input_name: str | None = None  # related_input_name, when the op names its input
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -305,8 +324,12 @@ def _truncated_reciprocal(var: float) -> tuple[float, float] | None:
     return None
 
 
-def explain_op(op: AippOp, model_hw: tuple[int, int] | None = None, ignored_ok: bool = False) -> Explanation:
-    """Describe one static op and lint it against matteconv's preprocessing ((RGB - 127.5) / 127.5, R,G,B)."""
+def explain_op(op: AippOp, model_hw: tuple[int, int] | None = None, ignored_ok: bool = False,
+               model_channels: int | None = None) -> Explanation:
+    """Describe one static op and lint it against matteconv's preprocessing ((RGB - 127.5) / 127.5, R,G,B).
+    `model_channels`: the channels of the model input it feeds, when known; a model with fewer channels than the
+    op produces reads the first ones (the ATC guide's GRAY configs for 1-channel models), and the explanation
+    lists only those."""
     g = op.get
     fmt = op.input_format
     swap = bool(g("rbuv_swap_switch"))
@@ -319,6 +342,8 @@ def explain_op(op: AippOp, model_hw: tuple[int, int] | None = None, ignored_ok: 
         "RGB888_U8": "B,G,R bytes per pixel (e.g. cv2.imread) for R,G,B at the model" if swap else
                      "R,G,B bytes per pixel",
         "YUV400_U8": "Y plane (grey)",
+        "XRGB8888_U8": _four_byte_frame("X", swap, bool(g("ax_swap_switch"))),
+        "ARGB8888_U8": _four_byte_frame("A", swap, bool(g("ax_swap_switch"))),
     }.get(fmt, fmt)
     ex = Explanation(op.rank, fmt, frame, src, out_hw, raw_bytes)
     names = _source_names(op)
@@ -328,6 +353,11 @@ def explain_op(op: AippOp, model_hw: tuple[int, int] | None = None, ignored_ok: 
         fld = FIELDS[name]
         why = f"{fld.switch} is off" if fld.switch else f"it is a {fld.mode}-AIPP field and this op is {op.mode}"
         _warn(f, op, name, "ge.ignored", f"{name} is set but {why}: GE ignores it", f"{GE} SetDefaultParams")
+    unused = _unused_by_operator(op)
+    if unused:
+        _warn(f, op, unused[0], "tbe.ignored", f"{', '.join(unused)} set, but {fmt} has {op.channels} channel(s)"
+              + (" and no U/V to swap" if "rbuv_swap_switch" in unused else "") + ": the AIPP operator does not "
+              "use them", TBE)
     if g("csc_switch") and len(names) == 3:
         m = [[int(g(f"matrix_r{r}c{c}")) for c in range(3)] for r in range(3)]
         missing = [k for k in MATRIX_KEYS if not op.is_set(k)]
@@ -349,9 +379,9 @@ def explain_op(op: AippOp, model_hw: tuple[int, int] | None = None, ignored_ok: 
             terms = " + ".join(f"{m[r][c]}*({names[c]}-{ib[c]})" if yuv_in else f"{m[r][c]}*{names[c]}"
                                for c in range(3))
             bias = "" if yuv_in else f" + {ob[r]}"
-            colour = _row_colour(tuple(m[r])) if yuv_in else None
+            colour = _row_colour(tuple(m[r])) if yuv_in else _rgb_row_colour(tuple(m[r]))
             colours.append(colour or f"csc{r}")
-            ex.csc.append(f"csc{r} = clamp(({terms}) >> 8{bias}, 0, 255)" + (f"  [{colour}]" if colour else ""))
+            ex.csc.append(f"csc{r} = clamp((({terms}) >> 8){bias}, 0, 255)" + (f"  [{colour}]" if colour else ""))
         if yuv_in and fmt != "YUV400_U8":
             y_coef = {m[r][0] for r in range(3)}
             if y_coef <= {298} and ib[0] != 16:
@@ -372,6 +402,14 @@ def explain_op(op: AippOp, model_hw: tuple[int, int] | None = None, ignored_ok: 
         ex.ranges.append(((0 - sub) * var, (255 - sub) * var))
         if not op.is_set(f"var_reci_chn_{i}"):
             ex.defaults.append(f"var_reci_chn_{i}: GE default 1.0")
+    if g("padding"):
+        pv = float(g("padding_value"))
+        ex.defaults += [] if op.is_set("padding_value") else ["padding_value: 0"]
+        t, b, left, r = op.padding_hw()
+        ex.csc.append(f"padding: top {t}, bottom {b}, left {left}, right {r} filled with {_fmt(pv)} "
+                      "(after normalisation)")
+    if model_channels is not None and 0 < model_channels < len(ex.channels):
+        _dropped_channels(ex, op, model_channels)
     if ex.defaults and not any(x.rule == "ge.default-matrix" for x in f):
         _warn(f, op, None, "ge.defaults", "GE defaults in force: " + "; ".join(ex.defaults), f"{GE} SetDefaultParams")
     elif any(x.startswith("var_reci") for x in ex.defaults):
@@ -397,13 +435,41 @@ def explain_op(op: AippOp, model_hw: tuple[int, int] | None = None, ignored_ok: 
             _warn(f, op, f"mean_chn_{i}", "lint.model-range", f"ch{i} maps 0..255 to [{lo:.4g}, {hi:.4g}]; "
                   f"matteconv's models expect [{want[0]:g}, {want[1]:g}] ((x - {MEAN:g}) / {STD:g}: mean_chn "
                   f"{math.floor(MEAN)} + min_chn {MEAN - math.floor(MEAN):g}, var_reci {1 / STD!r})")
-    if g("padding"):
-        pv = float(g("padding_value"))
-        ex.defaults += [] if op.is_set("padding_value") else ["padding_value: 0"]
-        t, b, left, r = op.padding_hw()
-        ex.csc.append(f"padding: top {t}, bottom {b}, left {left}, right {r} filled with {_fmt(pv)} "
-                      "(after normalisation)")
     return ex
+
+
+def _unused_by_operator(op: AippOp) -> list[str]:
+    """Fields the file sets to a non-neutral value that the AIPP operator has no channel for: per-channel
+    normalisation beyond the format's channels, and rbuv_swap_switch on a one-channel format ([tbe]
+    aipp_comm.py sets the swap bit only for formats other than YUV400_U8 and RAW; emulate.py does the same)."""
+    n = op.channels
+    out = []
+    if n == 1 and op.get("rbuv_swap_switch"):
+        out.append("rbuv_swap_switch")
+    for i in range(n, 4):
+        for key, neutral in ((f"mean_chn_{i}", 0), (f"min_chn_{i}", 0), (f"var_reci_chn_{i}", 1.0)):
+            if op.is_set(key) and float(op.get(key)) != neutral:
+                out.append(key)
+    return sorted(out, key=lambda k: op.lines.get(k, 0))
+
+
+def _dropped_channels(ex: Explanation, op: AippOp, keep: int) -> None:
+    """Cut the explanation to the model's first `keep` channels and say what the rest carried: a note when they
+    are constant (CSC rows of zeros: the ATC guide's GRAY setups), else a warning (image data the model never
+    sees)."""
+    dropped = ex.order[keep:]
+    lost = [c for c in dropped if c != "0"]
+    ex.order, ex.channels, ex.ranges = ex.order[:keep], ex.channels[:keep], ex.ranges[:keep]
+    names = ", ".join(f"ch{i}" for i in range(keep, keep + len(dropped)))
+    reads = "ch0" if keep == 1 else f"ch0..ch{keep - 1}"
+    what = f"the model input has {keep} channel(s): it reads {reads} of AIPP's output; {names} "
+    if lost:
+        _warn(ex.findings, op, "input_format", "lint.channels-dropped", what + f"({', '.join(lost)}) are dropped",
+              "ATC guide, AIPP: the model reads the first C of the op's output channels")
+    else:
+        ex.findings.append(Finding("note", "aipp.channels-dropped", what + "are constant (matrix rows of zeros) "
+                                   "and dropped", op.lines.get("input_format", op.line),
+                                   "ATC guide, CSC configuration: *_U8 to GRAY"))
 
 
 def check_config(cfg: AippConfig, inputs: list[tuple[str, tuple[int, ...]]] | None = None,
@@ -412,24 +478,35 @@ def check_config(cfg: AippConfig, inputs: list[tuple[str, tuple[int, ...]]] | No
     Raises nothing for a parsed config; refusals are findings with level 'error'."""
     findings: list[Finding] = []
     explanations: list[Explanation] = []
+    names = [n for n, _ in inputs] if inputs is not None else None
     seen: dict[int, int] = {}
-    for op in cfg.ops:
+    for index, op in enumerate(cfg.ops):
         errs = refusals(op, soc_version)
         findings += errs
-        if op.rank in seen and not op.is_set("related_input_name"):
-            _err(findings, op, "related_input_rank", "ge.same-input", f"two aipp_op blocks for model input "
-                 f"{op.rank} (the other at line {seen[op.rank]})", "GE util_insert_aipp_op.cc E10052")
-        seen[op.rank] = op.line
+        rank = op.resolved_rank(names)
+        if op.input_name is not None and op.is_set("related_input_rank"):
+            findings.append(Finding("note", "ge.name-over-rank", f"related_input_name {op.input_name!r} and "
+                                    f"related_input_rank {op.rank} are both set: GE uses the name",
+                                    op.lines.get("related_input_name"), "ATC guide, Configuration File Template; "
+                                    "GE ConvertRelatedInputNameToRank"))
+        if rank is not None and rank in seen:
+            _err(findings, op, "related_input_name" if op.input_name else "related_input_rank", "ge.same-input",
+                 f"two aipp_op blocks for model input {rank} (the other at line {seen[rank]})",
+                 "GE util_insert_aipp_op.cc E10052")
+        if rank is not None and (op.input_name is None or names is not None):
+            seen[rank] = op.line
         if op.mode != "static" or errs:
             if op.mode == "dynamic":
                 _warn(findings, op, "aipp_mode", "matteconv.dynamic", "dynamic AIPP: the app sets the parameters "
                       "at run time; nothing to explain or emulate here")
             continue
-        hw = None
-        if inputs and op.rank < len(inputs) and len(inputs[op.rank][1]) == 4:
-            h, w = inputs[op.rank][1][2:]
-            hw = (int(h), int(w)) if h > 0 and w > 0 else None
-        ex = explain_op(op, hw)
+        hw, channels = None, None
+        if inputs and rank is not None and rank < len(inputs) and len(inputs[rank][1]) == 4:
+            c, h, w = (int(d) for d in inputs[rank][1][1:])
+            hw = (h, w) if h > 0 and w > 0 else None
+            channels = c if c > 0 else None
+        ex = explain_op(op, hw, model_channels=channels)
+        ex.rank, ex.index, ex.input_name = (op.rank if rank is None else rank), index, op.input_name
         explanations.append(ex)
         findings += ex.findings
     if cfg.multi_shape_ops:

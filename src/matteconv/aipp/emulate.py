@@ -226,14 +226,15 @@ def aipp_model_input(rgb: np.ndarray, cfg: AippConfig | AippOp, fp16: bool = Fal
 
 
 def emulate_image(op: AippOp, rgb: np.ndarray, model_hw: tuple[int, int] | None = None,
-                  fp16: bool = False) -> dict:
+                  fp16: bool = False, model_channels: int | None = None) -> dict:
     """An RGB photo through a static aipp_op, as the app would send it: resized to the AIPP source size (bilinear,
     cv2.INTER_AREA when shrinking), encoded in the op's raw format, then emulated.
 
     Returns {"input": float32 1xCxHxW, "src_hw", "resized": bool, "stats": per-channel min/max/mean,
     "vs_preprocess": {"max", "mean"} of |AIPP - matteconv.preprocess.normalize| over the crop, in model units
     (None when the op pads or feeds other than 3 channels). For YUV420SP the max is large at sharp colour
-    edges (chroma is shared by 2x2 pixels); the mean is the useful number there.}"""
+    edges (chroma is shared by 2x2 pixels); the mean is the useful number there.} `model_channels` fewer than the
+    op's: the model reads the first ones, so "input" keeps only those (C = model_channels).}"""
     import cv2
 
     from ..preprocess import normalize, to_rgb
@@ -245,6 +246,8 @@ def emulate_image(op: AippOp, rgb: np.ndarray, model_hw: tuple[int, int] | None 
         shrink = src[0] * src[1] < rgb.shape[0] * rgb.shape[1]
         rgb = cv2.resize(rgb, (src[1], src[0]), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
     x = emulate(op, encode_for(op, rgb), fp16=fp16, size=model_hw or tuple(src))
+    if model_channels is not None and 0 < model_channels < x.shape[1]:
+        x = np.ascontiguousarray(x[:, :model_channels])
     stats = [{"min": float(c.min()), "max": float(c.max()), "mean": float(c.mean())} for c in x[0]]
     vs = None
     if x.shape[1] == 3 and not op.get("padding"):

@@ -21,6 +21,14 @@ from ..errors import MatteconvError
 from .schema import FIELDS, INPUT_FORMATS, descriptor_proto, ge_defaults, proto_default
 
 
+class AippParseError(MatteconvError):
+    """A config that ATC's parser refuses: `rule` (proto.*), `line` (1-based, None when the file has none)."""
+
+    def __init__(self, message: str, rule: str, line: int | None = None):
+        super().__init__(message)
+        self.rule, self.line = rule, line
+
+
 @dataclass
 class AippOp:
     """One `aipp_op` block.
@@ -63,7 +71,25 @@ class AippOp:
 
     @property
     def rank(self) -> int:
+        """related_input_rank as written (0 when absent); see `input_name`, which wins over it."""
         return int(self.get("related_input_rank"))
+
+    @property
+    def input_name(self) -> str | None:
+        """related_input_name, or None when absent or empty. GE skips an empty name, and a name wins over
+        related_input_rank when both are set ([atc] template: "related_input_name优先级高于related_input_rank";
+        [ge] ConvertRelatedInputNameToRank)."""
+        name = str(self.get("related_input_name") or "")
+        return name or None
+
+    def resolved_rank(self, input_names: list[str] | None = None) -> int | None:
+        """The model input this op feeds: the index of `input_name` among `input_names` when the op names one
+        (None if the name is not an input, or if the names are not known), else `rank`."""
+        if self.input_name is None:
+            return self.rank
+        if input_names is None or self.input_name not in input_names:
+            return None
+        return input_names.index(self.input_name)
 
     @property
     def channels(self) -> int:
@@ -116,9 +142,10 @@ class AippConfig:
     text: str = ""
     multi_shape_ops: int = 0
 
-    def op_for_input(self, rank: int = 0) -> AippOp | None:
+    def op_for_input(self, rank: int = 0, input_names: list[str] | None = None) -> AippOp | None:
+        """The op that feeds model input `rank` (ops that name their input need `input_names` to be found)."""
         for op in self.ops:
-            if op.rank == rank:
+            if op.resolved_rank(input_names) == rank:
                 return op
         return None
 
@@ -183,22 +210,30 @@ def _scan(text: str) -> list[tuple[str, int, list[tuple[str, int, str]]]]:
     return blocks
 
 
-def _friendly(msg: str, path: str, line: int, col: int, text: str) -> str:
+def _friendly(msg: str, path: str, line: int, col: int, text: str) -> tuple[str, str, int]:
+    """protobuf's ParseError text -> (one-line message naming the file and line, rule, line)."""
     m = re.search(r'has no field named "([^"]+)"', msg)
     if m and m.group(1) in ("aipp_op", "multi_shape_op"):
-        return f"{path}:{line}: {m.group(1)} inside an aipp_op block: is a '}}' missing? (protobuf text format)"
+        return (f"{path}:{line}: {m.group(1)} inside an aipp_op block: is a '}}' missing? (protobuf text format)",
+                "proto.nesting", line)
     if m:
-        return f"{path}:{line}: unknown AIPP field {m.group(1)!r} (not in GraphEngine's insert_op.proto)"
+        return (f"{path}:{line}: unknown AIPP field {m.group(1)!r} (not in GraphEngine's insert_op.proto)",
+                "proto.unknown-field", line)
+    m = re.search(r'should not have multiple "([^"]+)" fields', msg)
+    if m:
+        return (f"{path}:{line}: {m.group(1)} is set twice in this aipp_op: protobuf's parser in ATC refuses a "
+                "non-repeated field specified multiple times", "proto.set-twice", line)
     m = re.search(r'Enum type "[^"]*InputFormat" has no value named ([^\s.]+)', msg)
     if m:
         return (f"{path}:{line}: input_format {m.group(1)!r} is not one of {', '.join(INPUT_FORMATS[1:])} "
-                "(insert_op.proto)")
+                "(insert_op.proto)", "proto.enum", line)
     m = re.search(r'Enum type "[^"]*AippMode" has no value named ([^\s.]+)', msg)
     if m:
-        return f"{path}:{line}: aipp_mode {m.group(1)!r} is not static or dynamic (insert_op.proto)"
+        return f"{path}:{line}: aipp_mode {m.group(1)!r} is not static or dynamic (insert_op.proto)", "proto.enum", line
     m = re.match(r"'\s*(\w+)\s*:?\s*(.*?)\s*': Expected \"true\" or \"false\"", msg)
     if m:
-        return f"{path}:{line}: {m.group(1)} must be true/false/1/0, got {m.group(2)!r} (protobuf text format)"
+        return (f"{path}:{line}: {m.group(1)} must be true/false/1/0, got {m.group(2)!r} (protobuf text format)",
+                "proto.bool", line)
     if msg.startswith('Expected "}"'):
         opened: list[int] = []
         for tok, tline in _tokens(text):
@@ -207,8 +242,9 @@ def _friendly(msg: str, path: str, line: int, col: int, text: str) -> str:
             elif tok in ("}", ">") and opened:
                 opened.pop()
         if opened:
-            return f"{path}:{opened[0]}: aipp_op block opened here is never closed with '}}' (protobuf text format)"
-    return f"{path}:{line}:{col}: {msg} (protobuf text format, as ATC's parser reads it)"
+            return (f"{path}:{opened[0]}: aipp_op block opened here is never closed with '}}' (protobuf text "
+                    "format)", "proto.unclosed", opened[0])
+    return f"{path}:{line}:{col}: {msg} (protobuf text format, as ATC's parser reads it)", "proto.syntax", line
 
 
 def parse_config(text: str, path: str = "<text>", validate: bool = True) -> AippConfig:
@@ -227,9 +263,10 @@ def parse_config(text: str, path: str = "<text>", validate: bool = True) -> Aipp
         line, col = e.GetLine() or 1, e.GetColumn() or 0
         raw = str(e)
         raw = re.sub(r"^\d+:\d+\s*:\s*", "", raw)
-        raise MatteconvError(_friendly(raw, path, line, col, text)) from None
+        raise AippParseError(*_friendly(raw, path, line, col, text)) from None
     except Exception as e:  # noqa: BLE001 - any other parser failure is still this file's problem
-        raise MatteconvError(f"{path}: not a protobuf text AIPP config ({type(e).__name__}: {e})") from None
+        raise AippParseError(f"{path}: not a protobuf text AIPP config ({type(e).__name__}: {e})",
+                             "proto.syntax") from None
     blocks = _scan(text)
     aipp_blocks = [b for b in blocks if b[0] == "aipp_op"]
     if len(aipp_blocks) != len(msg.aipp_op):  # defensive: the scan and protobuf must agree
@@ -242,9 +279,9 @@ def parse_config(text: str, path: str = "<text>", validate: bool = True) -> Aipp
             spec = FIELDS[name]
             if name in op.lines and not spec.repeated and not _is_zero(first_raw[name]):
                 # protobuf C++ TextFormat (default parser): a singular field already set may not be set again
-                raise MatteconvError(f"{path}:{fline}: {name} is set twice in this aipp_op (first at line "
+                raise AippParseError(f"{path}:{fline}: {name} is set twice in this aipp_op (first at line "
                                      f"{op.lines[name]}): protobuf's parser in ATC refuses a non-repeated field "
-                                     "specified multiple times")
+                                     "specified multiple times", "proto.set-twice", fline)
             op.lines.setdefault(name, fline)
             first_raw.setdefault(name, raw)
         for name in op.lines:
@@ -268,7 +305,7 @@ def parse_config(text: str, path: str = "<text>", validate: bool = True) -> Aipp
             op.values[name] = value if value is not None else proto_default(name)
         ops.append(op)
     if not ops:
-        raise MatteconvError(f"{path}: no aipp_op block found (nothing to check)")
+        raise AippParseError(f"{path}: no aipp_op block found (nothing to check)", "proto.no-aipp-op")
     cfg = AippConfig(ops=ops, path=path, text=text, multi_shape_ops=len(msg.multi_shape_op))
     if validate:
         from .check import validate_config
@@ -288,5 +325,5 @@ def load_config(path: str | Path, validate: bool = True) -> AippConfig:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
-        raise MatteconvError(f"{p}:{line}: not UTF-8 text") from None
+        raise AippParseError(f"{p}:{line}: not UTF-8 text", "proto.utf8", line) from None
     return parse_config(text, str(p), validate)

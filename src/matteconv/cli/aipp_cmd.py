@@ -97,6 +97,7 @@ def check(
     """Explain an AIPP config: output size, raw bytes per frame, each output channel, GE defaults, warnings;
     refusals (what ATC refuses, with the rule) exit 2."""
     from ..aipp import check_config, load_config
+    from ..aipp.parse import AippParseError
     from ..fileio import atomic_path, check_output_file, json_text
 
     if output is not None and image is None:
@@ -105,7 +106,17 @@ def check(
         if output.suffix.lower() != ".npy":
             raise MatteconvError(f"{output}: the model input is saved as .npy; name the file *.npy")
         check_output_file(output)
-    cfg = load_config(cfg_path, validate=False)
+    try:
+        cfg = load_config(cfg_path, validate=False)
+    except AippParseError as e:
+        if not as_json:
+            raise
+        # what ATC's own parser refuses is a refusal like any other: the same report, one finding
+        print(json_text({"config": str(cfg_path), "accepted": False, "soc_version": soc_version,
+                         "model_inputs": None, "ops": [],
+                         "findings": [{"level": "error", "rule": e.rule, "message": str(e), "line": e.line,
+                                       "source": "protobuf text format (ATC reads the file with it)"}]}))
+        raise typer.Exit(2) from None
     inputs = _model_inputs(model) if model is not None else None
     rgb = _read_rgb(image) if image is not None else None
     explanations, findings = check_config(cfg, inputs, soc_version)
@@ -118,11 +129,12 @@ def check(
 
         from ..aipp.emulate import emulate_image
 
-        op = next(o for o in cfg.ops if o.rank == explanations[0].rank)
-        hw = None
-        if inputs and op.rank < len(inputs) and len(inputs[op.rank][1]) == 4 and min(inputs[op.rank][1][2:]) > 0:
-            hw = tuple(int(d) for d in inputs[op.rank][1][2:])
-        res = emulate_image(op, rgb, hw, fp16=fp16)
+        ex = explanations[0]
+        op = cfg.ops[ex.index]
+        hw, channels = None, None
+        if inputs and ex.rank < len(inputs) and len(inputs[ex.rank][1]) == 4 and min(inputs[ex.rank][1][1:]) > 0:
+            channels, hw = int(inputs[ex.rank][1][1]), tuple(int(d) for d in inputs[ex.rank][1][2:])
+        res = emulate_image(op, rgb, hw, fp16=fp16, model_channels=channels)
         report["image"] = {"path": str(image), "src_hw": list(res["src_hw"]), "resized": res["resized"],
                            "shape": list(res["input"].shape), "stats": res["stats"],
                            "vs_matteconv_preprocess": res["vs_preprocess"]}
@@ -150,8 +162,11 @@ def _print_report(report: dict, path: str) -> None:
     for op in report["ops"]:
         src = op["src_hw"]
         out = op["output_hw"]
-        console.print(f"  aipp_op for model input {op['rank']}: {op['input_format']}, app sends {escape(op['frame'])}",
-                      highlight=False)
+        name = op["input_name"]
+        which = (repr(name) if report.get("model_inputs") is None else f"{op['rank']} ({name!r})") if name else \
+            op["rank"]
+        console.print(f"  aipp_op for model input {escape(str(which))}: {op['input_format']}, app sends "
+                      f"{escape(op['frame'])}", highlight=False)
         if src:
             raw = f", {op['raw_bytes']} bytes per frame" if op["raw_bytes"] else ""
             console.print(f"    source {src[1]}x{src[0]} (WxH){raw}", highlight=False)
