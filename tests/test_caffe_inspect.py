@@ -130,3 +130,36 @@ def test_v1_prototxt_is_upgraded_checked_and_refused_for_omg(tmp_path):
         [la["type"] for la in rep["layers"]] and rep2["num_params"] == rep["num_params"] == 5874
     r = CliRunner().invoke(app, ["inspect", str(V1)])
     assert r.exit_code == 0 and "V1 prototxt" in r.output and "all 6 layers accepted by target 'bvlc'" in r.output
+
+
+def test_test_net_filter_and_non_utf8_text(tmp_path):
+    """Caffe's FilterNet for pycaffe's TEST net (phase, levels, stages), and a prototxt whose comments are not
+    UTF-8 (GBK is common in Chinese model zoos): Caffe's C++ parser reads bytes, so it loads."""
+    from matteconv.export.caffe.upgrade import read_net
+
+    proto = tmp_path / "phases.prototxt"
+    text = ('# 输入层\nlayer { name: "input" type: "Input" top: "x" input_param { shape { dim: 1 dim: 1 dim: 4 '
+            'dim: 4 } } }\n'
+            'layer { name: "train_only" type: "Data" top: "d" include { phase: TRAIN } }\n'
+            'layer { name: "staged" type: "Dropout" bottom: "x" top: "x" include { stage: "sample" } }\n'
+            'layer { name: "not_test" type: "ReLU" bottom: "x" top: "x" exclude { phase: TEST } }\n'
+            'layer { name: "leveled" type: "ReLU" bottom: "x" top: "x" include { min_level: 1 } }\n'
+            'layer { name: "kept" type: "ReLU" bottom: "x" top: "x" include { phase: TEST not_stage: "s" } }\n'
+            'layer { name: "sig" type: "Sigmoid" bottom: "x" top: "y" exclude { phase: TRAIN } }\n')
+    proto.write_bytes(text.encode("gbk"))
+    nt = read_net(proto)
+    assert [la.name for la in nt.test_layers] == ["input", "kept", "sig"]
+    assert [la.name for la in nt.excluded] == ["train_only", "staged", "not_test", "leveled"]
+    result = CliRunner().invoke(app, ["inspect", str(proto), "--json"])
+    assert result.exit_code == 0, result.output
+    s = json.loads(result.output)
+    assert [la["name"] for la in s["layers"]] == ["input", "kept", "sig"] and s["outputs"] == {"y": [1, 1, 4, 4]}
+
+
+def test_rich_markup_in_names_is_printed_as_written(tmp_path):
+    proto = tmp_path / "net[v2].prototxt"
+    proto.write_text('layer { name: "Net/Sequential[features]/Conv2d[0]" type: "Input" top: "x" input_param { '
+                     'shape { dim: 1 dim: 1 dim: 2 dim: 2 } } }\n')
+    result = CliRunner().invoke(app, ["inspect", str(proto), "--layers"])
+    assert result.exit_code == 0, result.output
+    assert "net[v2].prototxt" in result.output and "Net/Sequential[features]/Conv2d[0]" in result.output

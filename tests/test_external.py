@@ -108,6 +108,7 @@ def test_caffe_case(case):
         return
     s = summarize(path, "bvlc")
     assert s.format == case["format"] and [la.type for la in s.layers] == case["layers"]
+    assert [name for name, _ in s.excluded] == case.get("excluded", [])
     assert s.num_params is not None and s.num_params > 0  # pycaffe loaded the upgraded net
     for target in case["accepted_by"]:
         assert all(get_target(target).accepts(la.type) for la in s.layers), target

@@ -82,7 +82,7 @@ def caffe_ops(prototxt: str | Path, shapes: dict[str, tuple[int, ...]] | None = 
         shapes, shapes_error = caffe_shapes(path)
     shapes = shapes or {}
     ops = []
-    for layer in net.layer:
+    for layer in nt.test_layers:  # the net pycaffe (and a converter) builds: TEST phase
         op = Op(layer.name, layer.type, CONV_TYPES.get(layer.type, "other"), list(layer.bottom), list(layer.top))
         if layer.bottom and layer.bottom[0] in shapes:
             op.in_shape = tuple(shapes[layer.bottom[0]])

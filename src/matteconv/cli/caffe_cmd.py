@@ -88,32 +88,35 @@ def inspect(model: Path = typer.Argument(..., help="Caffe .prototxt (the .caffem
 
 def _render(s, all_layers: bool) -> None:
     params = f"{s.num_params:,}" if s.num_params is not None else "unavailable"
-    console.print(f"[bold]{s.path}[/]: {len(s.layers)} layers, {params} parameters", highlight=False)
+    console.print(f"[bold]{escape(s.path)}[/]: {len(s.layers)} layers, {params} parameters", highlight=False)
+    if s.excluded:
+        console.print(f"  not in the TEST net (include/exclude rules; not counted or checked): "
+                      + escape(", ".join(f"{n} ({t})" for n, t in s.excluded)), highlight=False)
     if s.format != "V2":
         console.print(f"  [yellow]{s.format} prototxt[/] (`layers {{ type: ENUM }}`, `input_dim`): read as Caffe upgrades "
                       "it (upgrade_proto); the layers below are the upgraded ones", highlight=False)
     for name, shape in s.inputs.items():
-        console.print(f"  input  {name}: {'x'.join(map(str, shape))}", highlight=False)
+        console.print(f"  input  {escape(name)}: {'x'.join(map(str, shape))}", highlight=False)
     for name, shape in s.outputs.items():
-        console.print(f"  output {name}: {'x'.join(map(str, shape))}", highlight=False)
+        console.print(f"  output {escape(name)}: {'x'.join(map(str, shape))}", highlight=False)
     if s.caffe_error:
-        console.print(f"  shapes unavailable: {s.caffe_error}", highlight=False)
+        console.print(f"  shapes unavailable: {escape(s.caffe_error)}", highlight=False)
     counts = Table("layer type", "count", f"accepted by {s.target}")
     bad_types = {t for _, t in s.unsupported}
     for t, n in s.counts.items():
-        counts.add_row(t, str(n), "[red]no[/]" if t in bad_types else "yes")
+        counts.add_row(escape(t), str(n), "[red]no[/]" if t in bad_types else "yes")
     console.print(counts)
     if all_layers:
         table = Table("layer", "type", "top shape", "params")
         for la in s.layers:
             shape = ", ".join("x".join(map(str, sh)) for sh in (la.shapes or []))
-            table.add_row(la.name, la.type, shape, "" if la.params is None else str(la.params))
+            table.add_row(escape(la.name), escape(la.type), shape, "" if la.params is None else str(la.params))
         console.print(table)
     for line in s.refusals:
         console.print(f"[bold red]refused by target '{s.target}':[/] {escape(line)}", highlight=False)
     if s.unsupported:
         console.print(f"[bold red]{len(s.unsupported)} layer(s) not accepted by target '{s.target}':[/] "
-                      + ", ".join(f"{n} ({t})" for n, t in s.unsupported), highlight=False)
+                      + escape(", ".join(f"{n} ({t})" for n, t in s.unsupported)), highlight=False)
     elif not s.refusals:
         console.print(f"[green]all {len(s.layers)} layers accepted by target '{s.target}'[/]")
 
@@ -125,7 +128,7 @@ def _render_rules(report) -> None:
         table.add_column("source", overflow="fold")
         for v in report.violations:
             colour = "red" if v.severity == "error" else "yellow"
-            table.add_row(escape(v.layer), v.type, v.rule, f"[{colour}]{v.severity}[/]", escape(v.message),
+            table.add_row(escape(v.layer), escape(v.type), v.rule, f"[{colour}]{v.severity}[/]", escape(v.message),
                           escape(v.source))
         console.print(table)
     note = report.unchecked_note()

@@ -21,7 +21,9 @@ import numpy as np
 from ...errors import MatteconvError
 
 WORKER = Path(__file__).with_name("worker.py")
-_GLOG = re.compile(r"^[FE]\d{4} [\d:.]+\s+\d+ [^\]]*\] ?(.*)$")
+# glog's FATAL / ERROR prefix: "F1201 10:00:00.000000 123 file.cpp:20] msg"; glog 0.7 also writes the year
+# ("F20261201 ...")
+_GLOG = re.compile(r"^[FE](?:\d{8}|\d{4}) [\d:.]+\s+\d+ [^\]]*\] ?(.*)$")
 _PYERR = re.compile(r"^[A-Za-z_.]*(Error|Exception): ")
 
 

@@ -36,6 +36,7 @@ class Summary:
     caffe_error: str | None = None  # why shapes/params are missing
     format: str = "V2"  # what the file was: V0/V1 are upgraded the way Caffe does before anything is checked
     refusals: list[str] = field(default_factory=list)  # whole-file refusals by the target (e.g. omg and V1)
+    excluded: list[tuple[str, str]] = field(default_factory=list)  # not in the TEST net (include/exclude rules)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -45,11 +46,11 @@ def summarize(path: str | Path, target: str = "bvlc") -> Summary:
     path = Path(path)
     tgt = get_target(target)
     nt = read_net(path)
-    proto = nt.net
-    layers = [LayerInfo(la.name, la.type, list(la.bottom), list(la.top)) for la in proto.layer]
+    layers = [LayerInfo(la.name, la.type, list(la.bottom), list(la.top)) for la in nt.test_layers]
     counts = dict(sorted(Counter(la.type for la in layers).items()))
     unsupported = [(la.name, la.type) for la in layers if not tgt.accepts(la.type)]
-    summary = Summary(str(path), target, layers, counts, unsupported, format=nt.format)
+    summary = Summary(str(path), target, layers, counts, unsupported, format=nt.format,
+                      excluded=[(la.name, la.type) for la in nt.excluded])
     if nt.upgraded and target == "ddk":
         summary.refusals.append(f"{path}: {nt.format} prototxt (`layers {{ type: ENUM }}`): omg refuses V1 layers "
                                 f"(Atlas 200 DK FAQ); upgrade it first with Caffe's {UPGRADE_TOOL} IN OUT, or "

@@ -45,6 +45,11 @@ _BVLC = frozenset({
     "TanH", "AbsVal", "Exp", "Log", "Power", "Threshold", "BatchNorm", "Scale", "Bias", "Eltwise", "Concat",
     "Slice", "Split", "Flatten", "Reshape", "Crop", "Tile", "Reduction", "MVN", "LRN", "Softmax", "ArgMax",
     "Dropout", "BNLL",
+    # the rest of BVLC master's layers that our fork registers: data, loss, recurrent and utility layers. A
+    # user's net may hold them (`inspect`); lowering never writes them, and OpenCV DNN lacks several.
+    "Data", "DummyData", "HDF5Data", "HDF5Output", "MemoryData", "Accuracy", "SoftmaxWithLoss", "EuclideanLoss",
+    "SigmoidCrossEntropyLoss", "HingeLoss", "InfogainLoss", "MultinomialLogisticLoss", "ContrastiveLoss", "Embed",
+    "LSTM", "LSTMUnit", "RNN", "Silence", "Im2col", "SPP", "Filter", "Parameter", "BatchReindex",
 })
 
 _ASCEND = frozenset({

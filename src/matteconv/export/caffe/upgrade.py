@@ -32,6 +32,42 @@ class NetText:
     def upgraded(self) -> bool:
         return self.format != "V2"
 
+    @property
+    def test_layers(self) -> list:
+        """The layers of the net pycaffe builds (`caffe.Net(path, caffe.TEST)`): include/exclude rules applied."""
+        return [la for la in self.net.layer if in_test_net(la)]
+
+    @property
+    def excluded(self) -> list:
+        """The layers Caffe leaves out of the TEST net (TRAIN-only data, stage-only dropout...)."""
+        return [la for la in self.net.layer if not in_test_net(la)]
+
+
+TEST_PHASE = 1  # caffe.proto Phase: TRAIN = 0, TEST = 1
+
+
+def _meets(rule) -> bool:
+    """Caffe's Net::StateMeetsRule for the state pycaffe's Net(path, TEST) builds: phase TEST, level 0, no
+    stages (src/caffe/net.cpp)."""
+    if rule.HasField("phase") and rule.phase != TEST_PHASE:
+        return False
+    if rule.HasField("min_level") and 0 < rule.min_level:
+        return False
+    if rule.HasField("max_level") and 0 > rule.max_level:
+        return False
+    return not rule.stage  # every listed stage must be in the state's stages, which are none; not_stage passes
+
+
+def in_test_net(layer) -> bool:
+    """Caffe's Net::FilterNet: a layer with no include rules is in unless an exclude rule meets the state; one
+    with include rules is in if any of them meets it."""
+    included = not layer.include
+    if any(_meets(r) for r in layer.exclude):
+        included = False
+    if any(_meets(r) for r in layer.include):
+        included = True
+    return included
+
 
 def prototxt_format(net) -> str:
     """V2 (`layer {}`), V1 (`layers {}` with enum types) or V0 (`layers { layer {} }`)."""

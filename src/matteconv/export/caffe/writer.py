@@ -126,13 +126,16 @@ def read_prototxt(path: str | Path):
         raise MatteconvError(f"{path}: prototxt not found")
     proto = caffe_pb2().NetParameter()
     data = path.read_bytes()
+    if b"\0" in data:
+        hint = " (this looks like a .caffemodel: pass the .prototxt beside it)" if path.suffix == ".caffemodel" else ""
+        raise MatteconvError(f"{path}: not a Caffe prototxt: binary data, not text{hint}")
     try:
-        if b"\0" in data:
-            raise UnicodeDecodeError("utf-8", data, 0, 1, "NUL byte")
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        hint = " (this looks like a .caffemodel: pass the .prototxt beside it)" if path.suffix == ".caffemodel" else ""
-        raise MatteconvError(f"{path}: not a Caffe prototxt: binary data, not text{hint}") from None
+        # Caffe's C++ text parser reads bytes: comments in another encoding (GBK is common) are skipped, and
+        # proto2 strings are not checked for UTF-8. Latin-1 maps every byte to one character, so the file parses
+        # as Caffe parses it; only non-ASCII names would show as other characters.
+        text = data.decode("latin-1")
     try:
         text_format.Parse(text, proto)
     except text_format.ParseError as e:
