@@ -71,3 +71,7 @@ def test_caffe_message_keeps_fatal_line_only():
            "F0101 00:00:00.000 1 eltwise_layer.cpp:34] Check failed: a == b (1 vs. 2)\n"
            "*** Check failure stack trace: ***\n    @ 0x7f abort\n")
     assert caffe_message(log) == "Check failed: a == b (1 vs. 2)"
+    # glog 0.7 writes the year into the prefix (what this machine's libgoogle-glog does)
+    log = ("WARNING: Logging before InitGoogleLogging() is written to STDERR\n"
+           "F20261201 21:00:00.000000 1 db.cpp:20] Unknown database backend\n*** Check failure stack trace: ***\n")
+    assert caffe_message(log) == "Unknown database backend"
