@@ -163,3 +163,23 @@ def test_rich_markup_in_names_is_printed_as_written(tmp_path):
     result = CliRunner().invoke(app, ["inspect", str(proto), "--layers"])
     assert result.exit_code == 0, result.output
     assert "net[v2].prototxt" in result.output and "Net/Sequential[features]/Conv2d[0]" in result.output
+
+
+def test_bvlc_refuses_what_pycaffe_cannot_build_but_not_missing_data(tmp_path):
+    """Every layer type accepted is not enough for bvlc when BVLC Caffe itself cannot build the net; a net that
+    only lacks its training data (a Data layer's LMDB) is not refused for that."""
+    head = 'layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 1 dim: 1 dim: 2 dim: 2 } } }\n'
+    broken = tmp_path / "broken.prototxt"
+    broken.write_text(head + 'layer { name: "r" type: "ReLU" bottom: "nowhere" top: "y" }\n')
+    result = CliRunner().invoke(app, ["inspect", str(broken), "--json"])
+    assert result.exit_code == 1
+    s = json.loads(result.output)
+    assert s["unsupported"] == [] and "pycaffe cannot build this net" in s["refusals"][0]
+    assert "nowhere" in s["refusals"][0]
+    data = tmp_path / "data.prototxt"
+    data.write_text('layer { name: "d" type: "Data" top: "x" data_param { source: "no_such_lmdb" batch_size: 1 '
+                    'backend: LMDB } }\nlayer { name: "r" type: "ReLU" bottom: "x" top: "y" }\n')
+    result = CliRunner().invoke(app, ["inspect", str(data), "--json"])
+    assert result.exit_code == 0, result.output
+    s = json.loads(result.output)
+    assert s["refusals"] == [] and "reads a data source at load: d" in s["caffe_error"]

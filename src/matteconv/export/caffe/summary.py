@@ -42,7 +42,15 @@ class Summary:
         return asdict(self)
 
 
+# layers that open their data source when the net is built: a TEST net with one cannot load without the data
+DATA_SOURCE_LAYERS = ("Data", "ImageData", "HDF5Data", "WindowData", "AnnotatedData", "MemoryData")
+
+
 def summarize(path: str | Path, target: str = "bvlc") -> Summary:
+    """What `matteconv inspect` reports (module docstring). Raises MatteconvError for a file that is not a
+    prototxt or has no layers. On target bvlc, a net whose every layer type is accepted but that pycaffe cannot
+    build is a refusal (`refusals`); on the Ascend targets it only leaves shapes unavailable (their parsers
+    take layers our pycaffe lacks)."""
     path = Path(path)
     tgt = get_target(target)
     nt = read_net(path)
@@ -63,6 +71,15 @@ def summarize(path: str | Path, target: str = "bvlc") -> Summary:
             worker = CaffeWorker(path, caffemodel if caffemodel.is_file() else None)
         except MatteconvError as e:
             summary.caffe_error = str(e)
+            sources = [la.name for la in nt.test_layers if la.type in DATA_SOURCE_LAYERS]
+            if sources:
+                summary.caffe_error += (f" (the TEST net reads a data source at load: {', '.join(sources)}; shapes "
+                                        "need it)")
+            elif target == "bvlc" and not unsupported:
+                # every layer type is BVLC's, yet BVLC Caffe (our pycaffe) cannot build the net: a refusal
+                # (blob sizes past INT_MAX, a .caffemodel that does not fit, a bottom nobody makes...)
+                why = str(e).removeprefix(f"{path}: ")
+                summary.refusals.append(f"{path}: pycaffe cannot build this net: {why}")
             return summary
         try:
             info = worker.info
