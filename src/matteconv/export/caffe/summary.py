@@ -55,6 +55,8 @@ def summarize(path: str | Path, target: str = "bvlc") -> Summary:
     tgt = get_target(target)
     nt = read_net(path)
     layers = [LayerInfo(la.name, la.type, list(la.bottom), list(la.top)) for la in nt.test_layers]
+    if len(nt.net.input):  # `input:` fields: Caffe's UpgradeNetInput makes them one Input layer named "input"
+        layers.insert(0, LayerInfo("input", "Input", [], list(nt.net.input)))
     counts = dict(sorted(Counter(la.type for la in layers).items()))
     unsupported = [(la.name, la.type) for la in layers if not tgt.accepts(la.type)]
     summary = Summary(str(path), target, layers, counts, unsupported, format=nt.format,
