@@ -103,7 +103,7 @@ def _caffe_type(op: Op, comp: Compiler) -> str | None:
     from ..export.caffe.targets import get_target
 
     target = get_target(comp.caffe_target)
-    if target.accepts(op.type) or (comp.name == "atc-caffe" and op.type in AMCT_CAFFE_DEPLOY):
+    if target.takes(op.type) or (comp.name == "atc-caffe" and op.type in AMCT_CAFFE_DEPLOY):
         return None
     return f"is not in the `{target.name}` layer set ({target.description}): export with --target {target.name}"
 

@@ -37,6 +37,7 @@ class Summary:
     format: str = "V2"  # what the file was: V0/V1 are upgraded the way Caffe does before anything is checked
     refusals: list[str] = field(default_factory=list)  # whole-file refusals by the target (e.g. omg and V1)
     excluded: list[tuple[str, str]] = field(default_factory=list)  # not in the TEST net (include/exclude rules)
+    unknown_fields: str | None = None  # the first field BVLC's caffe.proto lacks (skipped when read)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -58,9 +59,9 @@ def summarize(path: str | Path, target: str = "bvlc") -> Summary:
     if len(nt.net.input):  # `input:` fields: Caffe's UpgradeNetInput makes them one Input layer named "input"
         layers.insert(0, LayerInfo("input", "Input", [], list(nt.net.input)))
     counts = dict(sorted(Counter(la.type for la in layers).items()))
-    unsupported = [(la.name, la.type) for la in layers if not tgt.accepts(la.type)]
+    unsupported = [(la.name, la.type) for la in layers if not tgt.takes(la.type)]
     summary = Summary(str(path), target, layers, counts, unsupported, format=nt.format,
-                      excluded=[(la.name, la.type) for la in nt.excluded])
+                      excluded=[(la.name, la.type) for la in nt.excluded], unknown_fields=nt.unknown_fields)
     if nt.upgraded and target == "ddk":
         summary.refusals.append(f"{path}: {nt.format} prototxt (`layers {{ type: ENUM }}`): omg refuses V1 layers "
                                 f"(Atlas 200 DK FAQ); upgrade it first with Caffe's {UPGRADE_TOOL} IN OUT, or "

@@ -27,6 +27,7 @@ class NetText:
     format: str
     path: Path
     info: dict | None = None  # what pycaffe's worker reported when it loaded the net to upgrade it (shapes...)
+    unknown_fields: str | None = None  # the first field BVLC's caffe.proto lacks (skipped; see read_net)
 
     @property
     def upgraded(self) -> bool:
@@ -97,9 +98,12 @@ _UPGRADED: dict[tuple, NetText] = {}  # (resolved path, mtime_ns, size) -> upgra
 
 def read_net(path: str | Path) -> NetText:
     """Parse a prototxt; upgrade V0/V1 as Caffe does. A file with no layers is an error (a checker must not
-    report "accepted" for layers it did not read)."""
+    report "accepted" for layers it did not read). Fields BVLC's caffe.proto lacks are skipped and the first is
+    kept in `unknown_fields`: vendors extend caffe.proto (Ascend's adds Proposal and ROIPooling fields that atc
+    reads), so the layers are still checked; pycaffe itself refuses such a file, which `summarize` reports."""
     path = Path(path)
-    net = read_prototxt(path)
+    unknown: list[str] = []
+    net = read_prototxt(path, unknown)
     st = path.stat()
     key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
     if key in _UPGRADED:
@@ -117,7 +121,7 @@ def read_net(path: str | Path) -> NetText:
             raise MatteconvError(f"{path}: {fmt} prototxt that Caffe could not upgrade and load: {e}") from None
     if not len(net.layer):
         raise MatteconvError(f"{path}: no layers (no 'layer {{ ... }}' blocks): nothing to check")
-    nt = NetText(net, fmt, path, info)
+    nt = NetText(net, fmt, path, info, unknown[0] if unknown else None)
     if nt.upgraded:
         _UPGRADED[key] = nt
     return nt

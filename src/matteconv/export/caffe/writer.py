@@ -117,8 +117,10 @@ def write_caffemodel(path: str | Path, net: Net) -> None:
     Path(path).write_bytes(to_proto(net, with_weights=True).SerializeToString())
 
 
-def read_prototxt(path: str | Path):
-    """Parse a prototxt in Python (never aborts); a syntax error is a MatteconvError."""
+def read_prototxt(path: str | Path, unknown: list[str] | None = None):
+    """Parse a prototxt in Python (never aborts); a syntax error is a MatteconvError. With a list as `unknown`,
+    fields that BVLC's caffe.proto lacks (a vendor's extensions: Ascend's caffe.proto adds fields to Proposal,
+    ROIPooling...) are skipped instead of refused, and the first such error is appended to the list."""
     from google.protobuf import text_format
 
     path = Path(path)
@@ -139,5 +141,12 @@ def read_prototxt(path: str | Path):
     try:
         text_format.Parse(text, proto)
     except text_format.ParseError as e:
-        raise MatteconvError(f"{path}: not a valid Caffe prototxt: {e}") from None
+        if unknown is None or "has no field named" not in str(e):
+            raise MatteconvError(f"{path}: not a valid Caffe prototxt: {e}") from None
+        proto = caffe_pb2().NetParameter()
+        try:
+            text_format.Parse(text, proto, allow_unknown_field=True)
+        except text_format.ParseError as e2:
+            raise MatteconvError(f"{path}: not a valid Caffe prototxt: {e2}") from None
+        unknown.append(str(e))
     return proto
