@@ -381,3 +381,22 @@ def test_xrgb_frames_follow_the_swaps(rbuv, ax, frame):
                        f"ax_swap_switch: {str(ax).lower()} }}", "x.cfg")
     (ex,), _ = check_config(cfg)
     assert ex.frame == frame and ex.order == ["R", "G", "B"]
+
+
+def test_check_cli_bad_image_model_and_options_are_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    empty_png, empty_onnx = tmp_path / "e.png", tmp_path / "e.onnx"
+    empty_png.write_bytes(b"")
+    empty_onnx.write_bytes(b"")
+    cfg = str(EXT / "rgb888_imagenet.cfg")
+    r = CliRunner().invoke(app, ["aipp", "check", cfg, "--image", str(empty_png)])
+    assert r.exit_code == 2 and "e.png: not a readable image (an empty file)" in r.output
+    r = CliRunner().invoke(app, ["aipp", "check", cfg, "--model", str(empty_onnx)])
+    assert r.exit_code == 2 and "e.onnx: the model declares no inputs" in r.output  # not the config's fault
+    r = CliRunner().invoke(app, ["aipp", "check", cfg, "--model", str(tmp_path)])
+    assert r.exit_code == 2 and "is a folder, not a model file" in r.output
+    r = CliRunner().invoke(app, ["aipp", "--size", "64", "--crop", "1,1,64,64", "--src-size", "100x100",
+                                 "-o", str(tmp_path / "a.cfg")])
+    assert r.exit_code == 2 and "the AIPP config these options describe: crop offset 1,1" in r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e.onnx", "e.png"]

@@ -190,3 +190,17 @@ def test_bvlc_refuses_what_pycaffe_cannot_build_but_not_missing_data(tmp_path):
     assert result.exit_code == 0, result.output
     s = json.loads(result.output)
     assert s["refusals"] == [] and "reads a data source at load: d" in s["caffe_error"]
+
+
+def test_inspect_empty_onnx_and_folders_are_refused(tmp_path):
+    """protobuf reads a 0-byte file as an empty ONNX model: 0 nodes must not be reported as checked."""
+    empty = tmp_path / "e.onnx"
+    empty.write_bytes(b"")
+    result = CliRunner().invoke(app, ["inspect", str(empty), "--json"])
+    assert result.exit_code == 2 and "e.onnx: no nodes in the graph (an empty file)" in result.output
+    folder = tmp_path / "d.onnx"
+    folder.mkdir()
+    result = CliRunner().invoke(app, ["inspect", str(folder)])
+    assert result.exit_code == 2 and "is a folder, not an ONNX model" in result.output
+    result = CliRunner().invoke(app, ["inspect", str(tmp_path)])
+    assert result.exit_code == 2 and "is a folder, not a prototxt" in result.output

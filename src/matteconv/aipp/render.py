@@ -97,7 +97,7 @@ def spec_to_op(spec: AippSpec) -> AippOp:
     for i in range(3):
         v[f"var_reci_chn_{i}"] = var
     op = AippOp(values=v)
-    validate_op(op, "<rendered>")
+    validate_op(op, "the AIPP config these options describe")  # a refusal names the rule, not a file
     return op
 
 

@@ -124,6 +124,9 @@ def onnx_ops(path: str | Path) -> ModelOps:
     except Exception as e:  # onnx raises DecodeError, InferenceError, OSError, ...
         raise MatteconvError(f"{path}: not a readable ONNX model ({type(e).__name__}: {e})") from None
     g = model.graph
+    if not g.node:  # protobuf reads an empty file as an empty model: a checker must not pass what it did not read
+        what = "an empty file" if path.stat().st_size == 0 else "not an ONNX model, or an empty one"
+        raise MatteconvError(f"{path}: no nodes in the graph ({what}): nothing to check")
     shapes = {vi.name: _dims(vi) for vi in [*g.input, *g.value_info, *g.output]}
     shapes.update({i.name: tuple(int(d) for d in i.dims) for i in g.initializer})
     constants = {i.name: onnx.numpy_helper.to_array(i).ravel() for i in g.initializer if len(i.dims) <= 1}

@@ -57,14 +57,17 @@ def aipp(
 def _model_inputs(model: Path) -> list[tuple[str, tuple[int, ...]]]:
     from ..ascend.command import inspect_caffe, inspect_onnx
 
+    if model.is_dir():
+        raise MatteconvError(f"{model}: is a folder, not a model file")
     if not model.is_file():
         raise MatteconvError(f"{model}: model file not found")
     suffix = model.suffix.lower()
-    if suffix == ".onnx":
-        return inspect_onnx(model).inputs
-    if suffix == ".prototxt":
-        return inspect_caffe(model).inputs
-    raise MatteconvError(f"{model}: expected a .onnx or .prototxt model")
+    if suffix not in (".onnx", ".prototxt"):
+        raise MatteconvError(f"{model}: expected a .onnx or .prototxt model")
+    inputs = (inspect_onnx if suffix == ".onnx" else inspect_caffe)(model).inputs
+    if not inputs:  # the config would be blamed for the model's emptiness
+        raise MatteconvError(f"{model}: the model declares no inputs (an empty file, or not a model)")
+    return inputs
 
 
 def _read_rgb(path: Path):
@@ -73,11 +76,18 @@ def _read_rgb(path: Path):
 
     from ..preprocess import to_rgb
 
+    if path.is_dir():
+        raise MatteconvError(f"{path}: is a folder, not an image")
     if not path.is_file():
         raise MatteconvError(f"{path}: image not found")
-    img = cv2.imdecode(np.fromfile(str(path), dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    data = np.fromfile(str(path), dtype=np.uint8)
+    try:
+        img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    except cv2.error:  # OpenCV asserts on some damaged files instead of returning None
+        img = None
     if img is None:
-        raise MatteconvError(f"{path}: not an image OpenCV can decode")
+        why = "an empty file" if not data.size else "OpenCV cannot decode it"
+        raise MatteconvError(f"{path}: not a readable image ({why})")
     if img.ndim == 3 and img.shape[2] >= 3:
         img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA if img.shape[2] == 4 else cv2.COLOR_BGR2RGB)
     return to_rgb(img)

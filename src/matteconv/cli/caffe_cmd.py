@@ -30,6 +30,8 @@ def inspect(model: Path = typer.Argument(..., help="Caffe .prototxt (the .caffem
     if model.suffix.lower() == ".onnx":
         from ..ascend.ops import onnx_ops
 
+        if model.is_dir():
+            raise MatteconvError(f"{model}: is a folder, not an ONNX model")
         if not model.is_file():
             raise FileNotFoundError(f"{model}: ONNX model not found")
         compiler = compiler_for_target("onnx", target or "ascend")

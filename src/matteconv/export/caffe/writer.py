@@ -124,6 +124,8 @@ def read_prototxt(path: str | Path, unknown: list[str] | None = None):
     from google.protobuf import text_format
 
     path = Path(path)
+    if path.is_dir():
+        raise MatteconvError(f"{path}: is a folder, not a prototxt")
     if not path.is_file():
         raise MatteconvError(f"{path}: prototxt not found")
     proto = caffe_pb2().NetParameter()
