@@ -65,6 +65,15 @@ class Evil:
         return (print, ("pwned",))
 
 
+class EvilSystem:
+    """A global whose whole module torch blocks: torch words that refusal differently (several paragraphs)."""
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("echo pwned",))
+
+
 def _bad_files(tmp_path, ref3_model):
     sd = official_state_dict(ref3_model)
     good = tmp_path / "good.pt"
@@ -78,6 +87,8 @@ def _bad_files(tmp_path, ref3_model):
     files["truncated"] = (tmp_path / "trunc.pt", "truncated or corrupt")
     torch.save({"w": torch.zeros(1), "evil": Evil()}, tmp_path / "evil.pt")
     files["code"] = (tmp_path / "evil.pt", "refused: unpickling needs code")
+    torch.save({"w": torch.zeros(1), "evil": EvilSystem()}, tmp_path / "evil_system.pt")
+    files["code, blocked module"] = (tmp_path / "evil_system.pt", "refused: unpickling needs code (posix.system)")
     wrong = {k.replace("hr_branch", "hr_head"): v for k, v in sd.items()}
     torch.save(wrong, tmp_path / "arch.pt")
     files["architecture"] = (tmp_path / "arch.pt", "not a MODNet checkpoint")

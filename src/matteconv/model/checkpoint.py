@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+import re
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -76,16 +77,25 @@ def _read_raw(path: Path) -> object:
         return torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         if "weights only load failed" in str(e).lower() or "unsupported global" in str(e).lower():
-            what = str(e).split("GLOBAL", 1)[-1].split("was not")[0].strip() if "GLOBAL" in str(e) else "objects"
+            # torch names the global it refused ("unsupported GLOBAL posix.system whose module ..." in 2.6+,
+            # "Unsupported global: GLOBAL x.y was not an allowed global" before): only its dotted name is kept
+            found = re.search(r"GLOBAL ([\w.]+)", str(e))
+            what = found.group(1) if found else "objects"
             raise MatteconvError(
                 f"{path}: refused: unpickling needs code ({what}); only plain tensors are loaded. "
                 "Re-save it with torch.save(model.state_dict(), ...) in a trusted environment") from None
-        raise MatteconvError(f"{path}: not a PyTorch checkpoint ({e})") from None
+        raise MatteconvError(f"{path}: not a PyTorch checkpoint ({_first_sentence(e)})") from None
     except Exception as e:  # torch.load raises many types on damaged files (KeyError, RuntimeError, EOFError...)
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        msg = _first_sentence(e)
         if magic.startswith(ZIP_MAGIC):
             raise MatteconvError(f"{path}: truncated or corrupt checkpoint archive ({msg})") from None
         raise MatteconvError(f"{path}: not a PyTorch checkpoint ({msg})") from None
+
+
+def _first_sentence(e: Exception) -> str:
+    """The first sentence of an exception's text, on one line (torch appends paragraphs of advice)."""
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text.split(". ", 1)[0].rstrip(".")
 
 
 def _unwrap(raw: object, path: Path) -> dict[str, torch.Tensor]:
