@@ -174,9 +174,8 @@ def model_findings(cfg: AippConfig, inputs: list[tuple[str, tuple[int, ...]]], s
                  f"model input ({', '.join(names) or 'none'})", f"{GE} ConvertRelatedInputNameToRank")
             continue
         if rank >= len(inputs):
-            names = ", ".join(n for n, _ in inputs) or "none"
             _err(out, op, "related_input_rank", "ge.input-rank", f"related_input_rank {rank} but the model has "
-                 f"{len(inputs)} input(s) ({names})", f"{GE} FindDataByIndex")
+                 f"{len(inputs)} input(s) ({', '.join(names) or 'none'})", f"{GE} FindDataByIndex")
             continue
         name, shape = inputs[rank]
         if len(shape) != 4:
