@@ -8,6 +8,7 @@ codecs opencv-python-headless can encode without extra libraries; H.264 is not a
 """
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -21,6 +22,13 @@ from .errors import MatteconvError
 from .fileio import atomic_path, check_output_folder, encode_image, publish, temp_path_beside
 from .preprocess import to_rgb
 from .verify.golden import IMAGE_SUFFIXES
+
+# A damaged user file is reported once, by us, in one line: keep OpenCV's and FFmpeg's own messages ("[ WARN:0]
+# ... PNG input buffer is incomplete", "[mov,mp4,...] moov atom not found") off stderr. FFmpeg's level is read
+# when OpenCV first opens a video (AV_LOG_QUIET); either can be turned back on from the environment.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+if "OPENCV_LOG_LEVEL" not in os.environ:
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 VIDEO_CODECS = {".mp4": "mp4v", ".avi": "MJPG"}
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg", ".wmv")

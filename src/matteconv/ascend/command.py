@@ -17,6 +17,28 @@ from pathlib import Path
 from ..errors import MatteconvError
 
 SAFE_OPSETS = range(11, 16)  # ONNX opsets ATC parses across CANN versions (DESIGN.md section 4)
+# --soc_version values documented for atc (CANN ATC parameter page; cann.SOCS has the ones with board notes and
+# CANN limits), and the SoCs the AIPP operator's own tables name (ascend opp aipp_comm.py
+# STC_AIPP_SUPPORT_SOC_VERSION_SET). Anything else is refused up front (`om --force` passes it on with a warning:
+# newer CANN versions add SoCs): atc itself would fail late with a message far from the cause.
+KNOWN_SOC_VERSIONS = ("Ascend310", "Ascend310B1", "Ascend310B2", "Ascend310B3", "Ascend310B4", "Ascend310P1",
+                      "Ascend310P3", "Ascend910A", "Ascend910B", "Ascend910ProA", "Ascend910ProB",
+                      "Ascend910PremiumA", "Ascend910B1", "Ascend910B2", "Ascend910B3", "Ascend910B4",
+                      "Hi3796CV300ES", "Hi3796CV300CS", "SD3403", "Ascend610", "Ascend710", "Ascend615",
+                      "Ascend610Lite", "Ascend310B", "Ascend910", "Ascend910_93", "AS31XM1", "BS9SX1A", "BS9SX2A",
+                      "MC61AM21A")
+
+
+def check_soc_version(soc_version: str) -> None:
+    """Raise MatteconvError (one line, with the known list) for a --soc-version atc does not document."""
+    from .cann import SOCS
+
+    known = list(dict.fromkeys([*SOCS, *KNOWN_SOC_VERSIONS]))
+    if soc_version in known:
+        return
+    near = next((k for k in known if k.lower() == str(soc_version).lower()), None)
+    hint = f"did you mean {near}? " if near else ""
+    raise MatteconvError(f"--soc-version {soc_version!r}: not a SoC atc knows ({hint}known: {', '.join(known)})")
 
 
 @dataclass
@@ -43,6 +65,8 @@ def inspect_onnx(path: Path) -> ModelInfo:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as e:  # onnx raises DecodeError, OSError, ...
         raise MatteconvError(f"{path}: not a readable ONNX model ({type(e).__name__}: {e})") from None
+    if not model.graph.node and not model.graph.input and not model.opset_import:
+        raise MatteconvError(f"{path}: not a readable ONNX model (no graph in it)")
     inits = {i.name for i in model.graph.initializer}
     inputs = []
     for vi in model.graph.input:
@@ -164,8 +188,13 @@ def omg_path_warnings(paths: list[Path | None]) -> list[str]:
 
 def inspect_model(path: str | Path) -> ModelInfo:
     p = Path(path)
+    if p.is_dir():
+        raise MatteconvError(f"{p}: is a folder, not a model file (.onnx, or .prototxt with its .caffemodel)")
     if not p.is_file():
         raise MatteconvError(f"{p}: model file not found")
+    if p.stat().st_size == 0:
+        raise MatteconvError(f"{p}: empty file (0 bytes), not a readable "
+                             f"{'Caffe prototxt' if p.suffix.lower() == '.prototxt' else 'ONNX model'}")
     if p.suffix.lower() == ".onnx":
         return inspect_onnx(p)
     if p.suffix.lower() == ".prototxt":
@@ -207,8 +236,24 @@ def parse_input_shape(text: str) -> list[tuple[str, tuple[int, ...]]]:
             shape = ()
         if not sep or not name or not shape:
             raise MatteconvError(f"input shape {part!r} is not name:d0,d1,... (e.g. input:1,3,384,384)")
+        if any(d <= 0 for d in shape):
+            raise MatteconvError(f"--input-shape {part}: dimensions must be positive integers (e.g. "
+                                 f"{name}:1,3,384,384)")
         out.append((name, shape))
     return out
+
+
+def check_input_shape(info: ModelInfo, inputs: list[tuple[str, tuple[int, ...]]]) -> None:
+    """An --input-shape may fill in a model's unknown (dynamic) dimensions, never contradict its fixed ones."""
+    model = dict(info.inputs)
+    for name, shape in inputs:
+        fixed = model.get(name)
+        if not fixed:
+            continue  # unknown name (reported elsewhere) or no shape recorded
+        if len(fixed) != len(shape) or any(f > 0 and f != d for f, d in zip(fixed, shape)):
+            have = ",".join(str(f) if f > 0 else "?" for f in fixed)
+            raise MatteconvError(f"--input-shape {name}:{','.join(map(str, shape))} contradicts {info.path}, whose "
+                                 f"input {name!r} is fixed at {have}")
 
 
 def format_input_shape(inputs: list[tuple[str, tuple[int, ...]]]) -> str:
@@ -232,6 +277,8 @@ def build_argv(tool: str, tool_path: str | Path, info: ModelInfo, output_stem: s
         argv += ["--framework=5", f"--model={info.path}"]
     else:
         argv += ["--framework=0", f"--model={info.path}", f"--weight={info.weight}"]
+    if inputs:
+        check_input_shape(info, inputs)
     if tool == "atc" or inputs:  # omg reads fixed shapes from the prototxt; pass them only when asked
         argv.append(f"--input_shape={format_input_shape(inputs or info.inputs)}")
     if info.kind == "onnx" and tool == "atc":

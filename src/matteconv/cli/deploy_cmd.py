@@ -6,9 +6,22 @@ from pathlib import Path
 
 import typer
 
+from ..errors import MatteconvError
 from . import app, console, fail, friendly
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".h264", ".zip")
+
+
+def remove_generated(result, existed_empty: bool) -> None:
+    """Take back what generate_app wrote: the app folder (left as the empty folder it was, if it was one) and the
+    skill archive."""
+    from ..fileio import remove_path
+
+    remove_path(Path(result.app))
+    if existed_empty:
+        Path(result.app).mkdir()
+    if result.archive is not None:
+        remove_path(Path(result.archive))
 
 
 @app.command()
@@ -46,7 +59,8 @@ def deploy(
     """Write a self-contained background-replacement app for the board (numpy + OpenCV, Python 3.7), and run it
     on the host against stand-in hilens / acl / ais_bench modules before it reaches a device."""
     from ..deploy import DeployOptions, generate_app, simulate
-    from ..deploy.simulate import check_simulation_paths
+    from ..deploy.generate import check_background
+    from ..deploy.simulate import check_simulation_input, check_simulation_paths
 
     echo = None if as_json else (lambda line: console.print(line, highlight=False, markup=False))
     summary: dict = {}
@@ -56,7 +70,7 @@ def deploy(
             fail(f"{target}: a folder is simulated: give --simulate INPUT (and -o OUTPUT)")
         if sim_output is not None:
             fail(f"{target}: with an APP folder, -o is the simulated output; --sim-output is for MODEL.om")
-        check_simulation_paths(simulate_input, output)
+        check_simulation_paths(simulate_input, output)  # simulate() checks the input against the app's config
     else:
         if simulate_input is not None and sim_output is None:
             fail("--simulate with MODEL.om needs --sim-output OUTPUT (-o is the app folder)")
@@ -70,12 +84,15 @@ def deploy(
             app_path, sim_path = output.resolve(), sim_output.resolve()
             if sim_path == app_path or app_path in sim_path.parents:
                 fail(f"{sim_output}: the simulated output cannot be the app folder {output} or inside it")
+            check_simulation_input(simulate_input, runtime, view, side_by_side)
+        check_background(background)
     if target.is_dir():
         app_dir, sim_out = target, output
     else:
         opts = DeployOptions(runtime=runtime, background=background, mirror=mirror, policy=policy, view=view,
                              display_size=display_size, side_by_side=side_by_side, temporal=not no_temporal,
                              check_value=check_value, **({"report_every": report_every} if report_every else {}))
+        existed_empty = output.is_dir()
         result = generate_app(target, output, opts)
         summary["app"] = {"folder": str(result.app), "archive": str(result.archive) if result.archive else None,
                           "files": result.files, "config": result.config,
@@ -87,7 +104,16 @@ def deploy(
                           f"within {result.layout_error_lsb:.1f} LSB", highlight=False)
         app_dir, sim_out = result.app, sim_output
     if simulate_input is not None:
-        sim = simulate(app_dir, simulate_input, sim_out, frames=frames, report_every=report_every, echo=echo)
+        try:
+            sim = simulate(app_dir, simulate_input, sim_out, frames=frames, report_every=report_every, echo=echo)
+        except BaseException as e:
+            if target.is_dir():
+                raise
+            # one run, one result: an app whose simulation failed is not left behind (README: deploy)
+            remove_generated(result, existed_empty)
+            if isinstance(e, MatteconvError):
+                raise MatteconvError(f"{e} (nothing of this run is kept: the app {output} was removed)") from None
+            raise
         summary["simulation"] = {"output": str(sim.output), "runtime": sim.runtime, "stats": sim.stats,
                                  "device": sim.device}
         if not as_json:

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from ..errors import MatteconvError
 from . import app, backbone_copy_option, console, err_console, friendly
 from ..preprocess import parse_size
 
@@ -50,6 +51,8 @@ def export(
         from ..export.caffe.targets import get_target
 
         get_target(target)
+        if output.is_dir():  # Path drops a trailing slash: "-o DIR/" would otherwise write DIR.prototxt beside it
+            raise MatteconvError(f"{output}: is a folder; give a file name for the output (STEM or STEM.prototxt)")
         stem = output.with_suffix("") if output.suffix in (".prototxt", ".caffemodel") else output
         outputs = [stem.with_suffix(".prototxt"), stem.with_suffix(".caffemodel")]
     else:

@@ -47,6 +47,20 @@ def om(
     """Compile MODEL to OUT.om (help: OM_HELP)."""
     if tool is not None and tool not in ("atc", "omg"):
         fail(f"--tool {tool!r} is not atc or omg")
+    from ..ascend.command import check_input_shape, check_soc_version, inspect_model, parse_input_shape
+    from ..errors import MatteconvError
+
+    if tool != "omg":  # omg takes no --soc_version
+        try:
+            check_soc_version(soc_version)
+        except MatteconvError as e:
+            if not force:
+                fail(f"{e}; --force passes it to atc anyway")
+            if not as_json:
+                err_console.print(f"[yellow]warning:[/] ignored (--force): {escape(str(e))}", highlight=False,
+                                  soft_wrap=True)
+    if input_shape:  # before the rule checks: a shape that contradicts the model is named as such
+        check_input_shape(inspect_model(model), parse_input_shape(input_shape))
     keep = None
     if keep_fp32 == "auto":
         if ckpt is None:

@@ -13,6 +13,18 @@ STAGE_NAMES = ("torch", "onnx", "caffe", "aipp", "om", "fp16-torch", "fp16-onnx"
                "int8-caffe")
 
 
+def check_input_files(options: dict[str, Path | None]) -> None:
+    """Every file the user named exists and is a file, before any stage runs: a missing --om is an error, not a
+    skipped stage (one line naming the option and the path)."""
+    for option, path in options.items():
+        if path is None:
+            continue
+        if not path.exists():
+            raise MatteconvError(f"{path}: not found ({option})")
+        if path.is_dir():
+            raise MatteconvError(f"{path}: is a folder ({option} takes a file)")
+
+
 @app.command()
 @friendly
 @backbone_copy_option
@@ -44,6 +56,12 @@ def verify(
     for r in require:
         if r not in STAGE_NAMES:
             raise ValueError(f"--require {r}: unknown stage (choose from {', '.join(STAGE_NAMES)})")
+    check_input_files({"--ckpt": ckpt, "--onnx": onnx, "--caffe": caffe, "--aipp": aipp, "--om": om,
+                       "--quant-record": quant_record})
+    if caffe is not None:
+        check_input_files({"--caffe (its weights beside it)": caffe.with_suffix(".caffemodel")})
+    if quant_record is not None and not int8:
+        raise MatteconvError(f"{quant_record}: --quant-record is used by --int8 only; add --int8 or drop it")
     reports = [p for p in (json_out, junit, html) if p is not None]
     for p in reports:
         check_output_file(p)

@@ -155,21 +155,26 @@ def check_layout(cfg: dict, record: BuildRecord, where: str) -> float:
     return err
 
 
+def check_background(text: str | None) -> str:
+    """The --background as the app's config names it, checked as `matteconv matte` checks it (matte
+    .parse_background: a colour #RRGGBB / #RGB / white, black, green, blue, blur, or a readable image file);
+    'none' is refused (a display has no alpha). Cheap: called before anything is written."""
+    from ..matte import parse_background
+
+    text = (text or "").strip()
+    if text.lower() == "none":
+        raise MatteconvError("--background none: a display has no alpha; use a colour, blur or an image")
+    parse_background(text)  # the app's pipeline.Background reads the same spellings
+    return text
+
+
 def _background(opts: DeployOptions, app_tmp: Path) -> str:
     """The background as the config names it; an image file is copied into the app."""
-    text = (opts.background or "").strip()
+    text = check_background(opts.background)
     low = text.lower()
     if low == "blur" or low.startswith("#") or low in ("white", "black", "green", "blue"):
         return text
-    if low == "none":
-        raise MatteconvError("--background none: a display has no alpha; use a colour, blur or an image")
     src = Path(text)
-    if not src.is_file():
-        raise MatteconvError(f"--background {text}: no such file (and not #RRGGBB or blur)")
-    import cv2
-
-    if cv2.imread(str(src)) is None:
-        raise MatteconvError(f"--background {text}: not a readable image")
     name = f"background{src.suffix.lower()}"
     shutil.copyfile(src, app_tmp / name)
     return name

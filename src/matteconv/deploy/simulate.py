@@ -67,6 +67,24 @@ def check_simulation_paths(input: str | Path, output: str | Path) -> None:
         raise MatteconvError(f"{output}: output exists (remove it or pick another)")
 
 
+HILENS_DISPLAY_MIN = 128  # HiLens Display.show refuses a frame smaller than 128x128 (standins/hilens)
+
+
+def check_simulation_input(input: str | Path, runtime: str, view: str = "frame", side_by_side: bool = False) -> None:
+    """The simulation input is one the app can run on, found before anything is written: a readable video, image
+    or non-empty folder of images (matteconv's own reader, as the stand-in camera uses), and for HiLens' frame
+    view (the display shows the whole frame) at least 128x128, the display's minimum."""
+    from ..video import open_source
+
+    src = open_source(input)
+    h, w = src.size
+    shown_w = 2 * w if side_by_side else w
+    if runtime == "hilens" and view == "frame" and min(h, shown_w) < HILENS_DISPLAY_MIN:
+        raise MatteconvError(f"{input}: {w}x{h} {'image' if src.kind == 'image' else 'frames'}; the HiLens display (view 'frame' shows the whole frame) "
+                             f"needs at least {HILENS_DISPLAY_MIN}x{HILENS_DISPLAY_MIN} (use larger input or "
+                             "--view crop)")
+
+
 def simulate(app: str | Path, input: str | Path, output: str | Path, frames: int | None = None,
              precision: str = "fp32", report_every: int | None = None, live: bool = False,
              bench_model: int | None = None, echo=None, timeout: float | None = None,
@@ -79,6 +97,7 @@ def simulate(app: str | Path, input: str | Path, output: str | Path, frames: int
     app, input, output = Path(app).resolve(), Path(input), Path(output)
     cfg = load_app(app)
     check_simulation_paths(input, output)
+    check_simulation_input(input, cfg.get("runtime", ""), cfg.get("view", "frame"), bool(cfg.get("side_by_side")))
     check_layout(cfg, read_record(app / cfg["model"]), str(app / "app_config.json"))
     work = Path(tempfile.mkdtemp(prefix=".matteconv-sim-", dir=output.parent)).resolve()
     try:

@@ -42,7 +42,11 @@ def load_or_calibrate(model: Path, gset: GoldenSet, record_path: Path | None):
 
     if record_path is None:
         return calibrate(model, golden_inputs(gset.root))
-    record = load_record(record_path)
+    try:
+        record = load_record(record_path)
+    except (UnicodeDecodeError, ValueError) as e:  # a binary or malformed file: name it and say what it should be
+        raise MatteconvError(f"{record_path}: not a matteconv quantization record (the JSON file `matteconv "
+                             f"quantize` writes; {type(e).__name__})") from None
     if record.model_sha256 != sha256_file(model):
         raise MatteconvError(f"{record_path}: made for another model ({record.model}), not {model}")
     return record
