@@ -399,4 +399,6 @@ def test_check_cli_bad_image_model_and_options_are_one_line(tmp_path):
     r = CliRunner().invoke(app, ["aipp", "--size", "64", "--crop", "1,1,64,64", "--src-size", "100x100",
                                  "-o", str(tmp_path / "a.cfg")])
     assert r.exit_code == 2 and "the AIPP config these options describe: crop offset 1,1" in r.output
+    r = CliRunner().invoke(app, ["aipp", "check", cfg, "--soc-version", "ascend310"])
+    assert r.exit_code == 2 and "not a SoC atc knows (did you mean Ascend310?" in r.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["e.onnx", "e.png"]

@@ -110,6 +110,9 @@ def check(
     from ..aipp.parse import AippParseError
     from ..fileio import atomic_path, check_output_file, json_text
 
+    from ..ascend.command import check_soc_version
+
+    check_soc_version(soc_version)  # the rules differ per SoC: an unknown one would check against none
     if output is not None and image is None:
         raise MatteconvError("-o/--output saves the emulated model input: give --image too")
     if output is not None:
