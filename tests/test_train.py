@@ -230,3 +230,17 @@ def test_a_failing_batch_is_raised_as_itself():
 
     with pytest.raises(MatteconvError, match=r"^batch 0: broken$"):
         list(batches(_broken_batch, 0, 2))
+
+
+def test_a_training_run_leaves_nothing_in_tmpdir_and_takes_a_long_one(tmp_path):
+    """torch._dynamo's import (from the optimizer's step) makes $TMPDIR/torchinductor_<user>; the run points it
+    into a folder it removes, and onnxruntime's telemetry is off: the private TMPDIR stays empty. The TMPDIR is
+    longer than a Unix socket path allows for multiprocessing's listener in it: training used to hang there."""
+    tmpdir = tmp_path / ("long" * 20)
+    tmpdir.mkdir()
+    assert len(str(tmpdir)) + 40 > 107
+    proc = subprocess.run([sys.executable, "-m", "matteconv.cli", "train", "-o", str(tmp_path / "t.pt"), "--steps",
+                           "1", "--size", "64", "--batch-size", "2"], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "TMPDIR": str(tmpdir)})
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "t.pt").is_file() and list(tmpdir.iterdir()) == []

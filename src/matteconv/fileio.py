@@ -48,6 +48,16 @@ def check_output_folder(target: str | os.PathLike) -> None:
     os.unlink(probe)
 
 
+def require_folder(folder: str | os.PathLike) -> Path:
+    """An input folder (--images, --alphas, --clips...): MatteconvError in one line if it is missing or a file."""
+    folder = Path(folder)
+    if not folder.exists():
+        raise MatteconvError(f"{folder}: folder not found")
+    if not folder.is_dir():
+        raise MatteconvError(f"{folder}: not a folder")
+    return folder
+
+
 def check_output_file(target: str | os.PathLike) -> None:
     """An output file can be written at `target`: its folder exists and is writable, and it is not a folder."""
     check_output_folder(target)

@@ -29,6 +29,9 @@ from .model.mobilenetv2 import InvertedResidual
 from .model.modnet import MODNet
 
 CALIBRATION_SIZE = (256, 256)
+# What a checkpoint may be named: save_reference and train's writer write safetensors for that suffix (exactly: the
+# loader reads safetensors by it), torch.save's zip for the others.
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".safetensors")
 LOGIT_STD = 3.0
 RESIDUAL_GAMMA = 0.1
 
@@ -117,11 +120,20 @@ def quick_reference(in_channels: int = 3, hr_channels: int = 32, seed: int = 0) 
     return model.eval()
 
 
+def check_checkpoint_name(path: str | Path) -> None:
+    """One line unless `path` ends in a checkpoint suffix (a PyTorch file named .onnx would mislead every tool)."""
+    suffix = Path(path).suffix
+    if suffix not in CHECKPOINT_SUFFIXES:
+        raise MatteconvError(f"{path}: the output is a checkpoint; name it {', '.join(CHECKPOINT_SUFFIXES[:-1])} or "
+                             f"{CHECKPOINT_SUFFIXES[-1]} (got {suffix or 'no suffix'})")
+
+
 def save_reference(model: MODNet, path) -> str:
     """Save in the released checkpoints' layout (so the loader's real path is exercised); return weights hash."""
     from .fileio import atomic_path
 
     path = Path(path)
+    check_checkpoint_name(path)
     sd = official_state_dict(model)
     with atomic_path(path) as tmp:
         if path.suffix == ".safetensors":

@@ -17,7 +17,7 @@ from ..preprocess import parse_size
 @friendly
 @backbone_copy_option
 def train(
-    output: Path = typer.Option(..., "-o", "--output", help="Checkpoint to write (.ckpt/.pt, or .safetensors); "
+    output: Path = typer.Option(..., "-o", "--output", help="Checkpoint to write (.pt, .pth, .ckpt or .safetensors); "
                                 "OUT.state.pt beside it holds what --resume needs."),
     in_channels: int = typer.Option(3, "--in-channels", help="3, or 4 for the temporal model (previous alpha)."),
     hr_channels: int = typer.Option(None, "--hr-channels", help="Width of MODNet's HR and fusion branches (official "

@@ -69,15 +69,27 @@ def quantize_job(model: str | Path, golden: str | Path, out: str | Path, images:
         raise MatteconvError(f"{model}: quantize takes an ONNX model (.onnx) or a Caffe `ascend` export (.prototxt)")
     if model.suffix.lower() == ".prototxt" and not model.with_suffix(".caffemodel").is_file():
         raise MatteconvError(f"{model}: weights not found (expected {model.with_suffix('.caffemodel')})")
+    from ..ascend.command import check_soc_version, inspect_model
+    from ..fileio import require_folder
+
+    check_soc_version(soc_version)
+    shapes = inspect_model(model).inputs  # "not a readable ONNX model" before anything runs
+    if images is not None:
+        require_folder(images)
     check_output_folder(out)
-    refuse_overwrite([out / RECORD, out / CONFIG], [model, golden])
+    if out.exists() and not out.is_dir():
+        raise MatteconvError(f"{out}: exists and is a file, expected a folder")
+    aipp = Path(aipp) if aipp is not None else None
+    if aipp is not None:  # atc reads it only when AMCT and atc are here: a bad config is found now, not then
+        from ..aipp import check_model_inputs, load_config
+
+        check_model_inputs(load_config(aipp), shapes, soc_version)
+    refuse_overwrite([out / RECORD, out / CONFIG, out / COMMAND], [model, golden, aipp])
     t0 = time.perf_counter()
     gold = golden_inputs(golden)
+    check_golden_fits(model, shapes, gold, golden)
     calib: Inputs = gold
     if images is not None:
-        from .amct import model_inputs
-
-        shapes = model_inputs(model)
         size = tuple(int(d) for d in shapes[0][1][2:4])
         calib = image_inputs(images, size, sum(int(s[1]) for _, s in shapes))
     cfg = IfmrConfig(with_offset=activation_offset)
@@ -121,6 +133,23 @@ def quantize_job(model: str | Path, golden: str | Path, out: str | Path, images:
     _build_om(result, model, soc_version, aipp)
     secs["total"] = time.perf_counter() - t0
     return result
+
+
+def check_golden_fits(model: Path, shapes: list[tuple[str, tuple[int, ...]]], gold: Inputs, golden) -> None:
+    """The model's fixed input size and channels are the golden set's (as `compare` says it), before anything runs."""
+    if not gold.xs or not shapes:
+        return
+    _, channels, gh, gw = gold.xs[0].shape
+    dims = shapes[0][1]
+    size = tuple(int(d) for d in dims[2:4]) if len(dims) == 4 else ()
+    if len(size) == 2 and all(d > 0 for d in size) and size != (gh, gw):
+        raise MatteconvError(f"{model}: fixed input size {size[0]}x{size[1]} differs from the golden set's {gh}x{gw} "
+                             f"({golden}); make a golden set at {size[0]}x{size[1]} (matteconv golden make --size "
+                             f"{size[0]}x{size[1]}) or export at {gh}x{gw}")
+    model_channels = [int(s[1]) if len(s) > 1 else 0 for _, s in shapes]
+    if all(c > 0 for c in model_channels) and sum(model_channels) != channels:
+        raise MatteconvError(f"{model}: takes {sum(model_channels)} input channels, the golden set {golden} was made "
+                             f"for {channels}")
 
 
 def _inputs_of(model: Path):

@@ -16,6 +16,7 @@ import torch
 
 from .. import preprocess
 from ..errors import MatteconvError
+from ..fileio import require_folder
 from . import augment, synth
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
@@ -29,8 +30,7 @@ class Item:
 
 
 def _image_files(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        raise MatteconvError(f"{folder}: not a folder")
+    require_folder(folder)
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise MatteconvError(f"{folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")

@@ -7,7 +7,13 @@ quarter of the run, gamma 0.1). Everything a run depends on is in TrainConfig an
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import math
+import os
+import pickle
+import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -18,17 +24,19 @@ import torch
 from torch import nn
 
 from ..errors import MatteconvError
-from ..fileio import atomic_path, check_output_folder
+from ..fileio import atomic_path, check_output_file, refuse_overwrite
 from ..heap import keep_freed_memory
 from ..model.checkpoint import load_checkpoint, official_state_dict, weights_sha256
 from ..model.grad_ops import upsampled_head
 from ..model.modnet import MODNet
+from ..reference import check_checkpoint_name
 from . import distributed
 from .data import ClipSource, FolderSource, SyntheticSource, to_batch
 from .losses import modnet_losses, trimap
 from .widen import widen_to_temporal
 
 OPTIMIZERS = ("sgd", "adam")
+STATE_KEYS = ("config", "step", "model", "optimizer", "scheduler", "losses")
 
 
 @dataclass
@@ -72,6 +80,35 @@ class TrainConfig:
         for name in ("p_blank", "p_affine", "p_light"):
             if not 0 <= getattr(self, name) <= 1:
                 raise MatteconvError(f"--{name.replace('_', '-')} must be in [0, 1]")
+        for name in ("lr", "lr_step", "lr_gamma", "momentum"):  # NaN compares False: ask for finite first
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0 or (value == 0 and name != "momentum"):
+                raise MatteconvError(f"--{name.replace('_', '-')} {value}: must be a finite number above 0")
+        h, w = self.size
+        if self.batch_size * (h // 32) * (w // 32) < 2:  # BatchNorm at 1/32 in training mode needs 2+ values
+            raise MatteconvError(f"--size {h}x{w} with --batch-size {self.batch_size}: BatchNorm in training needs "
+                                 "more than one value per channel at 1/32 scale (batch x H/32 x W/32 > 1); "
+                                 "raise --batch-size or --size")
+        check_device(self.device)
+
+
+def check_device(device: str) -> None:
+    """One line for a --device torch cannot parse or this machine does not have (torch raises an AssertionError
+    for CUDA missing, a RuntimeError for a bad name, at the first tensor moved)."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise MatteconvError(f"--device {device!r}: not a device; give cpu or cuda[:N]") from None
+    if dev.type == "cpu":
+        return
+    if dev.type != "cuda":
+        raise MatteconvError(f"--device {device!r}: training runs on cpu or cuda[:N]")
+    if not torch.cuda.is_available():
+        why = "this torch is built without CUDA" if torch.version.cuda is None else "no CUDA device is visible"
+        raise MatteconvError(f"--device {device}: CUDA is not available ({why}); use --device cpu")
+    if dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise MatteconvError(f"--device {device}: there are {torch.cuda.device_count()} CUDA device(s) "
+                             f"(cuda:0..cuda:{torch.cuda.device_count() - 1})")
 
 
 @dataclass
@@ -183,10 +220,32 @@ class _Batches(torch.utils.data.Dataset):
             return None, e      # re-raise it with the worker's traceback folded into the message)
 
 
+# AF_UNIX socket paths hold at most 107 bytes (Linux sun_path). A DataLoader worker hands each batch's shared
+# memory to the main process over a socket that Python 3.11's multiprocessing makes in
+# $TMPDIR/pymp-XXXXXXXX/listener-XXXXXXXX (about 35 bytes more); with a longer TMPDIR the bind fails in a
+# background thread and training waits forever (measured: an 80-byte TMPDIR hung `matteconv train`).
+SOCKET_PATH_MAX = 107
+MP_SOCKET_SUFFIX = 40
+
+
+def _socket_safe_tempdir() -> None:
+    """In a DataLoader worker: if TMPDIR is too long for the socket multiprocessing makes in it, make that
+    socket's folder under the first short writable system folder instead (multiprocessing removes it at exit)."""
+    import tempfile
+
+    if len(tempfile.gettempdir()) + MP_SOCKET_SUFFIX <= SOCKET_PATH_MAX:
+        return
+    for folder in ("/tmp", "/var/tmp", "/dev/shm"):
+        if os.path.isdir(folder) and os.access(folder, os.W_OK | os.X_OK):
+            tempfile.tempdir = folder  # this worker process only: what multiprocessing.util.get_temp_dir uses
+            return
+
+
 def _data_worker_init(_: int) -> None:
     import cv2
 
     cv2.setNumThreads(1)  # DataLoader already gives each worker one torch thread
+    _socket_safe_tempdir()
 
 
 def batches(make: Callable[[int], tuple], start: int, stop: int, workers: int = 1):
@@ -214,13 +273,65 @@ def _make_batch(source, in_channels: int, batch_size: int, positions: range, ste
     return x, gt, trimap(gt)
 
 
+def check_output(output: Path, cfg: TrainConfig) -> None:
+    """Before anything trains: a checkpoint suffix the writer knows, writable outputs, no input overwritten."""
+    check_checkpoint_name(output)
+    for target in (output, state_path(output)):
+        check_output_file(target)
+    refuse_overwrite([output, state_path(output)], [cfg.init])
+
+
+def load_state(spath: Path, device: str) -> dict:
+    """OUT.state.pt as written by `save`: plain tensors and numbers only (never unpickles code), checked."""
+    if not spath.is_file():
+        raise MatteconvError(f"{spath}: no training state to resume from (train without --resume first)")
+    try:
+        state = torch.load(spath, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as e:
+        text = str(e).lower()
+        if "weights only load failed" in text or "unsupported global" in text:
+            raise MatteconvError(f"{spath}: refused: unpickling the training state needs code; only plain tensors "
+                                 "are loaded (train without --resume to start again)") from None
+        why = str(e).splitlines()[0] if str(e) else "unpickling failed"
+        raise MatteconvError(f"{spath}: not a training state ({why})") from None
+    except Exception as e:  # noqa: BLE001 - torch.load raises many types on damaged files
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise MatteconvError(f"{spath}: not a readable training state, truncated or corrupt ({msg})") from None
+    missing = [k for k in STATE_KEYS if not isinstance(state, dict) or k not in state]
+    if missing or not isinstance(state["config"], dict):
+        raise MatteconvError(f"{spath}: not a training state written by `matteconv train` "
+                             f"(missing {', '.join(missing) or 'config'})")
+    return state
+
+
+def finite_weights(model: nn.Module) -> bool:
+    return all(bool(torch.isfinite(t).all()) for t in [*model.parameters(), *model.buffers()]
+               if t.is_floating_point())
+
+
+@contextlib.contextmanager
+def torch_cache_in_scratch():
+    """The optimizers' step imports torch._dynamo, whose import makes $TMPDIR/torchinductor_<user> (an empty
+    compile cache). Within the block, that import points it into a temporary folder removed afterwards, so a run
+    leaves nothing in $TMPDIR. No effect when torch._dynamo is already imported or the cache dir is chosen."""
+    if "torch._dynamo" in sys.modules or "TORCHINDUCTOR_CACHE_DIR" in os.environ:
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="matteconv-torch-") as tmp:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = tmp
+        try:
+            yield
+        finally:
+            os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
+
+
 def train(cfg: TrainConfig, output: str | Path, resume: bool = False, save_every: int = 0,
           save_dtype: torch.dtype = torch.float32, threads: int | None = None,
           on_step: Callable[[int, int, float, float], None] | None = None) -> TrainSummary:
     """Train and write OUT (weights) plus OUT.state.pt (optimizer, schedule, step) atomically."""
     cfg.check()
     output = Path(output)
-    check_output_folder(output)
+    check_output(output, cfg)
     if threads:
         torch.set_num_threads(threads)
     import cv2
@@ -228,7 +339,8 @@ def train(cfg: TrainConfig, output: str | Path, resume: bool = False, save_every
     cv2.setNumThreads(1)  # the data worker must not compete with torch's threads for the cores
     world = distributed.setup(cfg.device)
     try:
-        with keep_freed_memory():  # each step reuses the pages of the last one's tensors (heap.py: 15% per step)
+        # each step reuses the pages of the last one's tensors (heap.py: 15% per step)
+        with keep_freed_memory(), torch_cache_in_scratch():
             return _train(cfg, output, resume, save_every, save_dtype, world, on_step)
     finally:
         distributed.teardown(world)
@@ -248,18 +360,23 @@ def _train(cfg, output, resume, save_every, save_dtype, world, on_step) -> Train
     start, losses = 0, []
     spath = state_path(output)
     if resume:
-        if not spath.exists():
-            raise MatteconvError(f"{spath}: no training state to resume from (train without --resume first)")
-        state = torch.load(spath, map_location=cfg.device, weights_only=True)
+        state = load_state(spath, cfg.device)
         if state["config"] != _config_key(cfg):
             diff = [k for k in state["config"] if state["config"][k] != _config_key(cfg).get(k)]
             raise MatteconvError(f"{spath}: --resume needs the same settings; these differ: {', '.join(diff)}")
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        start, losses = int(state["step"]), list(state["losses"])
+        try:
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+            start, losses = int(state["step"]), [float(v) for v in state["losses"]]
+        except (RuntimeError, KeyError, ValueError, TypeError, AttributeError) as e:
+            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise MatteconvError(f"{spath}: damaged training state ({msg})") from None
 
     def save(step: int) -> str:
+        if not finite_weights(model):  # e.g. a huge --lr: the loss was still finite, the weights after the step not
+            raise MatteconvError(f"{output}: not written: the weights became non-finite (inf/NaN) by step {step}; "
+                                 "lower --lr")
         if not world.main:
             return ""
         sha = save_weights(model, output, save_dtype)
