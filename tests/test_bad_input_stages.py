@@ -126,9 +126,12 @@ def test_deploy_refuses_frames_smaller_than_the_hilens_display(fx, tmp_path):
     assert "Display.show" not in r.output and contents(tmp_path) == []
 
 
-def test_deploy_keeps_nothing_when_the_simulation_fails(fx, tmp_path):
-    """Arguments pass the up-front checks; the app then fails on the second image: no app, archive or output."""
-    r = run("deploy", fx["om"], "-r", "acl", "-o", tmp_path / "app", "--simulate", fx["baddir"],
+@pytest.mark.parametrize("runtime, extra", [("acl", ()), ("hilens", ("--view", "crop"))])  # 64x64 < 128 display
+def test_deploy_keeps_nothing_when_the_simulation_fails(fx, tmp_path, runtime, extra):
+    """Arguments pass the up-front checks; the app then fails on the second image: no app, archive or output.
+    The HiLens app takes a camera read error for the end of the stream, as on the device; the simulation still
+    says which frame stopped it instead of a clean "done: 1 frames"."""
+    r = run("deploy", fx["om"], "-r", runtime, *extra, "-o", tmp_path / "app", "--simulate", fx["baddir"],
             "--sim-output", tmp_path / "s")
     refused(r, "b.png", "not a readable image")
     assert contents(tmp_path) == []

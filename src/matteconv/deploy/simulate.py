@@ -121,6 +121,9 @@ def simulate(app: str | Path, input: str | Path, output: str | Path, frames: int
         lines = _run(argv, app, child_env(env), echo, timeout, work / "stderr.txt")
         stats = json.loads(stats_path.read_text()) if stats_path.is_file() else {}
         device = {p.stem: json.loads(p.read_text()) for p in sorted(device_dir.glob("*.json"))}
+        camera_error = device.get("hilens", {}).get("camera_error")
+        if camera_error:  # the app stopped at a frame the stand-in camera could not read: not a clean end
+            raise MatteconvError(f"{input}: the simulated camera stopped at a damaged frame ({camera_error})")
         if not bench_model:
             if not tmp_out.exists():
                 raise MatteconvError(f"{app}: the app showed no frames (nothing written to {output})")

@@ -121,6 +121,10 @@ class VideoCapture(object):
                 frame = next(self._frames)
         except StopIteration:
             raise RuntimeError("VideoCapture.read: no more frames") from None
+        except Exception as e:  # a damaged frame of the input (matteconv's reader names it): the app sees the
+            # end of the stream, as on the device, and the simulation reports the cause (deploy/simulate.py)
+            STATS["camera_error"] = str(e)
+            raise RuntimeError("VideoCapture.read: {}".format(e)) from None
         self.height, self.width = frame.shape[0] * 2 // 3, frame.shape[1]
         STATS["frames_read"] += 1
         return frame
