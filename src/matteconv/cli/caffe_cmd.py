@@ -92,8 +92,9 @@ def _render(s, all_layers: bool) -> None:
     params = f"{s.num_params:,}" if s.num_params is not None else "unavailable"
     console.print(f"[bold]{escape(s.path)}[/]: {len(s.layers)} layers, {params} parameters", highlight=False)
     if s.unknown_fields:
-        console.print("  [yellow]fields BVLC's caffe.proto lacks were skipped[/] (a vendor's caffe.proto, e.g. Ascend's, "
-                      f"defines them; pycaffe refuses the file): first: {escape(s.unknown_fields)}", highlight=False)
+        console.print("  [yellow]fields BVLC's caffe.proto lacks were skipped[/] (a vendor's caffe.proto, e.g. "
+                      f"Ascend's, defines them; pycaffe refuses the file): first: {escape(s.unknown_fields)}",
+                      highlight=False)
     if s.excluded:
         console.print(f"  not in the TEST net (include/exclude rules; not counted or checked): "
                       + escape(", ".join(f"{n} ({t})" for n, t in s.excluded)), highlight=False)

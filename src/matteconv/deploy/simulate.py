@@ -80,7 +80,8 @@ def check_simulation_input(input: str | Path, runtime: str, view: str = "frame",
     h, w = src.size
     shown_w = 2 * w if side_by_side else w
     if runtime == "hilens" and view == "frame" and min(h, shown_w) < HILENS_DISPLAY_MIN:
-        raise MatteconvError(f"{input}: {w}x{h} {'image' if src.kind == 'image' else 'frames'}; the HiLens display (view 'frame' shows the whole frame) "
+        what = "image" if src.kind == "image" else "frames"
+        raise MatteconvError(f"{input}: {w}x{h} {what}; the HiLens display (view 'frame' shows the whole frame) "
                              f"needs at least {HILENS_DISPLAY_MIN}x{HILENS_DISPLAY_MIN} (use larger input or "
                              "--view crop)")
 
