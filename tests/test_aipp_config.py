@@ -360,6 +360,8 @@ def test_related_input_name_wins_and_resolves():
     cfg = parse_config(text.format(rank=0, name='related_input_name: "b"'), "n.cfg")  # GE: the name wins
     ex, findings = check_config(cfg, [("a", (1, 1, 8, 8)), ("b", (1, 3, 8, 8))])
     assert [(e.rank, e.input_format) for e in ex] == [(1, "RGB888_U8"), (0, "YUV400_U8")]
+    assert cfg.op_for_input(1, ["a", "b"]).input_format == "RGB888_U8"  # by name, given the model's inputs
+    assert cfg.op_for_input(0).input_format == "RGB888_U8"  # without them, by rank, as before (verify's aipp stage)
     assert [f.rule for f in findings if f.level != "warning"] == ["ge.name-over-rank"]
     _, findings = check_config(cfg, [("a", (1, 1, 8, 8)), ("c", (1, 3, 8, 8))])
     assert [f.rule for f in findings if f.level == "error"] == ["ge.input-name"]

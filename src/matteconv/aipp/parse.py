@@ -143,9 +143,10 @@ class AippConfig:
     multi_shape_ops: int = 0
 
     def op_for_input(self, rank: int = 0, input_names: list[str] | None = None) -> AippOp | None:
-        """The op that feeds model input `rank` (ops that name their input need `input_names` to be found)."""
+        """The op that feeds model input `rank`: with the model's `input_names`, an op that names its input is
+        matched by that name; without them, every op by its related_input_rank."""
         for op in self.ops:
-            if op.resolved_rank(input_names) == rank:
+            if (op.resolved_rank(input_names) if input_names is not None else op.rank) == rank:
                 return op
         return None
 
