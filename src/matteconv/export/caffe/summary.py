@@ -44,7 +44,7 @@ class Summary:
 
 
 # layers that open their data source when the net is built: a TEST net with one cannot load without the data
-DATA_SOURCE_LAYERS = ("Data", "ImageData", "HDF5Data", "WindowData", "AnnotatedData", "MemoryData")
+DATA_SOURCE_LAYERS = ("Data", "ImageData", "HDF5Data", "WindowData", "AnnotatedData")
 
 
 def summarize(path: str | Path, target: str = "bvlc") -> Summary:
