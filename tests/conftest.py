@@ -119,3 +119,23 @@ def hr16_ckpt(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("ckpt") / "modnet_hr16.ckpt"
     save_reference(quick_reference(3, hr_channels=16), path)
     return path
+
+
+def toy_onnx_and_golden(model: torch.nn.Module, folder: Path, size: tuple[int, int], photos: int,
+                        golden_sizes: tuple[tuple[int, int], ...], name: str = "toy"
+                        ) -> tuple[Path, dict[tuple[int, int], Path]]:
+    """A toy matting model (1x3xHxW -> 1x1xHxW, eval mode) as folder/NAME.onnx at `size` (input 'input', output
+    'alpha', opset 11), and float64 golden sets of the first `photos` built-in photos, one per size in
+    `golden_sizes`: ({size: folder/g{H}x{W}})."""
+    from matteconv import samples
+    from matteconv.verify.golden import make_golden
+
+    onnx_path = folder / f"{name}.onnx"
+    torch.onnx.export(model, (torch.zeros(1, 3, *size),), str(onnx_path), opset_version=11, input_names=["input"],
+                      output_names=["alpha"], dynamo=False)
+    chosen = list(samples.photos().items())[:photos]
+    sets = {hw: folder / f"g{hw[0]}x{hw[1]}" for hw in golden_sizes}
+    for hw, target in sets.items():
+        make_golden(model, chosen, target, hw)
+    return onnx_path, sets
+

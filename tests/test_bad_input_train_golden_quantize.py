@@ -56,21 +56,15 @@ def ckpt(tmp_path_factory):
 def tiny(tmp_path_factory):
     """(onnx at 32x32, golden set at 32x32, golden set at 64x64, an image file) from TinyConv."""
     import cv2
+    from conftest import toy_onnx_and_golden
 
     from matteconv import samples
-    from matteconv.verify.golden import make_golden
 
     d = tmp_path_factory.mktemp("tiny")
-    model = TinyConv().eval()
-    onnx_path = d / "tiny.onnx"
-    torch.onnx.export(model, (torch.zeros(1, 3, 32, 32),), str(onnx_path), opset_version=11, input_names=["input"],
-                      output_names=["alpha"], dynamo=False)
-    photos = list(samples.photos().items())[:2]
-    make_golden(model, photos, d / "g32", (32, 32))
-    make_golden(model, photos, d / "g64", (64, 64))
+    onnx_path, sets = toy_onnx_and_golden(TinyConv().eval(), d, (32, 32), 2, ((32, 32), (64, 64)))
     image = d / "rgb.png"
-    cv2.imwrite(str(image), cv2.resize(photos[0][1][..., ::-1], (64, 64)))
-    return onnx_path, d / "g32", d / "g64", image
+    cv2.imwrite(str(image), cv2.resize(next(iter(samples.photos().values()))[..., ::-1], (64, 64)))
+    return onnx_path, sets[(32, 32)], sets[(64, 64)], image
 
 
 # ---- train ------------------------------------------------------------------------------------------------------

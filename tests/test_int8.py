@@ -152,19 +152,11 @@ class TinyNet(__import__("torch").nn.Module):
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """(onnx path, golden dir) at 16x16 from three built-in photos (golden alphas in float64)."""
-    import torch
+    from conftest import toy_onnx_and_golden
 
-    from matteconv import samples
-    from matteconv.verify.golden import make_golden
-
-    d = tmp_path_factory.mktemp("tiny")
-    model = TinyNet().eval()
-    path = d / "tiny.onnx"
-    torch.onnx.export(model, (torch.zeros(1, 3, 16, 16),), str(path), opset_version=11, input_names=["input"],
-                      output_names=["alpha"], dynamo=False)
-    photos = list(samples.photos().items())[:3]
-    make_golden(model, photos, d / "golden", (16, 16))
-    return path, d / "golden"
+    path, sets = toy_onnx_and_golden(TinyNet().eval(), tmp_path_factory.mktemp("tiny"), (16, 16), 3, ((16, 16),),
+                                     name="tiny")
+    return path, sets[(16, 16)]
 
 
 def test_auto_skip_meets_a_tolerance_all_int8_misses(tiny):

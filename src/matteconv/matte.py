@@ -225,13 +225,10 @@ _END = object()
 def check_memory(hw: tuple[int, int]) -> None:
     """Refuse a model input size whose inference cannot fit in the available memory (export/memory.py's check,
     with inference's own per-pixel cost)."""
-    from .export.memory import available_memory
+    from .export.memory import require_memory
 
-    need = MATTE_BASE_BYTES + MATTE_BYTES_PER_PIXEL * hw[0] * hw[1]
-    have = available_memory()
-    if have is not None and need > have:
-        raise MatteconvError(f"--size {hw[0]}x{hw[1]}: the model needs about {need / 1e9:.1f} GB of memory at this "
-                             f"size, {have / 1e9:.1f} GB is available; use a smaller --size (512 is typical)")
+    require_memory(hw, MATTE_BASE_BYTES, MATTE_BYTES_PER_PIXEL, "the model needs",
+                   "use a smaller --size (512 is typical)")
 
 
 def resolve_geometry(backend, frame_hw: tuple[int, int], size: str | tuple | None, policy: str | None,

@@ -17,14 +17,10 @@ GOLDEN_BYTES_PER_PIXEL = 3200.0
 
 
 def check_golden_memory(hw: tuple[int, int]) -> None:
-    from ..export.memory import available_memory
+    from ..export.memory import require_memory
 
-    need = GOLDEN_BASE_BYTES + GOLDEN_BYTES_PER_PIXEL * hw[0] * hw[1]
-    have = available_memory()
-    if have is not None and need > have:
-        raise MatteconvError(f"--size {hw[0]}x{hw[1]}: golden alphas in float64 need about {need / 1e9:.1f} GB of "
-                             f"memory, {have / 1e9:.1f} GB is available; use a smaller size (the size the model "
-                             "runs at on the device: 512 or 384 is typical)")
+    require_memory(hw, GOLDEN_BASE_BYTES, GOLDEN_BYTES_PER_PIXEL, "golden alphas in float64 need",
+                   "use a smaller size (the size the model runs at on the device: 512 or 384 is typical)")
 
 
 def check_output_dir(output: Path) -> None:

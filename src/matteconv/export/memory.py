@@ -23,10 +23,17 @@ def available_memory() -> int | None:
     return None
 
 
-def check_memory(hw: tuple[int, int]) -> None:
-    need = EXPORT_BASE_BYTES + EXPORT_BYTES_PER_PIXEL * hw[0] * hw[1]
+def require_memory(hw: tuple[int, int], base_bytes: float, bytes_per_pixel: float, needs: str, advice: str) -> None:
+    """Raise MatteconvError "--size HxW: {needs} about N GB of memory, M GB is available; {advice}" when
+    base_bytes + bytes_per_pixel * H * W (a measured peak, bytes) exceeds MemAvailable; pass where it is unknown."""
+    need = base_bytes + bytes_per_pixel * hw[0] * hw[1]
     have = available_memory()
     if have is not None and need > have:
-        raise MatteconvError(f"--size {hw[0]}x{hw[1]}: the export needs about {need / 1e9:.1f} GB of memory, "
-                             f"{have / 1e9:.1f} GB is available; export at a smaller size (Ascend models run at a "
-                             "fixed size: 512 or 384 is typical)")
+        raise MatteconvError(f"--size {hw[0]}x{hw[1]}: {needs} about {need / 1e9:.1f} GB of memory, "
+                             f"{have / 1e9:.1f} GB is available; {advice}")
+
+
+def check_memory(hw: tuple[int, int]) -> None:
+    """The export (see EXPORT_BYTES_PER_PIXEL) at model size hw."""
+    require_memory(hw, EXPORT_BASE_BYTES, EXPORT_BYTES_PER_PIXEL, "the export needs",
+                   "export at a smaller size (Ascend models run at a fixed size: 512 or 384 is typical)")
