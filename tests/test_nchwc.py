@@ -16,8 +16,8 @@ from matteconv.backends import ort_session
 from matteconv.cli import app
 from matteconv.errors import MatteconvError
 from matteconv.export.instance_norm import centre_instance_norms
-from matteconv.export.nchwc import (blocked_instance_norm_relus, half_pixel_upsamples, select_ibnorm_halves,
-                                    tune_for_onnxruntime)
+from matteconv.export.nchwc import (blocked_instance_norm_relus, half_pixel_upsamples, nchwc_block_size,
+                                    select_ibnorm_halves, tune_for_onnxruntime)
 from matteconv.export.onnx_export import export_onnx
 from matteconv.model.checkpoint import load_checkpoint
 from matteconv.verify.fp16_stages import fp16_stage
@@ -151,6 +151,32 @@ def test_instance_norm_relu_reads_through_a_depthwise_identity(x):
     np.testing.assert_allclose(_run(model, x), before, rtol=0, atol=_tolerance(before, 9 * C))
 
 
+@pytest.mark.parametrize("block, rewritten", [(8, 1), (16, 1), (32, 0)])
+def test_an_instance_norm_half_narrower_than_a_block_stays_in_nchw(block, rewritten):
+    """Halves of 16 channels: blocked for CPUs with 8- or 16-channel blocks, left to their NCHW reader at 32."""
+    model = _ibnorm_graph(upsample=False)
+    assert blocked_instance_norm_relus(model, block) == rewritten
+    assert any(n.name.endswith("_blocked") for n in model.graph.node) == bool(rewritten)
+
+
+def test_the_block_size_is_the_one_onnxruntime_pads_a_convolution_to(tmp_path):
+    """The probe agrees with what onnxruntime does to a real convolution: a 1x1 Conv 24 -> 24 is stored padded
+    to whole blocks in the optimised graph (24 on 8-channel blocks, 32 on 16-channel ones)."""
+    block = nchwc_block_size()
+    assert block in (1, 8, 16)
+    w = numpy_helper.from_array(np.ones((24, 24, 1, 1), np.float32), "w")
+    graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 24, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 24, 8, 8])], [w])
+    so = ort.SessionOptions()
+    so.optimized_model_filepath = str(tmp_path / "opt.onnx")
+    so.log_severity_level = 3
+    ort.InferenceSession(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)]).SerializeToString(),
+                         so, providers=["CPUExecutionProvider"])
+    dims = [i.dims[0] for i in onnx.load(so.optimized_model_filepath).graph.initializer if len(i.dims) == 4]
+    assert dims == [24 if block == 1 else -(-24 // block) * block]
+
+
 @pytest.mark.parametrize("scales, rewritten", [([1, 1, 2, 2], 1), ([1, 1, 4, 1], 1), ([1, 1, 0.5, 0.5], 0),
                                                ([1, 1, 1.5, 1.5], 0)])
 def test_half_pixel_only_where_no_output_side_can_be_one(scales, rewritten):
@@ -168,8 +194,8 @@ def test_tuned_graph_computes_the_same_and_runs_blocked(x, tmp_path):
     before = _run(model, x)
     plain_ops = _optimised_ops(model, tmp_path)
     assert ("", "Slice") in plain_ops and ("", "Resize") in plain_ops  # what the tuning is for
-    assert tune_for_onnxruntime(model) == {"ibnorm_halves_selected": 2, "instance_norm_relus_blocked": 1,
-                                           "upsamples_half_pixel": 1}
+    assert tune_for_onnxruntime(model, block=16) == {"ibnorm_halves_selected": 2, "instance_norm_relus_blocked": 1,
+                                                     "upsamples_half_pixel": 1, "nchwc_block": 16}
     np.testing.assert_allclose(_run(model, x), before, rtol=0, atol=_tolerance(before, 9 * C))
     ops = _optimised_ops(model, tmp_path)
     assert ("com.microsoft.nchwc", "Upsample") in ops and ("", "Resize") not in ops
@@ -183,8 +209,10 @@ def test_export_for_onnxruntime_passes_parity_and_atc_refuses_it(ref3_ckpt, tmp_
     out = tmp_path / "ort.onnx"
     res = export_onnx(load_checkpoint(ref3_ckpt), out, (128, 128), runtime="onnxruntime")
     assert res.runtime == "onnxruntime"
-    assert res.runtime_rewrites == {"ibnorm_halves_selected": 32, "instance_norm_relus_blocked": 16,
-                                    "upsamples_half_pixel": 6}  # MODNet: 16 IBNorms, 6 bilinear x2 upsamples
+    block = nchwc_block_size()
+    # MODNet: 16 IBNorms, 6 bilinear x2 upsamples; every InstanceNorm half has 16 channels or more but conv_f's (8)
+    assert res.runtime_rewrites == {"ibnorm_halves_selected": 32, "instance_norm_relus_blocked": 16 - (block > 8),
+                                    "upsamples_half_pixel": 6, "nchwc_block": block}
     assert res.max_abs_diff <= res.parity_tolerance
     meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
     assert meta["runtime"] == "onnxruntime" and json.loads(meta["runtime_rewrites"]) == res.runtime_rewrites
