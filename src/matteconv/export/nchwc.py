@@ -44,6 +44,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from .concat_conv import _channels, channel_slice, graph_constants, node_readers, replace_nodes
+from .upsample_conv import phase_split_upsampled_convs
 
 IN_HALF_READERS = ("ReduceMean", "Sub", "InstanceNormalization")  # the centred InstanceNorm (instance_norm.py)
 
@@ -184,9 +185,11 @@ def exported_runtime(model: onnx.ModelProto) -> str:
 
 
 def tune_for_onnxruntime(model: onnx.ModelProto, block: int | None = None) -> dict[str, int]:
-    """All three rewrites, in order, for a CPU whose NCHWc block is `block` channels (None: this one's,
-    `nchwc_block_size`); the counts by name and the block (written into the export's metadata)."""
+    """The three rewrites above, then export/upsample_conv.py's, in order, for a CPU whose NCHWc block is `block`
+    channels (None: this one's, `nchwc_block_size`); the counts by name and the block (written into the
+    export's metadata)."""
     block = nchwc_block_size() if block is None else block
     return {"ibnorm_halves_selected": select_ibnorm_halves(model),
             "instance_norm_relus_blocked": blocked_instance_norm_relus(model, block),
-            "upsamples_half_pixel": half_pixel_upsamples(model), "nchwc_block": block}
+            "upsamples_half_pixel": half_pixel_upsamples(model),
+            "upsampled_convs_phased": phase_split_upsampled_convs(model), "nchwc_block": block}
