@@ -16,9 +16,9 @@ take. Three rewrites keep them inside:
   BatchNorm half in a blocked Concat. Not for a half narrower than this CPU's NCHWc block (MLAS: 16 channels
   with AVX-512, 8 with AVX2 or AVX; `nchwc_block_size`): its reader, a convolution of fewer channels than a
   block, takes plain NCHW input, so the identity convolution only added a reorder in and one back out
-  (MODNet's full-resolution `conv_f`, 8 channels per half: 0.83-0.86 against 0.85-0.87 of the plain export's
-  time at 384 / 512 on an AMD EPYC with AVX-512; unchanged with AVX2's 8-channel blocks, where the rule keeps
-  it).
+  (MODNet's full-resolution `conv_f`, 8 channels per half: 0.856 / 0.832 against 0.873 / 0.862 of the plain
+  export's time at 384 / 512 on an AMD EPYC with AVX-512, same run; with AVX2's 8-channel blocks the rule keeps
+  it, and leaving it out there measured 0.886 against 0.875 at 384).
 - `half_pixel_upsamples`: every bilinear upsample written as `pytorch_half_pixel` is written as `half_pixel`,
   which ONNX defines identically unless an output side is 1 (only rewritten where every spatial scale is 1 or
   at least 2, so no output side can be 1).

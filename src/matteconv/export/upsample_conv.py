@@ -19,8 +19,8 @@ with DepthToSpace (DCR); the edge terms reach their rows and columns through Con
 Same function in real arithmetic; in fp32 the phase and edge kernels are composed from the 5x5 kernel in float64
 and rounded once, and each output is summed in another order, so the export's parity check judges it as it
 judges every rewrite (tests/test_upsample_conv.py bounds it against float64). Measured (README, "How the numbers
-look here"): AMD EPYC, 2 threads, against the file without it, at 384 / 512: -2.5 / -6 ms (-2.5% / -3.4%) with
-AVX-512 kernels, -2 / -7 ms with AVX2 kernels.
+look here"): AMD EPYC, 2 threads, against the file without it, at 384 / 512: -1.6 to -2.5 / -6 ms (about 2% /
+3%) with AVX-512 kernels, -2.1 / -7.4 ms with AVX2 kernels.
 """
 from __future__ import annotations
 
