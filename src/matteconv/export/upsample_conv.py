@@ -31,12 +31,11 @@ from onnx import helper, numpy_helper, shape_inference
 from .concat_conv import graph_constants, node_readers, replace_nodes
 
 
-
 def _phase_taps() -> np.ndarray:
     """[phase][t][m]: the weight of x_r[j - 1 + phase + m] (m = 0..3) in upsampled sample 2j + phase - 2 + t, the
-    sample tap t of a 5-tap convolution centred on output 2j + phase reads. x_r is x padded by one replicated
-    sample per side, so upsampled 2i = 0.25 x_r[i] + 0.75 x_r[i+1] and 2i+1 = 0.75 x_r[i+1] + 0.25 x_r[i+2]
-    everywhere, the clamped edges included. Read off that matrix at an interior j."""
+    sample tap t of a 5-tap convolution centred on output 2j + phase reads, where x_r is x padded by one sample
+    per side and upsampled 2i = 0.25 x_r[i] + 0.75 x_r[i+1], 2i+1 = 0.75 x_r[i+1] + 0.25 x_r[i+2] (with zeros
+    as the padding this is P, below). Read off that matrix at an interior j."""
     n, j = 8, 4
     up = np.zeros((2 * n, n + 2), np.float64)
     for i in range(n):

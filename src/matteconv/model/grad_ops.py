@@ -31,7 +31,6 @@ import torch.nn.functional as F
 from torch import nn
 
 
-
 def up2_eval(x: torch.Tensor) -> torch.Tensor:
     """Bilinear x2 upsampling, half-pixel centres, edges clamped: NxCxHxW -> NxCx2Hx2W, any float dtype."""
     return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
@@ -41,8 +40,8 @@ def _up2_transpose_axis(grad: torch.Tensor, dim: int) -> torch.Tensor:
     """The transpose of bilinear x2 along one axis: `grad` has 2n samples on `dim`, the result n.
 
     grad_x[i] = 0.75 (g[2i] + g[2i+1]) + 0.25 g[2i-1] + 0.25 g[2i+2], where the clamped taps land on the edges:
-    g[-1] counts for x[0] as g[0] does, and g[2n] for x[n-1] as g[2n-1] does. Four passes over the half-size
-    result on strided views of the even and odd samples; every weight is exact in binary."""
+    g[-1] counts for x[0] as g[0] does, and g[2n] for x[n-1] as g[2n-1] does. Passes over the half-size result
+    on strided views of the even and odd samples (any strides); every weight is exact in binary."""
     n = grad.shape[dim] // 2
     pairs = grad.unflatten(dim, (n, 2))
     even, odd = pairs.select(dim + 1, 0), pairs.select(dim + 1, 1)
