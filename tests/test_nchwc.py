@@ -84,13 +84,18 @@ def _ops(model: onnx.ModelProto) -> list[str]:
     return [n.op_type for n in model.graph.node]
 
 
-def _optimised_ops(model: onnx.ModelProto, tmp_path) -> list[tuple[str, str]]:
-    """(domain, op_type) of the graph onnxruntime actually runs (its own optimised graph, saved)."""
+def _optimised(model: onnx.ModelProto, tmp_path) -> onnx.ModelProto:
+    """The graph onnxruntime actually runs (its own optimised graph, saved)."""
     so = ort.SessionOptions()
     so.optimized_model_filepath = str(tmp_path / "optimised.onnx")
     so.log_severity_level = 3
     ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    return [(n.domain, n.op_type) for n in onnx.load(str(tmp_path / "optimised.onnx")).graph.node]
+    return onnx.load(str(tmp_path / "optimised.onnx"))
+
+
+def _optimised_ops(model: onnx.ModelProto, tmp_path) -> list[tuple[str, str]]:
+    """(domain, op_type) of the graph onnxruntime actually runs."""
+    return [(n.domain, n.op_type) for n in _optimised(model, tmp_path).graph.node]
 
 
 @pytest.fixture
@@ -168,12 +173,8 @@ def test_the_block_size_is_the_one_onnxruntime_pads_a_convolution_to(tmp_path):
     graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"])], "g",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 24, 8, 8])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 24, 8, 8])], [w])
-    so = ort.SessionOptions()
-    so.optimized_model_filepath = str(tmp_path / "opt.onnx")
-    so.log_severity_level = 3
-    ort.InferenceSession(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)]).SerializeToString(),
-                         so, providers=["CPUExecutionProvider"])
-    dims = [i.dims[0] for i in onnx.load(so.optimized_model_filepath).graph.initializer if len(i.dims) == 4]
+    optimised = _optimised(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)]), tmp_path)
+    dims = [i.dims[0] for i in optimised.graph.initializer if len(i.dims) == 4]
     assert dims == [24 if block == 1 else -(-24 // block) * block]
 
 

@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper, shape_inference
+from onnx import helper, numpy_helper
 
 from .concat_conv import graph_constants, node_readers, replace_nodes
+from .depthwise_rewrite import _shapes as static_shapes
 
 
 def _phase_taps() -> np.ndarray:
@@ -86,9 +87,7 @@ def phase_split_upsampled_convs(model: onnx.ModelProto, min_in_channels: int = 6
     the edge terms' ~20 small nodes cost more than a few channels' multiply-adds save."""
     graph = model.graph
     consts, readers = graph_constants(graph), node_readers(graph)
-    inferred = shape_inference.infer_shapes(model)
-    shapes = {v.name: [d.dim_value if d.HasField("dim_value") else None for d in v.type.tensor_type.shape.dim]
-              for v in list(inferred.graph.value_info) + list(inferred.graph.input)}
+    shapes = static_shapes(model)  # fully static shapes only
     producer = {o: n for n in graph.node for o in n.output}
     replaced: dict[int, list[onnx.NodeProto]] = {}
     dropped: set[int] = set()
@@ -99,7 +98,7 @@ def phase_split_upsampled_convs(model: onnx.ModelProto, min_in_channels: int = 6
         if len(readers.get(resize.output[0], [])) != 1:
             continue
         shape = shapes.get(resize.input[0])
-        if not shape or len(shape) != 4 or None in shape or min(shape[2:]) < 4 or shape[1] < min_in_channels:
+        if not shape or len(shape) != 4 or min(shape[2:]) < 4 or shape[1] < min_in_channels:
             continue
         replaced[id(conv)] = _phase_nodes(graph, resize, conv, consts, shape)
         dropped.add(id(resize))
@@ -109,7 +108,7 @@ def phase_split_upsampled_convs(model: onnx.ModelProto, min_in_channels: int = 6
 
 
 def _phase_nodes(graph: onnx.GraphProto, resize: onnx.NodeProto, conv: onnx.NodeProto, consts: dict,
-                 shape: list[int]) -> list[onnx.NodeProto]:
+                 shape: tuple[int, ...]) -> list[onnx.NodeProto]:
     n_batch, _, h, w = shape
     name, x, y = conv.name or conv.output[0], resize.input[0], conv.output[0]
     weight = consts[conv.input[1]].astype(np.float64)
