@@ -10,7 +10,8 @@ take. Three rewrites keep them inside:
 
 - `select_ibnorm_halves`: each channel Slice of IBNorm becomes a 1x1 convolution that selects those channels
   (`W[j, a + j] = 1`); the BatchNorm half's selector also carries the BatchNorm (scale and shift folded in
-  float64). A 1x1 convolution runs blocked; the Slices and the BatchNormalization are gone.
+  float64). A 1x1 convolution runs blocked; the Slices and the BatchNormalization are gone. Not for halves that
+  only a MatMul head reads (export/matmul_head.py): those run in NCHW either way.
 - `blocked_instance_norm_relus`: the ReLU after each InstanceNormalization reads it through a 1x1 depthwise
   identity convolution, so the ReLU fuses into a blocked convolution and the InstanceNorm half joins the
   BatchNorm half in a blocked Concat. Not for a half narrower than this CPU's NCHWc block (MLAS: 16 channels
@@ -44,6 +45,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from .concat_conv import _channels, channel_slice, graph_constants, node_readers, replace_nodes
+from .matmul_head import one_channel_heads_as_matmul, read_only_by_heads
 from .upsample_conv import phase_split_upsampled_convs
 
 IN_HALF_READERS = ("ReduceMean", "Sub", "InstanceNormalization")  # the centred InstanceNorm (instance_norm.py)
@@ -68,7 +70,7 @@ def select_ibnorm_halves(model: onnx.ModelProto) -> int:
             continue
         rng = channel_slice(sl, consts, channels.get(sl.input[0]))
         users = readers.get(sl.output[0], [])
-        if rng is None or not users:
+        if rng is None or not users or read_only_by_heads(sl.output[0], readers):
             continue
         (a, e), c = rng, channels[sl.input[0]]
         w = np.zeros((e - a, c, 1, 1), np.float64)
@@ -144,7 +146,8 @@ def blocked_instance_norm_relus(model: onnx.ModelProto, block: int = 1) -> int:
         if norm is None or norm.op_type != "InstanceNormalization" or norm.output[0] in outputs:
             continue
         c = channels.get(norm.output[0])
-        if c is None or c < block or len(readers.get(norm.output[0], [])) != 1:
+        if c is None or c < block or len(readers.get(norm.output[0], [])) != 1 \
+                or read_only_by_heads(relu.output[0], readers):
             continue
         name = f"{norm.name}_blocked"
         graph.initializer.append(numpy_helper.from_array(np.ones((c, 1, 1, 1), np.float32), f"{name}.weight"))
@@ -185,11 +188,14 @@ def exported_runtime(model: onnx.ModelProto) -> str:
 
 
 def tune_for_onnxruntime(model: onnx.ModelProto, block: int | None = None) -> dict[str, int]:
-    """The three rewrites above, then export/upsample_conv.py's, in order, for a CPU whose NCHWc block is `block`
-    channels (None: this one's, `nchwc_block_size`); the counts by name and the block (written into the
+    """export/matmul_head.py's alpha heads first (so the two IBNorm rewrites leave the halves only a head reads in
+    NCHW), then the three rewrites above and export/upsample_conv.py's, in order, for a CPU whose NCHWc block is
+    `block` channels (None: this one's, `nchwc_block_size`); the counts by name and the block (written into the
     export's metadata)."""
     block = nchwc_block_size() if block is None else block
+    heads = one_channel_heads_as_matmul(model, block)
     return {"ibnorm_halves_selected": select_ibnorm_halves(model),
             "instance_norm_relus_blocked": blocked_instance_norm_relus(model, block),
             "upsamples_half_pixel": half_pixel_upsamples(model),
-            "upsampled_convs_phased": phase_split_upsampled_convs(model), "nchwc_block": block}
+            "upsampled_convs_phased": phase_split_upsampled_convs(model), "one_channel_heads_matmul": heads,
+            "nchwc_block": block}
