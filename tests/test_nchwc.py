@@ -197,6 +197,7 @@ def test_tuned_graph_computes_the_same_and_runs_blocked(x, tmp_path):
     assert ("", "Slice") in plain_ops and ("", "Resize") in plain_ops  # what the tuning is for
     assert tune_for_onnxruntime(model, block=16) == {"ibnorm_halves_selected": 2, "instance_norm_relus_blocked": 1,
                                                      "upsamples_half_pixel": 1, "upsampled_convs_phased": 0,
+                                                     "upsampled_convs_contracted": 0,
                                                      "one_channel_heads_matmul": 0, "nchwc_block": 16}
     np.testing.assert_allclose(_run(model, x), before, rtol=0, atol=_tolerance(before, 9 * C))
     ops = _optimised_ops(model, tmp_path)
@@ -212,13 +213,14 @@ def test_export_for_onnxruntime_passes_parity_and_atc_refuses_it(ref3_ckpt, tmp_
     res = export_onnx(load_checkpoint(ref3_ckpt), out, (128, 128), runtime="onnxruntime")
     assert res.runtime == "onnxruntime"
     block = nchwc_block_size()
-    # MODNet: 16 IBNorms, 6 bilinear x2 upsamples, 2 of them read by a 5x5 convolution alone (1280 and 96 channels
-    # in, at 1/32 and 1/16); every InstanceNorm half has 16 channels or more but conv_f's (8), which only the alpha
+    # MODNet: 16 IBNorms, 6 bilinear x2 upsamples, 2 of them read by a 5x5 convolution alone (1280 channels in at
+    # 1/32: contracted; 96 at 1/16: phases); every InstanceNorm half has 16 channels or more but conv_f's (8), which only the alpha
     # head reads: with 16-channel blocks its two parts become MatMuls and its two halves are not selected
     heads = 2 if block > 8 else 0
     assert res.runtime_rewrites == {"ibnorm_halves_selected": 32 - heads, "instance_norm_relus_blocked": 16 - (block > 8),
-                                    "upsamples_half_pixel": 6, "upsampled_convs_phased": 2,
-                                    "one_channel_heads_matmul": heads, "nchwc_block": block}
+                                    "upsamples_half_pixel": 6, "upsampled_convs_phased": 1,
+                                    "upsampled_convs_contracted": 1, "one_channel_heads_matmul": heads,
+                                    "nchwc_block": block}
     assert res.max_abs_diff <= res.parity_tolerance
     meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
     assert meta["runtime"] == "onnxruntime" and json.loads(meta["runtime_rewrites"]) == res.runtime_rewrites

@@ -1,5 +1,6 @@
 """export --runtime onnxruntime (export/upsample_conv.py): a 5x5 convolution of a bilinear x2 upsample as four
-phase convolutions plus edge terms computes the same function, edges included, within fp32 rounding."""
+phase convolutions plus edge terms, or contracted to its 25 tap maps before the upsample, computes the same
+function, edges included, within fp32 rounding."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,7 +11,7 @@ import torch.nn.functional as F
 from onnx import TensorProto, helper, numpy_helper
 
 from matteconv.backends import ort_session
-from matteconv.export.upsample_conv import _PHASE_TAPS, phase_split_upsampled_convs
+from matteconv.export.upsample_conv import _PHASE_TAPS, CONTRACT_FROM, rewrite_upsampled_convs
 
 EPS32 = float(np.finfo(np.float32).eps)
 
@@ -56,17 +57,25 @@ def test_phase_taps_are_the_upsample_composed_with_each_tap():
     (2, 8, 5, 12, 12, "half_pixel", True),          # batch 2, as --runtime onnxruntime writes the Resize
     (1, 4, 3, 5, 7, "pytorch_half_pixel", False),   # odd, unequal sides, no bias
     (2, 6, 4, 16, 9, "half_pixel", True)])
-def test_phase_form_is_the_upsampled_convolution(n, c, m, h, w, mode, bias):
+@pytest.mark.parametrize("form", ["phased", "contracted"])
+def test_rewritten_form_is_the_upsampled_convolution(n, c, m, h, w, mode, bias, form):
     model, x, weight, b = _graph(n, c, m, h, w, mode, bias=bias)
     before = ort_session(model.SerializeToString()).run(None, {"x": x})[0]
-    assert phase_split_upsampled_convs(model, min_in_channels=1) == 1
+    contract_from = 1 if form == "contracted" else 10**6
+    expected = {"phased": 0, "contracted": 0, form: 1}
+    assert rewrite_upsampled_convs(model, min_in_channels=1, contract_from=contract_from) == expected
     onnx.checker.check_model(model, full_check=True)
     ops = [node.op_type for node in model.graph.node]
-    assert "DepthToSpace" in ops and ops.count("Resize") == 4  # the full-size upsample is gone; 4 edge lines
+    if form == "phased":
+        assert "DepthToSpace" in ops and ops.count("Resize") == 4  # the full-size upsample is gone; 4 edge lines
+    else:  # one 1x1 convolution to the 25 tap maps, their upsample, 25 shifts summed
+        assert ops.count("Conv") == 1 and ops.count("Resize") == 1 and ops.count("Slice") == 25
+        assert ops[-1] == "Sum"
     after = ort_session(model.SerializeToString()).run(None, {"x": x})[0]
     ref = _float64(x, weight, b)
-    # each output sums at most 25 C upsampled products (the phase form: 16 C, plus 5 C per edge term); fp32
-    # rounding of the sum, of the composed kernels and of the inputs: a few eps times the sum of magnitudes
+    # each output sums at most 25 C upsampled products (the phase form: 16 C, plus 5 C per edge term; the
+    # contracted form: C per tap map, 2 x 2 upsample weights, then 25 maps); fp32 rounding of the sums, of the
+    # composed kernels and of the inputs: a few eps times the sum of magnitudes
     magnitude = _float64(np.abs(x), np.abs(weight), None if b is None else np.abs(b))  # the upsample's weights are >= 0
     bound = (25 * c + 8) * EPS32 * magnitude
     assert after.shape == ref.shape
@@ -89,5 +98,13 @@ def test_left_alone_where_the_pattern_or_the_gain_is_missing(change):
         model.graph.node.append(helper.make_node("Relu", ["u"], ["spy"], name="spy"))
         model.graph.output.append(helper.make_tensor_value_info("spy", TensorProto.FLOAT, [1, 64, 16, 16]))
     before = [n.op_type for n in model.graph.node]
-    assert phase_split_upsampled_convs(model) == 0
+    assert rewrite_upsampled_convs(model) == {"phased": 0, "contracted": 0}
     assert [n.op_type for n in model.graph.node] == before
+
+
+@pytest.mark.parametrize("c, form", [(CONTRACT_FROM - 1, "phased"), (CONTRACT_FROM, "contracted")])
+def test_wide_inputs_are_contracted_narrower_ones_phased(c, form):
+    """MODNet's conv_lr16x (1280 channels in) takes the contracted form, conv_lr8x (96) the phase form."""
+    assert 96 < CONTRACT_FROM <= 1280
+    model = _graph(1, c, 2, 4, 4)[0]
+    assert rewrite_upsampled_convs(model) == {"phased": 0, "contracted": 0, form: 1}

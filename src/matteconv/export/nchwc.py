@@ -46,7 +46,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from .concat_conv import _channels, channel_slice, graph_constants, node_readers, replace_nodes
 from .matmul_head import one_channel_heads_as_matmul, read_only_by_heads
-from .upsample_conv import phase_split_upsampled_convs
+from .upsample_conv import rewrite_upsampled_convs
 
 IN_HALF_READERS = ("ReduceMean", "Sub", "InstanceNormalization")  # the centred InstanceNorm (instance_norm.py)
 
@@ -194,8 +194,10 @@ def tune_for_onnxruntime(model: onnx.ModelProto, block: int | None = None) -> di
     export's metadata)."""
     block = nchwc_block_size() if block is None else block
     heads = one_channel_heads_as_matmul(model, block)
-    return {"ibnorm_halves_selected": select_ibnorm_halves(model),
-            "instance_norm_relus_blocked": blocked_instance_norm_relus(model, block),
-            "upsamples_half_pixel": half_pixel_upsamples(model),
-            "upsampled_convs_phased": phase_split_upsampled_convs(model), "one_channel_heads_matmul": heads,
+    counts = {"ibnorm_halves_selected": select_ibnorm_halves(model),
+              "instance_norm_relus_blocked": blocked_instance_norm_relus(model, block),
+              "upsamples_half_pixel": half_pixel_upsamples(model)}
+    upsampled = rewrite_upsampled_convs(model)
+    return {**counts, "upsampled_convs_phased": upsampled["phased"],
+            "upsampled_convs_contracted": upsampled["contracted"], "one_channel_heads_matmul": heads,
             "nchwc_block": block}

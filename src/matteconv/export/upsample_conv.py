@@ -1,30 +1,40 @@
-"""`export --runtime onnxruntime`: a 5x5 convolution of a bilinear x2 upsample as four phase convolutions.
+"""`export --runtime onnxruntime`: a 5x5 convolution of a bilinear x2 upsample, contracted first or in phases.
 
 MODNet's LR branch upsamples the SE block's 1280-channel map x2 (bilinear, half-pixel, edges clamped) and runs a
 5x5 convolution (pad 2) to 96 channels on it: 15% of the whole model's time in onnxruntime at 384x384 (the next
-one, 96 -> 32 at 1/8, does the same). Both are linear, so each output phase (even or odd row, even or odd
-column) is a convolution of the low-resolution map itself with a 4x4 kernel: per axis, output 2j reads
-x[j-2..j+1] and output 2j+1 reads x[j-1..j+2] (the convolution's 5 taps composed with the upsample's 0.25 / 0.75
-pairs). 4 x 16 multiply-adds per 2x2 outputs instead of 4 x 25: 36% fewer, and the upsampled map is never
-written.
+one, 96 -> 32 at 1/8, does the same). Both are linear, and the upsample works on each channel alone, so two
+cheaper forms compute the same function:
 
-Exact at the edges too. The phase convolutions read x_e, x padded by one repeated edge sample per side (Pad,
-mode edge), and with their own zero padding beyond it they convolve P_e, the unclamped upsample of x_e. Inside
-[0, 2n) per axis P_e is the clamped upsample itself; outside it is x[0] at -1, 0.75 x[0] at -2, x[n-1] at 2n
-and 0.75 x[n-1] at 2n+1, where the convolution must read zeros. So the two output rows (columns) nearest each
-edge get a 1x5 (5x1) convolution of one line of P_e subtracted, with kernels K[1] + 0.75 K[0] and K[0] (and
-their mirror at the far edge) of the 5x5 kernel's rows (columns): the rows outside cover every column from -2
-to 2n+1, corners included, and the columns outside only the rows inside. An earlier form padded x with zeros:
-three lines per edge, and these edge convolutions read each weight only 24 times (1x24 lines at 384x384), so
-their time follows their weight bytes; two lines instead of three measured -0.75 / -1.5 ms at 384 / 512. The
-phases interleave with DepthToSpace (DCR); the edge terms reach their rows and columns through Concats with
-zeros.
+- Contracted (C >= `CONTRACT_FROM` input channels: conv_lr16x). The channel sums commute with the upsample, so
+  they run first, at low resolution: a 1x1 convolution gives each of the 25 taps' M-channel map,
+  Y_rt = K[:, :, r, t] x (25 M output channels), the Resize upsamples those 25 M channels (clamped, as
+  before), and the output is the sum of the 25 maps each shifted by its tap (r - 2, t - 2), zeros beyond the
+  edge (two Concats with zeros, 25 Slices, one Sum). 25 M C multiply-adds per low-resolution pixel instead of
+  100 M C (4 x 25 at full resolution): a quarter, exact at the edges with nothing added, but the upsampled tap
+  maps (25 M channels at full resolution) are written and read, which pays only where C is large against 25 M /
+  4. Measured, AMD EPYC with AVX-512, 2 threads, against the phase form: conv_lr16x (1280 -> 96) -7.7 ms at
+  384x384; conv_lr8x (96 -> 32) about 2 ms slower, so it keeps the phase form.
+- Phase form (otherwise, C >= 64: conv_lr8x). Each output phase (even or odd row, even or odd column) is a
+  convolution of the low-resolution map itself with a 4x4 kernel: per axis, output 2j reads x[j-2..j+1] and
+  output 2j+1 reads x[j-1..j+2] (the convolution's 5 taps composed with the upsample's 0.25 / 0.75 pairs).
+  4 x 16 multiply-adds per 2x2 outputs instead of 4 x 25: 36% fewer, and the upsampled map is never written.
+
+The phase form is exact at the edges too. Its convolutions read x_e, x padded by one repeated edge sample per side
+(Pad, mode edge), and with their own zero padding beyond it they convolve P_e, the unclamped upsample of x_e.
+Inside [0, 2n) per axis P_e is the clamped upsample itself; outside it is x[0] at -1, 0.75 x[0] at -2, x[n-1] at 2n
+and 0.75 x[n-1] at 2n+1, where the convolution must read zeros. So the two output rows (columns) nearest each edge
+get a 1x5 (5x1) convolution of one line of P_e subtracted, with kernels K[1] + 0.75 K[0] and K[0] (and their mirror
+at the far edge) of the 5x5 kernel's rows (columns): the rows outside cover every column from -2 to 2n+1, corners
+included, and the columns outside only the rows inside. An earlier form padded x with zeros: three lines per edge,
+and these edge convolutions read each weight only 24 times (1x24 lines at 384x384), so their time follows their
+weight bytes; two lines instead of three measured -0.75 / -1.5 ms at 384 / 512. The phases interleave with
+DepthToSpace (DCR); the edge terms reach their rows and columns through Concats with zeros.
 
 Same function in real arithmetic; in fp32 the phase and edge kernels are composed from the 5x5 kernel in float64
 and rounded once, and each output is summed in another order, so the export's parity check judges it as it
-judges every rewrite (tests/test_upsample_conv.py bounds it against float64). Measured (README, "How the numbers
-look here"): AMD EPYC, 2 threads, against the file without it, at 384 / 512: -1.6 to -2.5 / -6 ms (about 2% /
-3%) with AVX-512 kernels, -2.1 / -7.4 ms with AVX2 kernels.
+judges every rewrite (tests/test_upsample_conv.py bounds both forms against float64). Measured (README, "How the
+numbers look here"): the phase form for both convolutions, AMD EPYC, 2 threads, against the file without it, at
+384 / 512: -1.6 to -2.5 / -6 ms (about 2% / 3%) with AVX-512 kernels, -2.1 / -7.4 ms with AVX2 kernels.
 """
 from __future__ import annotations
 
@@ -84,17 +94,23 @@ def _is_5x5_same_conv(conv: onnx.NodeProto, consts: dict) -> bool:
             and _attr(conv, "auto_pad", b"NOTSET") in (b"NOTSET", b""))
 
 
-def phase_split_upsampled_convs(model: onnx.ModelProto, min_in_channels: int = 64) -> int:
+CONTRACT_FROM = 256  # input channels from which the contracted form replaces the phase form (measured, above)
+
+
+def rewrite_upsampled_convs(model: onnx.ModelProto, min_in_channels: int = 64,
+                            contract_from: int = CONTRACT_FROM) -> dict[str, int]:
     """Rewrite, in place, every `Conv5x5_pad2(Resize_linear_x2(x))` (the Resize read by nothing else, x of static
-    shape N x C x H x W with H, W >= 4 and C >= `min_in_channels`, float32) into the phase form above; return
-    how many. Output N x M x 2H x 2W as before; the Conv's output name is kept. Narrower inputs are left alone:
-    the edge terms' ~20 small nodes cost more than a few channels' multiply-adds save."""
+    shape N x C x H x W with H, W >= 4 and C >= `min_in_channels`, float32) into the contracted form above if
+    C >= `contract_from`, else into the phase form; return how many of each ({"phased": .., "contracted": ..}).
+    Output N x M x 2H x 2W as before; the Conv's output name is kept. Narrower inputs are left alone: the
+    phase form's ~20 small nodes cost more than a few channels' multiply-adds save."""
     graph = model.graph
     consts, readers = graph_constants(graph), node_readers(graph)
     shapes = static_shapes(model)  # fully static shapes only
     producer = {o: n for n in graph.node for o in n.output}
     replaced: dict[int, list[onnx.NodeProto]] = {}
     dropped: set[int] = set()
+    counts = {"phased": 0, "contracted": 0}
     for conv in graph.node:
         resize = producer.get(conv.input[0]) if conv.op_type == "Conv" else None
         if resize is None or not _is_x2_linear_resize(resize, consts) or not _is_5x5_same_conv(conv, consts):
@@ -104,11 +120,58 @@ def phase_split_upsampled_convs(model: onnx.ModelProto, min_in_channels: int = 6
         shape = shapes.get(resize.input[0])
         if not shape or len(shape) != 4 or min(shape[2:]) < 4 or shape[1] < min_in_channels:
             continue
-        replaced[id(conv)] = _phase_nodes(graph, resize, conv, consts, shape)
+        form = "contracted" if shape[1] >= contract_from else "phased"
+        replaced[id(conv)] = (_contracted_nodes if form == "contracted" else _phase_nodes)(
+            graph, resize, conv, consts, shape)
         dropped.add(id(resize))
+        counts[form] += 1
     if replaced:
         replace_nodes(graph, replaced, dropped)
-    return len(replaced)
+    return counts
+
+
+def _builders(graph: onnx.GraphProto, name: str, nodes: list[onnx.NodeProto]):
+    """const(suffix, value) -> initializer name; node(op, inputs, suffix, **attrs) -> output name; both named
+    after the replaced Conv, nodes appended to `nodes`."""
+    def const(suffix: str, value: np.ndarray) -> str:
+        graph.initializer.append(numpy_helper.from_array(value, f"{name}_{suffix}"))
+        return f"{name}_{suffix}"
+
+    def node(op: str, inputs: list[str], suffix: str, **attrs) -> str:
+        nodes.append(helper.make_node(op, inputs, [f"{name}_{suffix}"], name=f"{name}_{suffix}", **attrs))
+        return f"{name}_{suffix}"
+    return const, node
+
+
+def _contracted_nodes(graph: onnx.GraphProto, resize: onnx.NodeProto, conv: onnx.NodeProto, consts: dict,
+                      shape: tuple[int, ...]) -> list[onnx.NodeProto]:
+    n_batch, c, h, w = shape
+    name, x, y = conv.name or conv.output[0], resize.input[0], conv.output[0]
+    weight = consts[conv.input[1]].astype(np.float64)
+    m = weight.shape[0]
+    nodes: list[onnx.NodeProto] = []
+    const, node = _builders(graph, name, nodes)
+    # tap k = 5 r + t as channels k M .. k M + M - 1; the bias rides on the centre tap, which reads no padding
+    taps_w = weight.transpose(2, 3, 0, 1).reshape(25 * m, c, 1, 1)
+    inputs = [x, const("taps_w", taps_w.astype(np.float32))]
+    if len(conv.input) > 2 and conv.input[2]:
+        taps_b = np.zeros(25 * m, np.float32)
+        taps_b[12 * m:13 * m] = consts[conv.input[2]]
+        inputs.append(const("taps_b", taps_b))
+    taps = node("Conv", inputs, "taps", kernel_shape=[1, 1])
+    attrs = {a.name: helper.get_attribute_value(a) for a in resize.attribute}
+    up = node("Resize", [taps, *resize.input[1:3]], "taps_up", **attrs)
+    # the convolution's zero padding, by Concats (onnxruntime's Pad took 2.4 ms here, the two Concats 1.4)
+    rows = const("zero_rows", np.zeros((n_batch, 25 * m, 2, 2 * w), np.float32))
+    cols = const("zero_cols", np.zeros((n_batch, 25 * m, 2 * h + 4, 2), np.float32))
+    padded = node("Concat", [cols, node("Concat", [rows, up, rows], "taps_padh", axis=2), cols], "taps_pad", axis=3)
+    axes = const("tap_axes", np.array([1, 2, 3], np.int64))
+    shifted = [node("Slice", [padded, const(f"tap{5 * r + t}_s", np.array([(5 * r + t) * m, r, t], np.int64)),
+                              const(f"tap{5 * r + t}_e", np.array([(5 * r + t + 1) * m, r + 2 * h, t + 2 * w],
+                                                                  np.int64)), axes], f"tap{5 * r + t}")
+               for r in range(5) for t in range(5)]
+    nodes.append(helper.make_node("Sum", shifted, [y], name=name))
+    return nodes
 
 
 def _phase_nodes(graph: onnx.GraphProto, resize: onnx.NodeProto, conv: onnx.NodeProto, consts: dict,
@@ -119,14 +182,7 @@ def _phase_nodes(graph: onnx.GraphProto, resize: onnx.NodeProto, conv: onnx.Node
     bias = list(conv.input[2:3])
     m = weight.shape[0]
     nodes: list[onnx.NodeProto] = []
-
-    def const(suffix: str, value: np.ndarray) -> str:
-        graph.initializer.append(numpy_helper.from_array(value, f"{name}_{suffix}"))
-        return f"{name}_{suffix}"
-
-    def node(op: str, inputs: list[str], suffix: str, **attrs) -> str:
-        nodes.append(helper.make_node(op, inputs, [f"{name}_{suffix}"], name=f"{name}_{suffix}", **attrs))
-        return f"{name}_{suffix}"
+    const, node = _builders(graph, name, nodes)
 
     def sliced(src: str, suffix: str, axis: int, start: int) -> str:
         return node("Slice", [src, const(f"{suffix}_s", np.array([start], np.int64)),
