@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from matteconv.model import grad_ops
 from matteconv.model import mobilenetv2 as mobilenet_module
 from matteconv.model import modnet as modnet_module
-from matteconv.model.grad_ops import (BatchNormTrain, IBNormTrain, OneChannel1x1, Up2, conv1x1_to_one,
-                                      conv_of_concat, run_sequential, trains_fast, up2, up2_eval)
+from matteconv.model.grad_ops import (BatchNormTrain, IBNormTrain, OneChannel1x1, ShiftSum, Up2, conv1x1_to_one,
+                                      conv5_of_up2, conv_of_concat, run_sequential, trains_fast, up2, up2_eval)
 from matteconv.model.modnet import Conv2dIBNormRelu, IBNorm, MODNet
 from matteconv.train import trainer as trainer_module
 from matteconv.train.losses import modnet_losses, trimap
@@ -106,6 +106,46 @@ def test_conv_of_concat_is_the_convolution_of_the_concatenation():
         assert torch.equal(conv_of_concat(block, parts, training=False), block(torch.cat(parts, 1)))
 
 
+@pytest.mark.parametrize("shape", [(1, 50, 1, 1), (2, 25, 3, 5), (1, 75, 6, 4)])
+def test_shift_sum_backward_is_its_forwards_transpose(shape):
+    """gradcheck in float64, at sizes where every tap's shift reaches past an edge (1x1, 3x5); and the forward is
+    the 5x5 convolution of the tap maps with one-hot kernels (tap k: a 1 at (r, t))."""
+    torch.manual_seed(0)
+    u = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(ShiftSum.apply, (u,))
+    m = shape[1] // 25
+    one_hot = torch.zeros(m, 25 * m, 5, 5, dtype=torch.float64)
+    for k in range(25):
+        one_hot[torch.arange(m), k * m + torch.arange(m), k // 5, k % 5] = 1
+    assert torch.allclose(ShiftSum.apply(u), F.conv2d(u, one_hot, padding=2), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_conv5_of_up2_is_the_convolution_of_the_upsample(bias):
+    """In training, the contracted path gives the block's output and gradients (input, weight, bias, IBNorm's) of
+    the plain block(up2(x)), in float64 up to rounding; outside training it is the plain path itself."""
+    torch.manual_seed(0)
+    block = Conv2dIBNormRelu(12, 4, 5, padding=2, bias=bias).double().train()
+    x = torch.randn(2, 12, 5, 4, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(2, 4, 10, 8, dtype=torch.float64)
+    out = conv5_of_up2(block, x, training=True)
+    out.backward(g)
+    got = (out.detach(), x.grad.clone(), *(p.grad.clone() for p in block.parameters()))
+    x.grad = None
+    block.zero_grad()
+    out = block(up2_eval(x))
+    out.backward(g)
+    want = (out.detach(), x.grad, *(p.grad for p in block.parameters()))
+    # float64: the longest sums have 2 * 10 * 8 * 12 * 25 terms, far below 1e-10 of the largest value; a wrong tap,
+    # shift or edge is O(1) of it
+    largest = max(b.abs().max() for b in want)
+    for a, b in zip(got, want):
+        assert (a - b).abs().max() <= 1e-10 * largest
+    with torch.no_grad():
+        block.eval()
+        assert torch.equal(conv5_of_up2(block, x, training=False), block(up2_eval(x)))
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_ibnorm_training_path_is_the_sliced_batchnorm_and_instancenorm(dtype):
     """IBNorm trains through IBNormTrain (both halves in one pass); the numbers are those of the eval path's sliced
@@ -174,6 +214,7 @@ def test_the_training_step_gradients_are_the_plain_paths(monkeypatch, in_channel
     model.load_state_dict(state)  # the same running statistics for the second pass
     monkeypatch.setattr(modnet_module, "up2", lambda t, training=False: up2_eval(t))
     monkeypatch.setattr(modnet_module, "conv_of_concat", lambda block, parts, training: block(torch.cat(parts, 1)))
+    monkeypatch.setattr(modnet_module, "conv5_of_up2", lambda block, t, training: block(up2_eval(t)))
     for module in (modnet_module, trainer_module):  # the two full-resolution heads
         monkeypatch.setattr(module, "upsampled_head",
                             lambda head, low, img, training: torch.sigmoid(head(torch.cat((up2_eval(low), img), 1))))

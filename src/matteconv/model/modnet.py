@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .grad_ops import conv_of_concat, ibnorm_train, trains_fast, up2, upsampled_head
+from .grad_ops import conv5_of_up2, conv_of_concat, ibnorm_train, trains_fast, up2, upsampled_head
 from .mobilenetv2 import MobileNetV2Backbone
 
 
@@ -92,7 +92,7 @@ class LRBranch(nn.Module):
     def forward(self, img: torch.Tensor):
         enc2x, enc4x, _, _, enc32x = self.backbone(img)
         enc32x = self.se_block(enc32x)
-        lr16x = self.conv_lr16x(up2(enc32x, self.training))
+        lr16x = conv5_of_up2(self.conv_lr16x, enc32x, self.training)  # channel sums first in training
         lr8x = self.conv_lr8x(up2(lr16x, self.training))
         return lr8x, enc2x, enc4x
 
