@@ -48,11 +48,18 @@ def plain_export(model: torch.nn.Module, size: tuple[int, int]) -> bytes:
     return buf.getvalue()
 
 
-def time_alternately(runners: dict, repeats: int, warmup: int = 2, cpu: dict | None = None) -> dict[str, float]:
+SPREAD_WARN = 0.10  # a runner's slowest tenth 10% above its fastest tenth: other load shared the machine
+
+
+def time_alternately(runners: dict, repeats: int, warmup: int = 2, cpu: dict | None = None,
+                     spread: dict | None = None) -> dict[str, float]:
     """Median ms per runner. Runners take turns, each round in the next permutation of their order, so every
     runner follows every other equally often: neither machine noise nor the one running just before (PyTorch's
     OpenMP threads still spinning, say) favours any of them. `cpu`, if given, receives the median CPU ms of
-    this process per runner (all its threads), which other load on the machine disturbs far less."""
+    this process per runner (all its threads), which other load on the machine disturbs far less. `spread`, if
+    given, receives per runner its 90th / 10th percentile time - 1: on an idle machine a few %; above
+    SPREAD_WARN, another tenant shared the cores for part of the run (on the 2-core AMD EPYC kind such stretches
+    slowed everything by 20-25% and raised ours / plain by 3-5%, as ours is the more compute-bound)."""
     for fn in runners.values():
         for _ in range(warmup):
             fn()
@@ -67,6 +74,10 @@ def time_alternately(runners: dict, repeats: int, warmup: int = 2, cpu: dict | N
             cpu_times[k].append(time.process_time() - c0)
     if cpu is not None:
         cpu.update({k: statistics.median(v) * 1000 for k, v in cpu_times.items()})
+    if spread is not None:
+        for k, v in times.items():
+            deciles = statistics.quantiles(v, n=10)
+            spread[k] = deciles[-1] / deciles[0] - 1
     return {k: statistics.median(v) * 1000 for k, v in times.items()}
 
 
@@ -91,13 +102,15 @@ def bench_core(ckpt: Path, work: Path, sizes, repeats: int) -> list[dict]:
             with torch.no_grad():
                 ck.model(xt)
 
+        spread: dict = {}
         ms = time_alternately({"eager": eager, "plain": lambda: plain.run(None, {"input": x}),
                                "any": lambda: anyrt.run(None, {"input": x}),
-                               "ours": lambda: ours.run(None, {"input": x})}, repeats)
+                               "ours": lambda: ours.run(None, {"input": x})}, repeats, spread=spread)
         rows.append({"size": f"{size[0]}x{size[1]}", "torch_eager_ms": ms["eager"], "plain_onnx_ms": ms["plain"],
                      "any_onnx_ms": ms["any"], "any_vs_plain": ms["any"] / ms["plain"],
                      "ours_onnx_ms": ms["ours"], "ours_vs_plain": ms["ours"] / ms["plain"],
-                     "eager_vs_ours": ms["eager"] / ms["ours"], "export_s": export_s})
+                     "eager_vs_ours": ms["eager"] / ms["ours"], "export_s": export_s,
+                     "timing_spread": max(spread["plain"], spread["ours"])})
     return rows
 
 
@@ -133,6 +146,11 @@ def main() -> int:
                       f"{r['any_vs_plain']:.3f}", f"{r['ours_onnx_ms']:.1f}", f"{r['ours_vs_plain']:.3f}",
                       f"{r['eager_vs_ours']:.2f}", f"{r['export_s']:.1f}", cpu)
         console.print(t)
+        for r in results["onnx"]:
+            if r["timing_spread"] > SPREAD_WARN:
+                console.print(f"[yellow]{r['size']}: timings spread {r['timing_spread']:.0%} (slowest tenth against "
+                              "fastest): other load shared this machine during the run, which raises ours/plain "
+                              "by a few %; rerun on a quiet machine before judging the goal[/]")
         for extra in ("bench_caffe.py", "bench_matte.py", "bench_train.py", "bench_deploy.py", "bench_int8.py",
                       "bench_variants.py"):
             script = ROOT / "scripts" / extra

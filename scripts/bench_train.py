@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import time_alternately  # noqa: E402
+from bench import SPREAD_WARN, time_alternately  # noqa: E402
 
 from matteconv.heap import keep_freed_memory  # noqa: E402
 from matteconv.model.modnet import MODNet  # noqa: E402
@@ -59,8 +59,9 @@ def main() -> int:
         opt.step()
 
     cpu: dict = {}
+    spread: dict = {}
     with keep_freed_memory():  # as `matteconv train` runs its steps; inference shares the same heap
-        ms = time_alternately({"inference": inference, "train step": step}, args.repeats, cpu=cpu)
+        ms = time_alternately({"inference": inference, "train step": step}, args.repeats, cpu=cpu, spread=spread)
     stamps: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         summary = train(TrainConfig(steps=16, size=size, batch_size=batch, optimizer="adam", lr=1e-4),
@@ -71,14 +72,19 @@ def main() -> int:
     res = {"size": "256x256", "batch": batch, "inference_ms": ms["inference"], "train_step_ms": ms["train step"],
            "step_vs_inference": ms["train step"] / ms["inference"], "inference_cpu_ms": cpu["inference"],
            "train_step_cpu_ms": cpu["train step"], "step_vs_inference_cpu": cpu["train step"] / cpu["inference"],
-           "train_images_per_s": summary.images_per_s, "train_images_per_s_steady": steady}
+           "train_images_per_s": summary.images_per_s, "train_images_per_s_steady": steady,
+           "timing_spread": max(spread.values())}
     t = Table(title="training throughput (2 threads, batch 4, 256x256, timed alternately)")
     for c in ("eager inference ms", "train step ms", "step / inference (goal <= 3.5)", "same in CPU time",
               "matteconv train img/s (steady / incl. worker start)"):
         t.add_column(c, justify="right")
     t.add_row(f"{res['inference_ms']:.0f}", f"{res['train_step_ms']:.0f}", f"{res['step_vs_inference']:.2f}",
               f"{res['step_vs_inference_cpu']:.2f}", f"{steady:.2f} / {res['train_images_per_s']:.2f}")
-    Console(width=140).print(t)
+    console = Console(width=140)
+    console.print(t)
+    if res["timing_spread"] > SPREAD_WARN:
+        console.print(f"[yellow]timings spread {res['timing_spread']:.0%} (slowest tenth against fastest): other load "
+                      "shared this machine during the run; rerun on a quiet machine before judging the goal[/]")
     if args.json:
         args.json.write_text(json.dumps(res, indent=2) + "\n")
     return 0
