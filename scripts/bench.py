@@ -59,7 +59,7 @@ def time_alternately(runners: dict, repeats: int, warmup: int = 2, cpu: dict | N
     this process per runner (all its threads), which other load on the machine disturbs far less. `spread`, if
     given, receives per runner its 90th / 10th percentile time - 1: on an idle machine a few %; above
     SPREAD_WARN, another tenant shared the cores for part of the run (on the 2-core AMD EPYC kind such stretches
-    slowed everything by 20-25% and raised ours / plain by 3-5%, as ours is the more compute-bound)."""
+    slowed everything by 20-25% and raised ours / plain by 3-10%, as ours is the more compute-bound)."""
     for fn in runners.values():
         for _ in range(warmup):
             fn()
