@@ -19,20 +19,16 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
+from onnx import helper
 
 from .concat_conv import graph_constants, node_readers, replace_nodes
 from .depthwise_rewrite import _shapes as static_shapes
+from .upsample_conv import _attr, _builders
 
 HEAD_SUFFIX = "_head_matmul"
 # the ops between an IBNorm half's channel Slice and the head that reads it: BatchNorm or the centred
 # InstanceNorm (instance_norm.py), then the ReLU, then the head's own Reshape
 HALF_TO_HEAD = ("BatchNormalization", "ReduceMean", "Sub", "InstanceNormalization", "Relu", "Reshape")
-
-
-def _attr(node: onnx.NodeProto, name: str, default):
-    a = next((a for a in node.attribute if a.name == name), None)
-    return default if a is None else helper.get_attribute_value(a)
 
 
 def _is_one_channel_1x1(conv: onnx.NodeProto, consts: dict) -> bool:
@@ -64,16 +60,13 @@ def one_channel_heads_as_matmul(model: onnx.ModelProto, block: int) -> int:
             continue
         n, c, h, w = shape
         name = (conv.name or conv.output[0]) + HEAD_SUFFIX
-
-        def const(suffix: str, value: np.ndarray) -> str:
-            graph.initializer.append(numpy_helper.from_array(value, f"{name}_{suffix}"))
-            return f"{name}_{suffix}"
-
+        head: list[onnx.NodeProto] = []
+        const, _ = _builders(graph, name, head)
         flat = helper.make_node("Reshape", [conv.input[0], const("flat", np.array([n, c, h * w], np.int64))],
                                 [f"{name}_x"], name=f"{name}_flatten")
         weight = consts[conv.input[1]].reshape(1, c).astype(np.float32)
         product = helper.make_node("MatMul", [const("weight", weight), flat.output[0]], [f"{name}_y"], name=name)
-        head = [flat, product]
+        head += [flat, product]
         if len(conv.input) > 2 and conv.input[2]:
             bias = consts[conv.input[2]].reshape(1, 1, 1).astype(np.float32)
             head.append(helper.make_node("Add", [product.output[0], const("bias", bias)], [f"{name}_yb"],
