@@ -1,4 +1,4 @@
-"""Every matteconv command line a user reads (scripts/demo.sh, README.md and docs/*.md code blocks) parses
+"""Every matteconv command line a user reads (scripts/demo.sh, README.md and docs/**/*.md code blocks) parses
 against the CLI as it is now: the subcommand exists, every option is one the command accepts, and the values fit
 its arguments. An option renamed in the CLI but not in the docs fails here, where the user would read it, instead
 of on a newcomer's first `make demo` (issue 37).
@@ -11,9 +11,13 @@ import re
 import shlex
 from pathlib import Path
 
-import click
 import pytest
 import typer.main
+
+try:  # typer 0.2x ships its own copy of click, and the commands it builds raise that copy's errors
+    from typer._click.exceptions import UsageError
+except ImportError:  # older typer builds on the click package
+    from click.exceptions import UsageError
 
 from matteconv.cli import app
 
@@ -21,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHELL_VARS = re.compile(r"\$\{?(\w+)\}?")
 
 
-def _commands() -> click.Group:
+def _commands():
     return typer.main.get_command(app)
 
 
@@ -66,7 +70,7 @@ def doc_lines() -> list[tuple[str, list[str]]]:
     """Each command line starting with `matteconv ` inside a code block (fenced, or indented by 4 spaces) of
     README.md and docs/*.md."""
     found = []
-    for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+    for path in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]:
         if not path.is_file():
             continue
         fenced = False
@@ -87,15 +91,22 @@ def doc_lines() -> list[tuple[str, list[str]]]:
 
 
 def check_argv(argv: list[str]) -> None:
-    """Raise click.UsageError (or a subclass) if `argv` would not parse as a matteconv command line."""
+    """Raise UsageError (or a subclass) if `argv` would not parse as a matteconv command line."""
     group = _commands()
     cmd, name, args = group, "matteconv", list(argv)
-    while isinstance(cmd, click.Group):
+    while hasattr(cmd, "list_commands"):  # a group (typer's TyperGroup, or click's Group)
+        if args[:1] and args[0].startswith("-") or not args and cmd.invoke_without_command:
+            # the group's own options (`matteconv aipp --input-format nv21 ...` runs aipp's callback)
+            ctx = cmd.make_context(name, args, resilient_parsing=False)
+            args = [*getattr(ctx, "protected_args", []), *ctx.args]
+            ctx.close()
+            if not args:
+                return
         if not args:
-            raise click.UsageError(f"{name}: no subcommand")
-        sub = cmd.get_command(click.Context(cmd), args[0])
+            raise UsageError(f"{name}: no subcommand")
+        sub = cmd.get_command(cmd.context_class(cmd), args[0])
         if sub is None:
-            raise click.UsageError(f"no such command {args[0]!r} under {name!r}")
+            raise UsageError(f"no such command {args[0]!r} under {name!r}")
         cmd, name, args = sub, f"{name} {args[0]}", args[1:]
     args = [SHELL_VARS.sub(r"\1", a) for a in args]  # "$OUT/x.onnx" -> "OUT/x.onnx": any path will do
     ctx = cmd.make_context(name, args, resilient_parsing=False)
@@ -117,9 +128,9 @@ def test_examples_are_found():
 def test_example_parses(where, argv):
     try:
         check_argv(argv)
-    except click.exceptions.Exit:
+    except typer.Exit:
         pass  # an eager option such as --help or --version ended parsing: it exists
-    except click.UsageError as e:
+    except UsageError as e:
         pytest.fail(f"{where}: `matteconv {shlex.join(argv)}` no longer parses: {e.format_message()}")
 
 
@@ -128,7 +139,9 @@ def test_a_renamed_option_is_caught():
     where, argv = next((w, a) for w, a in demo_lines() if a[:1] == ["export"] and "--size" in a)
     check_argv(argv)
     renamed = ["--resolution" if a == "--size" else a for a in argv]
-    with pytest.raises(click.UsageError, match="--resolution"):
+    with pytest.raises(UsageError, match="--resolution"):
         check_argv(renamed)
-    with pytest.raises(click.UsageError, match="no such command"):
+    with pytest.raises(UsageError, match="no such command"):
         check_argv(["exprot", *argv[1:]])
+    with pytest.raises(UsageError, match="--input-fromat"):  # a group's own options are checked too
+        check_argv(["aipp", "--input-fromat", "nv21", "-o", "x.cfg"])
