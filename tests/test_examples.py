@@ -117,11 +117,12 @@ ALL = demo_lines() + doc_lines()
 
 
 def test_examples_are_found():
-    """The collector sees the demo's and README's commands (not zero: a broken collector would pass everything)."""
+    """The collector sees the demo's, README's and docs' commands (not zero: a broken collector would pass everything)."""
     where = {w.split(":")[0] for w, _ in ALL}
     assert "scripts/demo.sh" in where and "README.md" in where
     assert sum(w.startswith("scripts/demo.sh") for w, _ in ALL) >= 10
-    assert sum(w.startswith("README.md") for w, _ in ALL) >= 20
+    assert sum(w.startswith("README.md") for w, _ in ALL) >= 10
+    assert sum(w.startswith("docs/") for w, _ in ALL) >= 20
 
 
 @pytest.mark.parametrize("where,argv", ALL, ids=[w for w, _ in ALL])
