@@ -72,6 +72,11 @@ def inspect(model: Path = typer.Argument(..., help="Caffe .prototxt (the .caffem
             tmp.write_text(upgraded_text(nt), encoding="utf-8")
     compiler = compiler_for_target("caffe", target)
     report = None
+    if compiler is not None:
+        from ..ascend.caffe_oplist import unsupported
+
+        # a user's file is held to what the compiler's parser takes (CANN's whole list), not to our export's set
+        s.unsupported = unsupported(s.layers, compiler.name)
     if compiler is not None:  # reuse the shapes summarize already got from pycaffe
         shapes = {top: tuple(sh) for la in s.layers for top, sh in zip(la.tops, la.shapes or [])}
         shapes.update({n: tuple(sh) for n, sh in s.inputs.items()})
