@@ -237,6 +237,8 @@ def _compile(plan: BuildPlan, argv: list[str], tmp_stem: Path, tmp_om: Path, tim
         else:
             why = f"exited 0 but wrote no {tmp_om.name}"
         raise BuildError(f"{plan.tool_name} {why} building {plan.om} (full log: {plan.log})", lines, plan.log)
+    from ..aipp.parse import decode_config
+
     toolkit = plan.toolkit or toolkit_version(plan.tool, ask_tool=False)  # omg: its DDK's version file, if any
     info = {
         "tool": plan.tool_name, "tool_path": str(plan.tool.path), "tool_found_via": plan.tool.source,
@@ -246,7 +248,8 @@ def _compile(plan: BuildPlan, argv: list[str], tmp_stem: Path, tmp_om: Path, tim
         "inputs": {str(p): sha256_file(p) for p in [plan.model.path, plan.model.weight, plan.aipp] if p is not None},
         "om": {"path": str(plan.om), "sha256": sha256_file(tmp_om), "bytes": tmp_om.stat().st_size},
         "model_inputs": [[n, list(s)] for n, s in plan.model.inputs],
-        "aipp_config": plan.aipp.read_text(encoding="utf-8") if plan.aipp else None,
+        # as protobuf read it (comments in any encoding: decode_config); the sha256 above is of the bytes
+        "aipp_config": decode_config(plan.aipp.read_bytes(), str(plan.aipp)) if plan.aipp else None,
         "precision_mode": plan.precision_mode or "force_fp16 (atc default)",
         "keep_dtype": {"file": str(plan.keep_dtype_file), "entries": plan.keep_dtype} if plan.keep_dtype else None,
     }
