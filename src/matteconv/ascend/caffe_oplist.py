@@ -116,6 +116,9 @@ ATC: tuple[LayerRow, ...] = tuple(
             "stops with E11009; delete it, and the layers whose only consumer it is")
     + _rows("Python", "", PARSER, REFUSES, _PYTHON)
     + _rows("BN", "", f"{SEGNET} ; {ENET}", REFUSES, _FORK_BN)
+    + _rows("DenseImageData", "", f"{SEGNET} ; {PARSER}", REFUSES,
+            "is SegNet's fork data layer (it reads images from a list file): not in CANN's list, so atc stops with "
+            "E11009; declare the input with an Input layer (or `input:` / `input_shape`) instead")
 )
 
 # omg (the old DDK of the HiLens Kit / Atlas 200 DK), which accepts only listed operators (DDK_ONLY_LISTED).
