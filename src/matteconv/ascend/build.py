@@ -114,7 +114,16 @@ def plan_build(model: str | Path, out: str | Path, aipp: str | Path | None = Non
     if problems:
         raise MatteconvError(problems[0] + (f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""))
     compiler = compiler_for(info.kind, name)
-    report = check_model(info.path, compiler.name)
+    inputs = parse_input_shape(input_shape) if input_shape else None
+    if inputs:
+        model_names = [n for n, _ in info.inputs]
+        unknown = [n for n, _ in inputs if model_names and n not in model_names]
+        if unknown:
+            raise MatteconvError(f"--input-shape names {', '.join(unknown)} not among the model's inputs "
+                                 f"({', '.join(model_names)})")
+    # atc compiles at --input_shape: a dynamic ONNX is checked at it (every shape rule runs)
+    report = check_model(info.path, compiler.name,
+                         input_shapes=dict(inputs) if inputs and info.kind == "onnx" else None)
     warnings = report.lines("warning") + ([report.unchecked_note()] if report.unchecked else [])
     refusals = report.lines("error")
     toolkit = toolkit_version(found) if found is not None and name == "atc" else None
@@ -128,13 +137,6 @@ def plan_build(model: str | Path, out: str | Path, aipp: str | Path | None = Non
     if refusals and not force:
         raise RuleError(_refusal(report, refusals), refusals, report)
     warnings += [f"ignored (--force): {line}" for line in refusals]
-    inputs = parse_input_shape(input_shape) if input_shape else None
-    if inputs:
-        model_names = [n for n, _ in info.inputs]
-        unknown = [n for n, _ in inputs if model_names and n not in model_names]
-        if unknown:
-            raise MatteconvError(f"--input-shape names {', '.join(unknown)} not among the model's inputs "
-                                 f"({', '.join(model_names)})")
     aipp_path = Path(aipp) if aipp is not None else None
     if aipp_path is not None:
         cfg = load_config(aipp_path)

@@ -369,14 +369,16 @@ def check_ops(model: ModelOps, compiler: str) -> RuleReport:
 
 
 def check_model(path: str | Path, compiler: str,
-                shapes: tuple[dict, str | None] | None = None) -> RuleReport:
+                shapes: tuple[dict, str | None] | None = None,
+                input_shapes: dict[str, tuple[int, ...]] | None = None) -> RuleReport:
     """Load the model's ops (pycaffe shapes only when a rule of this compiler needs them) and check them.
-    `shapes` = (blob shapes, error) a caller already has for a prototxt, to avoid loading it twice."""
+    `shapes` = (blob shapes, error) a caller already has for a prototxt, to avoid loading it twice.
+    `input_shapes` (ONNX: atc's --input_shape, name -> dims) fixes dynamic inputs so every shape rule runs."""
     path = Path(path)
     if not path.is_file():
         raise MatteconvError(f"{path}: model file not found")
     if COMPILERS[compiler].framework == "onnx":
-        return check_ops(onnx_ops(path), compiler)
+        return check_ops(onnx_ops(path, input_shapes), compiler)
     if shapes is None:
         need = any(r.needs_shapes for r in rules_for(compiler))
         shapes = caffe_shapes(path) if need else ({}, "not needed")
