@@ -7,7 +7,8 @@ import pytest
 from matteconv.aipp import load_config
 from matteconv.aipp.parse import AippParseError, decode_config
 
-BODY = "aipp_op {\n  aipp_mode: static\n  input_format: RGB888_U8  # 输入格式\n  src_image_size_w: 8\n  src_image_size_h: 4\n}\n"
+BODY = ("aipp_op {\n  aipp_mode: static\n  input_format: RGB888_U8  # 输入格式\n  src_image_size_w: 8\n"
+        "  src_image_size_h: 4\n}\n")
 
 
 def test_a_comment_cut_mid_character_is_read(tmp_path):

@@ -61,8 +61,8 @@ def _rows(names: str, op: str | None, source: str, verdict: str = TAKES, note: s
     return [LayerRow(n, verdict, n if op is None else op, source, note) for n in names.split()]
 
 
-_FORK_BN = ("is the `BN` layer of SegNet's and ENet's Caffe forks (caffe-segnet, caffe-enet), not BVLC Caffe's and not in "
-            "CANN's list: atc stops with E11009. Rewrite it as BatchNorm (use_global_stats) + Scale "
+_FORK_BN = ("is the `BN` layer of SegNet's and ENet's Caffe forks (caffe-segnet, caffe-enet), not BVLC Caffe's "
+            "and not in CANN's list: atc stops with E11009. Rewrite it as BatchNorm (use_global_stats) + Scale "
             "(bias_term), with the fork's scale/shift/mean/var blobs split between them")
 _PYTHON = ("is a Python layer: atc refuses every one (E11006 without python_param; E11031 for py-faster-rcnn's "
            "ProposalLayer, which must be rewritten as the `Proposal` layer of CANN's list; E11007 otherwise)")

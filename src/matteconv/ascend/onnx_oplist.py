@@ -1,11 +1,11 @@
 """CANN's published ONNX operator list, as data: which ONNX op types atc's ONNX parser (`--framework=5`) takes.
 
-`inspect` and `om` check a user's ONNX against this list, not against what matteconv's exporter writes: an
-official MODNet export's Shape, Gather, Expand or ConstantOfShape nodes are CANN-listed and pass.
+`inspect` and `om` check a user's ONNX against this list, not against what matteconv's exporter writes:
+an official MODNet export's Shape, Gather, Expand or ConstantOfShape nodes are CANN-listed and pass.
 
 Sources (the names as the pages spell them; `OP_TYPE` maps the page's spelling to the ONNX op_type):
-- `CANN80`: the CANN 8.0.0 "支持ONNX算子清单" (operatorlist_00176). Its overview scopes the list to Atlas inference
-  products (Ascend 310 / 310P): the SoCs `om --soc-version` offers.
+- `CANN80`: the CANN 8.0.0 "支持ONNX算子清单" (operatorlist_00176). The 8.0.RC2 list says it covers Atlas
+  inference products ("当前仅支持Atlas 推理系列产品", reference/ascend-operator-rules.md): the Ascend 310 family.
 - `CANN504`: the CANN 5.0.4 list (operatorlist_0071), for the few ops it has that 8.0's page lacks (AMCT's
   AscendDequant / AscendRequant deploy ops, BatchMatMul, AdaptiveMaxPool2D, Addcmul).
 An op on neither list is not necessarily refused (a newer CANN may take it): the rule warns.
@@ -13,7 +13,8 @@ An op on neither list is not necessarily refused (a newer CANN may take it): the
 from __future__ import annotations
 
 CANN80 = "https://www.hiascend.com/doc_center/source/zh/canncommercial/800/apiref/aolapi/operatorlist_00176.html"
-CANN504 = "https://www.hiascend.com/doc_center/source/zh/canncommercial/5046/reference/fwoperatorlist/operatorlist_0071.html"
+CANN504 = ("https://www.hiascend.com/doc_center/source/zh/canncommercial/5046/reference/fwoperatorlist/"
+           "operatorlist_0071.html")
 
 # the pages' entries, in their order
 LIST_80 = tuple("""

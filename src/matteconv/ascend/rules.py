@@ -213,7 +213,8 @@ class Rule:
     severity: str  # error (om refuses) | warning (om says so and goes on)
     checks: str  # what, in the words of the source
     source: str
-    test: Callable[[Op, Compiler], str | tuple[str, str] | None] | None  # message or (message, source); None: enforced elsewhere
+    # the check: a message, or (message, source) for per-row sources; None: enforced elsewhere (`enforced_by`)
+    test: Callable[[Op, Compiler], str | tuple[str, str] | None] | None
     needs_shapes: bool = False
     enforced_by: str = ""
 
