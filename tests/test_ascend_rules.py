@@ -92,6 +92,25 @@ def test_caffe_layer_type(tmp_path):
     assert r.type == "relu" and "`ascend` layer set" in r.message and "did you mean 'ReLU'" in r.message
 
 
+def test_caffe_upsample_scale_is_a_value_factor_on_ascend(tmp_path):
+    """darknet's `scale: 2` (the size) is a factor on every value for atc; `scale: 1 stride: 2` is the x2 resize.
+    Checked from the text: `stride` is Ascend's field, not in our fork's caffe.proto."""
+    from matteconv.ascend.ops import caffe_ops
+    from matteconv.ascend.rules import check_ops
+
+    p = prototxt(tmp_path, "up", IMG, 'layer { name: "dark" type: "Upsample" bottom: "data" top: "dark" '
+                 'upsample_param { scale: 2 } }\n'
+                 'layer { name: "asc" type: "Upsample" bottom: "data" top: "asc" # scale: 2 in a comment\n'
+                 '  upsample_param { scale: 1 stride: 2 } }\n'
+                 'layer { name: "both" type: "Upsample" bottom: "data" top: "both" '
+                 'upsample_param { scale: 3 stride: 2 } }')
+    report = check_ops(caffe_ops(p, {}, "not needed"), "atc-caffe")
+    got = {v.layer: v for v in report.violations if v.rule == "caffe.upsample-scale"}
+    assert set(got) == {"dark", "both"} and all(v.severity == "warning" for v in got.values())
+    assert "scale: 1 stride: 2" in got["dark"].message and "multiplies every value by it" in got["both"].message
+    assert "atlasatc_16_0048" in got["dark"].source and report.errors == []
+
+
 def test_omg_layer_type_uses_the_ddk_table(tmp_path):
     p = prototxt(tmp_path, "relus", IMG, 'layer { name: "r" type: "ReLU" bottom: "data" top: "r" }\n'
                  'layer { name: "r6" type: "ReLU6" bottom: "r" top: "r6" }')

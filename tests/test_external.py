@@ -150,6 +150,11 @@ def test_caffe_atc_case(case):
     assert all(word in said for word in case.get("names", [])), said
     for layer_type in case.get("dropped", []) + case.get("takes", []):
         assert layer_type in types and layer_type not in refused, layer_type
+    warned = {}
+    for v in report.warnings:
+        warned.setdefault(v.rule, []).append(v.layer)
+    if "warned" in case or case["atc"] == "accepted":  # an accepted file: every warning is listed
+        assert warned == case.get("warned", {}), warned
     from matteconv.ascend.caffe_oplist import DROPS, lookup
 
     assert all(lookup("atc-caffe", t).verdict == DROPS for t in case.get("dropped", []))

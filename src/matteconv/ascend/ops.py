@@ -8,6 +8,7 @@ attributes from the graph, shapes from `onnx.shape_inference`.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,12 +96,40 @@ def caffe_ops(prototxt: str | Path, shapes: dict[str, tuple[int, ...]] | None = 
             op.group = int(p.group)
             op.attrs["num_output"] = int(p.num_output)
         ops.append(op)
+    upsample = _upsample_params(path.read_bytes().decode("latin-1"))
+    for op in ops:
+        if op.type == "Upsample" and op.name in upsample:
+            op.attrs.update(upsample[op.name])
     header = []
     for line in path.read_text(errors="replace").splitlines():
         if not line.startswith("#"):
             break
         header.append(line[1:].strip())
     return ModelOps(path, "caffe", ops, shapes_error if not shapes else None, header, nt.format)
+
+
+_LAYER = re.compile(r"\blayers?\s*\{")
+_UPSAMPLE_PARAM = re.compile(r"\bupsample_param\s*\{([^{}]*)\}")
+_FIELD = re.compile(r"\b(scale|stride|stride_h|stride_w)\s*:\s*([-+0-9.eE]+)")
+
+
+def _upsample_params(text: str) -> dict[str, dict]:
+    """Layer name -> the `upsample_param` fields atc reads (scale, stride, stride_h, stride_w), from the text: the
+    stride fields are Ascend's (its caffe.proto), which BVLC's and our fork's caffe.proto lack, so they are
+    read here rather than from the parsed message."""
+    text = re.sub(r"#[^\n]*", "", text)
+    out: dict[str, dict] = {}
+    for m in _LAYER.finditer(text):
+        depth, i = 1, m.end()
+        while i < len(text) and depth:
+            depth += {"{": 1, "}": -1}.get(text[i], 0)
+            i += 1
+        block = text[m.end():i - 1]
+        param = _UPSAMPLE_PARAM.search(block)
+        name = re.search(r"\bname\s*:\s*[\"']([^\"']*)[\"']", block)
+        if param and name:
+            out[name.group(1)] = {k: float(v) for k, v in _FIELD.findall(param.group(1))}
+    return out
 
 
 # --- ONNX -------------------------------------------------------------------------------------------------------

@@ -39,6 +39,8 @@ ONNX_RESIZE = ("https://www.hiascend.com/document/detail/zh/CANNCommunityEdition
 HILENS_LIST = "https://support.huaweicloud.com/intl/en-us/usermanual-hilens/hilens_02_0059.html"
 DDK_LIST_2019 = "https://blog.csdn.net/jacke121/article/details/100554867"
 DDK_CONSTRAINTS = "https://support.huaweicloud.com/intl/ar-mena/mcg-atlas300app3000/atlasmcg_05_c30_0004.html"
+YOLOV3_GUIDE = "https://www.hiascend.com/document/detail/en/canncommercial/800/devaids/atc/atlasatc_16_0048.html"
+UPSAMPLE_PLUGIN = "canndev ops/built-in/framework/caffe_plugin/upsample_plugin.cc (ParseParams_Upsample)"
 AIPP_SIZES = "https://www.hiascend.com/document/detail/en/canncommercial/800/apiref/appdevgapi/aclcppdevg_03_1418.html"
 
 
@@ -132,6 +134,17 @@ def _onnx_type(op: Op, comp: Compiler) -> tuple[str, str] | None:
     return ("is not in CANN's ONNX operator list (8.0.0, or 5.0.4 for AMCT's deploy ops): atc may refuse it "
             "(\"No parser is registered\"); check the list of the CANN version you compile with",
             f"{onnx_oplist.CANN80} ; {onnx_oplist.CANN504}")
+
+
+def _upsample_scale(op: Op, comp: Compiler) -> str | None:
+    if op.type != "Upsample" or "scale" not in op.attrs or op.attrs["scale"] == 1:
+        return None
+    if any(k in op.attrs for k in ("stride", "stride_h", "stride_w")):
+        return (f"has upsample_param scale: {op.attrs['scale']:g}: atc multiplies every value by it (the size comes "
+                "from stride); if scale is meant as the size factor, write scale: 1 and the stride")
+    return (f"has upsample_param scale: {op.attrs['scale']:g} and no stride: atc reads scale as a factor on every "
+            "value, not the size (its Upsample plugin warns \"scale means each pixel's scale factor, stride means "
+            "upsample's shape magnification\"); for darknet's x2 upsample write scale: 1 stride: 2")
 
 
 def _omg_top(op: Op, comp: Compiler) -> str | None:
@@ -234,6 +247,9 @@ RULES: tuple[Rule, ...] = (
          "(Input, DummyData, Reshape, Dropout) and CANN's plugins; DetectionOutput, Silence, Python, Region and "
          "fork-only types (SegNet/ENet BN) are refused with the fix (ascend/caffe_oplist.py)", CAFFE_LIST,
          _caffe_type),
+    Rule("caffe.upsample-scale", ("atc-caffe",), ("*",), "warning",
+         "Upsample: `scale` multiplies the values and `stride` sets the size (CANN's YOLOv3 guide: scale: 2 -> "
+         "scale: 1 stride: 2)", f"{YOLOV3_GUIDE} ; {UPSAMPLE_PLUGIN}", _upsample_scale),
     Rule("omg.layer-type", ("omg",), ("*",), "error",
          "layer type is in the old DDK's operator list (omg accepts only listed operators; ascend/caffe_oplist.py)",
          f"{HILENS_LIST} ; {DDK_LIST_2019} ; {DDK_CONSTRAINTS}", _caffe_type),
