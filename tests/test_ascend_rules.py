@@ -79,10 +79,36 @@ IMG = {"data": (1, 3, 8, 8)}
 
 
 def test_caffe_layer_type(tmp_path):
+    """atc's table, not our export's: BNLL (on CANN's page) and Dropout (dropped) pass, Silence and a lower-case
+    type do not, each with atc's error code and the source of the row."""
     p = prototxt(tmp_path, "types", IMG, 'layer { name: "n" type: "MVN" bottom: "data" top: "n" }\n'
-                 'layer { name: "b" type: "BNLL" bottom: "data" top: "b" }')
-    (v,) = rule_hits(p, "atc-caffe", "caffe.layer-type")  # MVN passes
-    assert (v.layer, v.type, v.severity) == ("b", "BNLL", "error") and "`ascend` layer set" in v.message
+                 'layer { name: "b" type: "BNLL" bottom: "data" top: "b" }\n'
+                 'layer { name: "d" type: "Dropout" bottom: "b" top: "b" }\n'
+                 'layer { name: "s" type: "Silence" bottom: "n" }\n'
+                 'layer { name: "r" type: "relu" bottom: "b" top: "r" }')
+    s, r = rule_hits(p, "atc-caffe", "caffe.layer-type")
+    assert (s.layer, s.type, s.severity) == ("s", "Silence", "error") and "E11009" in s.message
+    assert "caffe_parser.cc" in s.source and "operatorlist_00098" in s.source
+    assert r.type == "relu" and "`ascend` layer set" in r.message and "did you mean 'ReLU'" in r.message
+
+
+def test_caffe_upsample_scale_is_a_value_factor_on_ascend(tmp_path):
+    """darknet's `scale: 2` (the size) is a factor on every value for atc; `scale: 1 stride: 2` is the x2 resize.
+    Checked from the text: `stride` is Ascend's field, not in our fork's caffe.proto."""
+    from matteconv.ascend.ops import caffe_ops
+    from matteconv.ascend.rules import check_ops
+
+    p = prototxt(tmp_path, "up", IMG, 'layer { name: "dark" type: "Upsample" bottom: "data" top: "dark" '
+                 'upsample_param { scale: 2 } }\n'
+                 'layer { name: "asc" type: "Upsample" bottom: "data" top: "asc" # scale: 2 in a comment\n'
+                 '  upsample_param { scale: 1 stride: 2 } }\n'
+                 'layer { name: "both" type: "Upsample" bottom: "data" top: "both" '
+                 'upsample_param { scale: 3 stride: 2 } }')
+    report = check_ops(caffe_ops(p, {}, "not needed"), "atc-caffe")
+    got = {v.layer: v for v in report.violations if v.rule == "caffe.upsample-scale"}
+    assert set(got) == {"dark", "both"} and all(v.severity == "warning" for v in got.values())
+    assert "scale: 1 stride: 2" in got["dark"].message and "multiplies every value by it" in got["both"].message
+    assert "atlasatc_16_0048" in got["dark"].source and report.errors == []
 
 
 def test_omg_layer_type_uses_the_ddk_table(tmp_path):
@@ -102,11 +128,27 @@ def test_omg_top_name(tmp_path):
 
 def test_onnx_op_type_is_a_warning(tmp_path):
     ok = onnx_model(tmp_path, "relu", (1, 3, 8, 8), [helper.make_node("Relu", ["x"], ["y"], name="r")])
-    odd = onnx_model(tmp_path, "tanh", (1, 3, 8, 8), [helper.make_node("Tanh", ["x"], ["y"], name="t")])
+    odd = onnx_model(tmp_path, "bern", (1, 3, 8, 8), [helper.make_node("Bernoulli", ["x"], ["y"], name="b")],
+                     opset=15)
     assert rule_hits(ok, "atc-onnx", "onnx.op-type") == []
     (v,) = rule_hits(odd, "atc-onnx", "onnx.op-type")
-    assert v.severity == "warning" and v.type == "Tanh"
+    assert v.severity == "warning" and v.type == "Bernoulli" and "operatorlist_00176" in v.source
     assert check_model(odd, "atc-onnx").errors == []
+
+
+def test_onnx_op_list_is_cann_s_not_our_exports():
+    """The official MODNet export's shape arithmetic (Shape, Gather, Expand, ConstantOfShape...) is on CANN's
+    ONNX list; every op our exporter writes is too; the pages' spellings map to ONNX op types."""
+    from matteconv.ascend import onnx_oplist
+    from matteconv.ascend.rules import ONNX_OPS
+
+    for op in ("Shape", "Gather", "Expand", "ConstantOfShape", "Cast", "Floor", "Div", "Unsqueeze", "Concat",
+               "Resize", "Tanh", "ArgMax", "LogSoftmax", "CumSum"):
+        assert onnx_oplist.listed(op) == onnx_oplist.CANN80, op
+    assert onnx_oplist.listed("AscendDequant") == onnx_oplist.CANN504  # AMCT's deploy op: 5.0.4's page
+    assert all(onnx_oplist.listed(op) for op in ONNX_OPS), ONNX_OPS
+    assert onnx_oplist.listed("Argmax") is None and onnx_oplist.listed("Upsample") is None
+    assert len(onnx_oplist.LIST_80) == 160 and len(set(onnx_oplist.LIST_80)) == 160
 
 
 @pytest.mark.parametrize("width, need", [(320, 41_472), (384, 49_664), (512, 66_048)])

@@ -119,3 +119,42 @@ def test_caffe_case(case):
     for compiler, rule in case.get("warned_by", {}).items():
         report = check_model(path, compiler, shapes=shapes)
         assert rule in {v.rule for v in report.warnings} and rule not in {v.rule for v in report.errors}
+
+
+def test_every_prototxt_has_a_case():
+    listed = {c["file"] for c in CASES["caffe"]} | {c["file"] for c in CASES["caffe_atc"]}
+    assert listed == {str(p.relative_to(HERE)) for p in (HERE / "caffe").glob("*.prototxt")}
+
+
+@pytest.mark.parametrize("case", CASES["caffe_atc"], ids=[c["file"].split("/")[-1] for c in CASES["caffe_atc"]])
+def test_caffe_atc_case(case):
+    """atc's verdict on a public prototxt, by layer type: what it refuses (with atc's error code and the fix),
+    what it drops, and that nothing else is refused."""
+    from matteconv.ascend.ops import caffe_ops
+    from matteconv.ascend.rules import check_ops
+
+    path = HERE / case["file"]
+    model = caffe_ops(path, {}, "not run here")  # types and parameters only: no pycaffe
+    types = {op.type for op in model.ops}
+    report = check_ops(model, "atc-caffe")
+    assert {v.rule for v in report.errors} <= {"caffe.layer-type"}, [v.message for v in report.errors]
+    refused = {}
+    for v in report.errors:
+        refused.setdefault(v.type, v.message)
+    expected = case.get("refused", {})
+    assert (case["atc"] == "accepted") == (not expected)
+    assert set(refused) == set(expected), refused
+    for layer_type, code in expected.items():
+        assert code in refused[layer_type], refused[layer_type]
+    said = " ".join(refused.values())
+    assert all(word in said for word in case.get("names", [])), said
+    for layer_type in case.get("dropped", []) + case.get("takes", []):
+        assert layer_type in types and layer_type not in refused, layer_type
+    warned = {}
+    for v in report.warnings:
+        warned.setdefault(v.rule, []).append(v.layer)
+    if "warned" in case or case["atc"] == "accepted":  # an accepted file: every warning is listed
+        assert warned == case.get("warned", {}), warned
+    from matteconv.ascend.caffe_oplist import DROPS, lookup
+
+    assert all(lookup("atc-caffe", t).verdict == DROPS for t in case.get("dropped", []))

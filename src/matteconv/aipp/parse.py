@@ -315,16 +315,67 @@ def parse_config(text: str, path: str = "<text>", validate: bool = True) -> Aipp
     return cfg
 
 
+def decode_config(raw: bytes, path: str = "<bytes>") -> str:
+    """The text of a config's bytes as protobuf's C++ text parser sees it (what GraphEngine reads the file with).
+
+    Its tokenizer skips a `#` comment to the end of the line without decoding it, so a comment in GBK, or one
+    cut in the middle of a UTF-8 character, is no error: those bytes become U+FFFD here (comments are never
+    used). Outside comments the tokens are ASCII, and a string value of a proto3 field (`related_input_name`)
+    must be valid UTF-8 (protobuf refuses the parse otherwise). Raises AippParseError (rule proto.utf8) naming
+    the line of the first byte that is neither.
+    """
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    out: list[str] = []
+    i, n, quote = 0, len(raw), 0
+    while i < n:
+        b = raw[i]
+        if quote:  # inside '...' or "...": up to the closing quote (or the line's end, where protobuf stops)
+            j = i
+            while j < n and raw[j] not in (quote, 0x0A):
+                j += 2 if raw[j] == 0x5C else 1  # a backslash escapes the next byte
+            j = min(j, n)
+            chunk = raw[i:j]
+            try:
+                out.append(chunk.decode("utf-8"))
+            except UnicodeDecodeError as e:
+                line = raw[: i + e.start].count(b"\n") + 1
+                raise AippParseError(f"{path}:{line}: not UTF-8 text in a string value (protobuf requires UTF-8 in "
+                                     "string fields; only comments may hold other bytes)", "proto.utf8", line) from None
+            i, quote = j, 0
+            continue
+        if b in (0x22, 0x27):
+            quote = b
+            out.append(chr(b))
+            i += 1
+            continue
+        if b == 0x23:  # '#': a comment, skipped by the tokenizer byte by byte
+            j = raw.find(b"\n", i)
+            j = n if j < 0 else j
+            out.append(raw[i:j].decode("utf-8", errors="replace"))
+            i = j
+            continue
+        j = i
+        while j < n and raw[j] not in (0x22, 0x27, 0x23):
+            j += 1
+        try:
+            out.append(raw[i:j].decode("utf-8"))
+        except UnicodeDecodeError as e:
+            line = raw[: i + e.start].count(b"\n") + 1
+            raise AippParseError(f"{path}:{line}: not UTF-8 text, outside a comment (protobuf's text parser reads "
+                                 "only ASCII tokens there; comments may hold any bytes)", "proto.utf8", line) from None
+        i = j
+    return "".join(out)
+
+
 def load_config(path: str | Path, validate: bool = True) -> AippConfig:
-    """Read and parse an AIPP config file (UTF-8 text)."""
+    """Read and parse an AIPP config file: its bytes as protobuf's text parser reads them (`decode_config`:
+    comments in any encoding, string values UTF-8)."""
     p = Path(path)
     try:
         raw = p.read_bytes()
     except OSError as e:
         raise MatteconvError(f"{p}: cannot read AIPP config ({e.strerror or e})") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        raise AippParseError(f"{p}:{line}: not UTF-8 text", "proto.utf8", line) from None
-    return parse_config(text, str(p), validate)
+    return parse_config(decode_config(raw, str(p)), str(p), validate)

@@ -114,7 +114,16 @@ def plan_build(model: str | Path, out: str | Path, aipp: str | Path | None = Non
     if problems:
         raise MatteconvError(problems[0] + (f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""))
     compiler = compiler_for(info.kind, name)
-    report = check_model(info.path, compiler.name)
+    inputs = parse_input_shape(input_shape) if input_shape else None
+    if inputs:
+        model_names = [n for n, _ in info.inputs]
+        unknown = [n for n, _ in inputs if model_names and n not in model_names]
+        if unknown:
+            raise MatteconvError(f"--input-shape names {', '.join(unknown)} not among the model's inputs "
+                                 f"({', '.join(model_names)})")
+    # atc compiles at --input_shape: a dynamic ONNX is checked at it (every shape rule runs)
+    report = check_model(info.path, compiler.name,
+                         input_shapes=dict(inputs) if inputs and info.kind == "onnx" else None)
     warnings = report.lines("warning") + ([report.unchecked_note()] if report.unchecked else [])
     refusals = report.lines("error")
     toolkit = toolkit_version(found) if found is not None and name == "atc" else None
@@ -128,13 +137,6 @@ def plan_build(model: str | Path, out: str | Path, aipp: str | Path | None = Non
     if refusals and not force:
         raise RuleError(_refusal(report, refusals), refusals, report)
     warnings += [f"ignored (--force): {line}" for line in refusals]
-    inputs = parse_input_shape(input_shape) if input_shape else None
-    if inputs:
-        model_names = [n for n, _ in info.inputs]
-        unknown = [n for n, _ in inputs if model_names and n not in model_names]
-        if unknown:
-            raise MatteconvError(f"--input-shape names {', '.join(unknown)} not among the model's inputs "
-                                 f"({', '.join(model_names)})")
     aipp_path = Path(aipp) if aipp is not None else None
     if aipp_path is not None:
         cfg = load_config(aipp_path)
@@ -237,6 +239,8 @@ def _compile(plan: BuildPlan, argv: list[str], tmp_stem: Path, tmp_om: Path, tim
         else:
             why = f"exited 0 but wrote no {tmp_om.name}"
         raise BuildError(f"{plan.tool_name} {why} building {plan.om} (full log: {plan.log})", lines, plan.log)
+    from ..aipp.parse import decode_config
+
     toolkit = plan.toolkit or toolkit_version(plan.tool, ask_tool=False)  # omg: its DDK's version file, if any
     info = {
         "tool": plan.tool_name, "tool_path": str(plan.tool.path), "tool_found_via": plan.tool.source,
@@ -246,7 +250,8 @@ def _compile(plan: BuildPlan, argv: list[str], tmp_stem: Path, tmp_om: Path, tim
         "inputs": {str(p): sha256_file(p) for p in [plan.model.path, plan.model.weight, plan.aipp] if p is not None},
         "om": {"path": str(plan.om), "sha256": sha256_file(tmp_om), "bytes": tmp_om.stat().st_size},
         "model_inputs": [[n, list(s)] for n, s in plan.model.inputs],
-        "aipp_config": plan.aipp.read_text(encoding="utf-8") if plan.aipp else None,
+        # as protobuf read it (comments in any encoding: decode_config); the sha256 above is of the bytes
+        "aipp_config": decode_config(plan.aipp.read_bytes(), str(plan.aipp)) if plan.aipp else None,
         "precision_mode": plan.precision_mode or "force_fp16 (atc default)",
         "keep_dtype": {"file": str(plan.keep_dtype_file), "entries": plan.keep_dtype} if plan.keep_dtype else None,
     }

@@ -5,8 +5,9 @@ Why: a model that breaks one of these either fails deep inside atc/omg with a me
 and the page that states it. `matteconv inspect --target` and `matteconv om` use this table.
 
 Compilers: `atc-caffe` (CANN atc, `--framework=0`), `atc-onnx` (CANN atc, `--framework=5`) and `omg` (the old
-DDK of the HiLens Kit / Atlas 200 DK era, Caffe only). Caffe layer *types* come from the exporter's target
-tables (`export/caffe/targets.py`): atc-caffe accepts target `ascend`, omg target `ddk`.
+DDK of the HiLens Kit / Atlas 200 DK era, Caffe only). Layer and op *types* are checked against what each
+compiler's parser takes (ascend/caffe_oplist.py, ascend/onnx_oplist.py: CANN's whole published lists, with
+sources), not against the smaller set our exporter writes (export/caffe/targets.py `layers`).
 
 The Convolution/Deconvolution limits are written on CANN's Caffe operator pages. atc parses an ONNX Conv /
 ConvTranspose onto the same Conv2D / Conv2DTranspose kernels (reference/ascend-operator-rules.md, [M]
@@ -31,13 +32,15 @@ CONVOLUTION = ("https://www.hiascend.com/document/detail/zh/canncommercial/80RC2
                "operatorlist_0263.html")
 CONVOLUTION_EN = "https://www.hiascend.com/document/detail/en/canncommercial/800/apiref/aolapi/operatorlist_00110.html"
 DECONVOLUTION = "https://www.hiascend.com/document/detail/en/canncommercial/800/apiref/aolapi/operatorlist_00112.html"
-ONNX_LIST = "https://hiascend.com/document/detail/zh/canncommercial/80RC22/apiref/operatorlist/operatorlist_0004.html"
+ONNX_LIST = "https://www.hiascend.com/doc_center/source/zh/canncommercial/800/apiref/aolapi/operatorlist_00176.html"
 ONNX_SLICE = "https://www.hiascend.com/document/detail/en/canncommercial/850/API/aolapi/atlasoxol_09_0150.html"
 ONNX_RESIZE = ("https://www.hiascend.com/document/detail/zh/CANNCommunityEdition/latest/API/aolapi/"
                "atlasoxol_09_0131.html")
 HILENS_LIST = "https://support.huaweicloud.com/intl/en-us/usermanual-hilens/hilens_02_0059.html"
 DDK_LIST_2019 = "https://blog.csdn.net/jacke121/article/details/100554867"
 DDK_CONSTRAINTS = "https://support.huaweicloud.com/intl/ar-mena/mcg-atlas300app3000/atlasmcg_05_c30_0004.html"
+YOLOV3_GUIDE = "https://www.hiascend.com/document/detail/en/canncommercial/800/devaids/atc/atlasatc_16_0048.html"
+UPSAMPLE_PLUGIN = "canndev ops/built-in/framework/caffe_plugin/upsample_plugin.cc (ParseParams_Upsample)"
 AIPP_SIZES = "https://www.hiascend.com/document/detail/en/canncommercial/800/apiref/appdevgapi/aclcppdevg_03_1418.html"
 
 
@@ -56,7 +59,8 @@ COMPILERS: dict[str, Compiler] = {
     "omg": Compiler("omg", "omg", "caffe", "ddk", "old DDK omg (HiLens Kit / Atlas 200 DK), Caffe"),
 }
 
-# ONNX ops matteconv's export writes, each found in CANN's ONNX operator list (reference/ascend-operator-rules.md).
+# ONNX ops matteconv's export writes, each found in CANN's ONNX operator list (reference/ascend-operator-rules.md;
+# tests check it against onnx_oplist). A user's model is checked against the whole list (`_onnx_type`).
 # ReduceMean and Sub centre each InstanceNormalization's input (export/instance_norm.py): CANN ONNX operator pages
 # ReduceMean (atlasoxol_09_0123, opset 8-16, `axes` attribute) and Sub (atlasoxol_09_0159, opset 8-15).
 # BatchNormalization: IBNorm's BatchNorm half when the export does not fold it (export_onnx fold_batchnorm=False,
@@ -96,23 +100,51 @@ def compiler_for_target(framework: str, target: str) -> Compiler | None:
 
 # Layers AMCT's Caffe deploy model adds around each INT8 layer; the deploy model is what atc compiles (AMCT
 # convert_model / save_model: "部署模型文件 ... 经过ATC工具转换后可部署到昇腾AI处理器上", atlasamctcaffe_16_0067).
+# They are rows of atc's table (caffe_oplist.ATC, registered by CANN's Caffe plugins).
 AMCT_CAFFE_DEPLOY = frozenset({"Quant", "DeQuant", "AntiQuant"})
 
 
-def _caffe_type(op: Op, comp: Compiler) -> str | None:
-    from ..export.caffe.targets import get_target
+def _caffe_type(op: Op, comp: Compiler) -> tuple[str, str] | None:
+    """What atc's / omg's Caffe parser does with the layer type (caffe_oplist: CANN's whole list, the parser's own
+    types, the no-ops it drops, and the refusals with their cause), not what our exporter writes."""
+    from . import caffe_oplist
 
-    target = get_target(comp.caffe_target)
-    if target.takes(op.type) or (comp.name == "atc-caffe" and op.type in AMCT_CAFFE_DEPLOY):
+    found = caffe_oplist.refusal(comp.name, op.type)
+    if found is None:
         return None
-    return f"is not in the `{target.name}` layer set ({target.description}): export with --target {target.name}"
+    message, source = found
+    if caffe_oplist.lookup(comp.name, op.type) is None:  # unlisted: say which table, and the export target
+        target = comp.caffe_target
+        message = (f"is not in the `{target}` layer set ({COMPILER_LISTS[comp.name]}): {message.removeprefix('is ')}"
+                   f"; for a matteconv export, export with --target {target}")
+    return message, source
 
 
-def _onnx_type(op: Op, comp: Compiler) -> str | None:
-    if op.type in ONNX_OPS:
+COMPILER_LISTS = {"atc-caffe": "CANN 8.0's supported Caffe operator list and atc's Caffe parser",
+                  "omg": "the old DDK omg's built-in Caffe operator list"}
+
+
+def _onnx_type(op: Op, comp: Compiler) -> tuple[str, str] | None:
+    """Whether CANN's published ONNX operator list (onnx_oplist) has the op type: ops of other domains and ops
+    the list lacks are warned about (a newer CANN may take them)."""
+    from . import onnx_oplist
+
+    if onnx_oplist.listed(op.type) is not None:
         return None
-    return ("is not among the ONNX ops matteconv checked against CANN's ONNX operator list "
-            f"({', '.join(sorted(ONNX_OPS))}); atc may still take it")
+    return ("is not in CANN's ONNX operator list (8.0.0, or 5.0.4 for AMCT's deploy ops): atc may refuse it "
+            "(\"No parser is registered\"); check the list of the CANN version you compile with",
+            f"{onnx_oplist.CANN80} ; {onnx_oplist.CANN504}")
+
+
+def _upsample_scale(op: Op, comp: Compiler) -> str | None:
+    if op.type != "Upsample" or "scale" not in op.attrs or op.attrs["scale"] == 1:
+        return None
+    if any(k in op.attrs for k in ("stride", "stride_h", "stride_w")):
+        return (f"has upsample_param scale: {op.attrs['scale']:g}: atc multiplies every value by it (the size comes "
+                "from stride); if scale is meant as the size factor, write scale: 1 and the stride")
+    return (f"has upsample_param scale: {op.attrs['scale']:g} and no stride: atc reads scale as a factor on every "
+            "value, not the size (its Upsample plugin warns \"scale means each pixel's scale factor, stride means "
+            "upsample's shape magnification\"); for darknet's x2 upsample write scale: 1 stride: 2")
 
 
 def _omg_top(op: Op, comp: Compiler) -> str | None:
@@ -194,7 +226,8 @@ class Rule:
     severity: str  # error (om refuses) | warning (om says so and goes on)
     checks: str  # what, in the words of the source
     source: str
-    test: Callable[[Op, Compiler], str | None] | None  # None: enforced elsewhere (see `enforced_by`)
+    # the check: a message, or (message, source) for per-row sources; None: enforced elsewhere (`enforced_by`)
+    test: Callable[[Op, Compiler], str | tuple[str, str] | None] | None
     needs_shapes: bool = False
     enforced_by: str = ""
 
@@ -210,15 +243,22 @@ class Rule:
 ATC = ("atc-caffe", "atc-onnx")
 RULES: tuple[Rule, ...] = (
     Rule("caffe.layer-type", ("atc-caffe",), ("*",), "error",
-         "layer type is in CANN's supported Caffe operator list (target `ascend`)", CAFFE_LIST, _caffe_type),
+         "atc's Caffe parser takes the layer type: CANN 8.0's supported Caffe operator list, the parser's own types "
+         "(Input, DummyData, Reshape, Dropout) and CANN's plugins; DetectionOutput, Silence, Python, Region and "
+         "fork-only types (SegNet/ENet BN) are refused with the fix (ascend/caffe_oplist.py)", CAFFE_LIST,
+         _caffe_type),
+    Rule("caffe.upsample-scale", ("atc-caffe",), ("*",), "warning",
+         "Upsample: `scale` multiplies the values and `stride` sets the size (CANN's YOLOv3 guide: scale: 2 -> "
+         "scale: 1 stride: 2)", f"{YOLOV3_GUIDE} ; {UPSAMPLE_PLUGIN}", _upsample_scale),
     Rule("omg.layer-type", ("omg",), ("*",), "error",
-         "layer type is in the old DDK's operator list (target `ddk`; omg accepts only listed operators)",
+         "layer type is in the old DDK's operator list (omg accepts only listed operators; ascend/caffe_oplist.py)",
          f"{HILENS_LIST} ; {DDK_LIST_2019} ; {DDK_CONSTRAINTS}", _caffe_type),
     Rule("omg.top-name", ("omg",), ("*",), "error",
          "every top is named like its layer, except layers whose top is their bottom (BatchNorm, Scale, ReLU)",
          DDK_CONSTRAINTS, _omg_top),
     Rule("onnx.op-type", ("atc-onnx",), ("*",), "warning",
-         "op type is one matteconv checked against CANN's ONNX operator list", ONNX_LIST, _onnx_type),
+         "op type is in CANN's published ONNX operator list (ascend/onnx_oplist.py: 8.0.0, and 5.0.4 for AMCT's "
+         "deploy ops)", ONNX_LIST, _onnx_type),
     Rule("conv.depthwise-buffer", ATC, ("conv",), "error",
          "group == channels: Fh*Fw*32 + W*(31*stride_h + Fw) <= 32768 (W = input width)", CONVOLUTION,
          _depthwise, needs_shapes=True),
@@ -338,19 +378,24 @@ def check_ops(model: ModelOps, compiler: str) -> RuleReport:
                 continue
             message = rule.test(op, comp)
             if message:
-                report.violations.append(Violation(rule.id, rule.severity, op.name, op.type, message, rule.source))
+                source = rule.source
+                if isinstance(message, tuple):  # a check with a per-row source (the operator lists)
+                    message, source = message
+                report.violations.append(Violation(rule.id, rule.severity, op.name, op.type, message, source))
     return report
 
 
 def check_model(path: str | Path, compiler: str,
-                shapes: tuple[dict, str | None] | None = None) -> RuleReport:
+                shapes: tuple[dict, str | None] | None = None,
+                input_shapes: dict[str, tuple[int, ...]] | None = None) -> RuleReport:
     """Load the model's ops (pycaffe shapes only when a rule of this compiler needs them) and check them.
-    `shapes` = (blob shapes, error) a caller already has for a prototxt, to avoid loading it twice."""
+    `shapes` = (blob shapes, error) a caller already has for a prototxt, to avoid loading it twice.
+    `input_shapes` (ONNX: atc's --input_shape, name -> dims) fixes dynamic inputs so every shape rule runs."""
     path = Path(path)
     if not path.is_file():
         raise MatteconvError(f"{path}: model file not found")
     if COMPILERS[compiler].framework == "onnx":
-        return check_ops(onnx_ops(path), compiler)
+        return check_ops(onnx_ops(path, input_shapes), compiler)
     if shapes is None:
         need = any(r.needs_shapes for r in rules_for(compiler))
         shapes = caffe_shapes(path) if need else ({}, "not needed")

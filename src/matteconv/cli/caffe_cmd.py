@@ -22,7 +22,10 @@ def inspect(model: Path = typer.Argument(..., help="Caffe .prototxt (the .caffem
             as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
             all_layers: bool = typer.Option(False, "--layers", help="List every layer, not only the summary."),
             upgrade: Path = typer.Option(None, "--upgrade", help="Caffe prototxt in the old V0/V1 format: also write "
-                                         "it upgraded to the current format (as Caffe's upgrade_net_proto_text).")):
+                                         "it upgraded to the current format (as Caffe's upgrade_net_proto_text)."),
+            input_shape: str = typer.Option(None, "--input-shape", help="ONNX: the shape atc compiles at, in atc's "
+                                            "spelling (input:1,3,512,512; several inputs separated by ';'), so "
+                                            "every shape rule runs on a dynamic model.")):
     """Layers, counts per type, parameters, output shapes, the layers TARGET does not accept and the Ascend rules
     they break, each with its source (exit 1 if any layer is refused; rule warnings do not change it)."""
     from ..ascend.rules import check_model, check_ops, compiler_for_target
@@ -35,11 +38,19 @@ def inspect(model: Path = typer.Argument(..., help="Caffe .prototxt (the .caffem
         if not model.is_file():
             raise FileNotFoundError(f"{model}: ONNX model not found")
         compiler = compiler_for_target("onnx", target or "ascend")
-        ops = onnx_ops(model)
+        shapes = None
+        if input_shape:
+            from ..ascend.command import check_input_shape, inspect_onnx, parse_input_shape
+
+            given = parse_input_shape(input_shape)
+            check_input_shape(inspect_onnx(model), given)  # fills dynamic dimensions, never contradicts fixed ones
+            shapes = dict(given)
+        ops = onnx_ops(model, shapes)
         report = check_ops(ops, compiler.name)
         counts = dict(sorted(Counter(op.type for op in ops.ops).items()))
         if as_json:
             print(json.dumps({"path": str(model), "target": "ascend", "counts": counts,
+                              "input_shapes": {k: list(v) for k, v in (shapes or {}).items()},
                               "rules": report.to_dict()}, indent=1))
         else:
             console.print(f"[bold]{escape(str(model))}[/]: {len(ops.ops)} nodes", highlight=False)
@@ -55,6 +66,9 @@ def inspect(model: Path = typer.Argument(..., help="Caffe .prototxt (the .caffem
     from ..export.caffe.summary import summarize
 
     target = target or "bvlc"
+    if input_shape:
+        raise MatteconvError(f"{model}: --input-shape is for ONNX models here: a prototxt's input shapes are written "
+                             "in it (input_shape / input_dim); edit them there")
     if upgrade is not None:
         from ..fileio import check_output_file, refuse_overwrite
 
@@ -72,6 +86,11 @@ def inspect(model: Path = typer.Argument(..., help="Caffe .prototxt (the .caffem
             tmp.write_text(upgraded_text(nt), encoding="utf-8")
     compiler = compiler_for_target("caffe", target)
     report = None
+    if compiler is not None:
+        from ..ascend.caffe_oplist import unsupported
+
+        # a user's file is held to what the compiler's parser takes (CANN's whole list), not to our export's set
+        s.unsupported = unsupported(s.layers, compiler.name)
     if compiler is not None:  # reuse the shapes summarize already got from pycaffe
         shapes = {top: tuple(sh) for la in s.layers for top, sh in zip(la.tops, la.shapes or [])}
         shapes.update({n: tuple(sh) for n, sh in s.inputs.items()})

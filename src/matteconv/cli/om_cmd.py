@@ -26,7 +26,8 @@ def om(
     aipp: Path = typer.Option(None, "--aipp", help="AIPP config (see `matteconv aipp`)."),
     soc_version: str = typer.Option("Ascend310", "--soc-version", help=soc_help()),
     tool: str = typer.Option(None, "--tool", help="atc or omg (default: atc for ONNX, atc then omg for Caffe)."),
-    input_shape: str = typer.Option(None, "--input-shape", help="Override shapes: name:1,3,H,W;name2:..."),
+    input_shape: str = typer.Option(None, "--input-shape", help="atc's --input_shape: name:1,3,H,W;name2:... "
+                                    "(fills a dynamic ONNX's dimensions; the rules are checked at it)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Check and print the command; do not run it."),
     timeout: float = typer.Option(DEFAULT_TIMEOUT, "--timeout", min=1, help="Seconds before the tool is killed."),
     force: bool = typer.Option(False, "--force", help="Run the compiler despite Ascend rule violations or an "
