@@ -84,9 +84,11 @@ def test_target_tables_only_hold_layers_our_pycaffe_runs():
     # a user's file is checked against the tool's whole list; exports use only what our pycaffe verifies
     assert TARGETS["ascend"].takes("ROIPooling") and not TARGETS["ascend"].accepts("ROIPooling")
     assert TARGETS["ddk"].takes("Softmax") and not TARGETS["ddk"].accepts("Softmax")
-    assert not TARGETS["ascend"].takes("Dropout") and TARGETS["ddk"].takes("Dropout")
+    # atc's parser registers Dropout and a graph pass deletes it (Ascend/parser caffe_parser.cc); Silence: E11009
+    assert TARGETS["ascend"].takes("Dropout") and TARGETS["ddk"].takes("Dropout")
+    assert not TARGETS["ascend"].takes("Silence") and not TARGETS["ascend"].takes("DetectionOutput")
     for target in TARGETS.values():
-        assert target.layers <= target.listed or not target.listed
+        assert all(target.takes(t) for t in target.layers), target.name
 
 
 def test_inspect_against_the_ddk_layer_set(tmp_path):

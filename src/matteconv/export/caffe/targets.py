@@ -59,42 +59,18 @@ _ASCEND = frozenset({
     "ArgMax",
 })
 
-# What atc's Caffe parser takes from a user's file: CANN 8.0's whole "supported Caffe operators" list
-# (operatorlist_00098, above), by the type names prototxts use (Convolution also as ConvolutionDepthwise /
-# DepthwiseConvolution; ReLU also as LeakyReLU / RReLU). Our lowering writes only _ASCEND, the part our pycaffe
-# can run and verify; `inspect` checks a user's file against all of it.
-_ASCEND_LIST = _ASCEND | frozenset({
-    "Atan2", "BatchedMatMul", "ClassCal", "Clip", "ConvolutionDepthwise", "DepthwiseConvolution", "DeconvolutionV1",
-    "DFMBPSROIAlign", "FilterGreaterThan", "FlownetResample", "FSRDetectionOutput", "L2Normalize", "Interp", "LSTM",
-    "Normalize", "PassThrough", "Permute", "ROIPooling", "PointPillarDecodeBox", "PointPillarDetection", "PriorBox",
-    "Proposal", "PSROIPooling", "RCNNProposal", "LeakyReLU", "RReLU", "Reverse", "RNN", "ROIAlign", "RPNProposalSSD",
-    "ScatterNdV2", "ShuffleChannel", "Similar", "SpatialTransformer", "SPP", "SReLU", "SSDDetectionOutput",
-    "Upsample", "Yolo", "Yolo3D", "Yolo3dNMS", "YoloNms", "YoloV2DetectionOutput", "YoloV3DetectionOutput",
-    "Yolov5FourInputDecodeBox", "PointPillarDecodeMultiBox",
-})
-
 _DDK = frozenset({
     "Input", "Convolution", "Deconvolution", "Pooling", "InnerProduct", "ReLU", "Sigmoid", "Power", "BatchNorm",
     "Scale", "Eltwise", "Concat", "AbsVal", "ArgMax",
 })
 
 
-# What the old DDK's omg takes from a user's file: the 2019 copy of its built-in operator list (above), of which
-# _DDK is the part our pycaffe runs and the other sources confirm.
-_DDK_LIST = _DDK | frozenset({
-    "Correlation", "Correlation_V2", "TanH", "PReLU", "Softmax", "Reshape", "ConvolutionDepthwise", "Dropout",
-    "ROIPooling", "FSRDetectionOutput", "Detectpostprocess", "LRN", "Proposal", "Flatten", "PriorBox", "Normalize",
-    "Permute", "SSDDetectionOutput", "ChannelAxpy", "PSROIPooling", "ROIAlign", "FreespaceExtract",
-    "SpatialTransform", "ProposalSigmoid", "Slice", "Region", "Yolo", "YoloDetectionOutput", "Reorg", "Reverse",
-    "Crop",
-})
-
-
 @dataclass(frozen=True)
 class Target:
     """A deployment target's Caffe layers: `layers`, what our export may write (each runs in our pycaffe, so
-    exports are verified); `listed`, everything the target's own tool is documented to take, which is what a
-    user's prototxt is checked against (`takes`)."""
+    exports are verified); `compiler`, the key of the target's own tool in `ascend.caffe_oplist.TABLES` (atc's or
+    omg's whole Caffe layer table, each row with its source), which is what a user's prototxt is checked against
+    (`takes`)."""
 
     name: str
     description: str
@@ -104,24 +80,29 @@ class Target:
     # as if it were per channel and aborts: "numOutput == w.total()" in fuseWeights, measured with 4.14).
     opencv_dnn: bool = False
 
-    listed: frozenset[str] = frozenset()
+    compiler: str | None = None
 
     def accepts(self, layer_type: str) -> bool:
         """Whether our export may write this layer type for the target."""
         return layer_type in self.layers
 
     def takes(self, layer_type: str) -> bool:
-        """Whether the target's tool takes this layer type in a user's file (its documented list)."""
-        return layer_type in self.layers or layer_type in self.listed
+        """Whether the target's tool takes this layer type in a user's file (or takes and drops it, as atc does
+        Dropout): its compiler's whole table, or for bvlc the layers our pycaffe runs."""
+        if self.compiler is None:
+            return layer_type in self.layers
+        from ...ascend.caffe_oplist import takes  # deferred: ascend/__init__ imports the exporters
+
+        return takes(self.compiler, layer_type)
 
 
 TARGETS: dict[str, Target] = {
     "bvlc": Target("bvlc", "BVLC Caffe master and OpenCV DNN 4.x (layers our pycaffe also runs)", _BVLC,
                    opencv_dnn=True),
     "ascend": Target("ascend", "Huawei CANN atc Caffe parser: CANN 8.0's supported Caffe operator list", _ASCEND,
-                     listed=_ASCEND_LIST),
+                     compiler="atc-caffe"),
     "ddk": Target("ddk", "old Huawei DDK omg (HiLens Kit / Atlas 200 DK): its built-in Caffe operator list", _DDK,
-                  listed=_DDK_LIST),
+                  compiler="omg"),
 }
 
 
