@@ -101,9 +101,14 @@ def speed_warnings(graph: Graph, prof, soc: Soc, precisions) -> list[SpeedWarnin
             out.append(SpeedWarning("unaligned-layout", la.name, c.detail, c.time,
                                     "channel counts that are multiples of 16 (zero-padded weights make the "
                                     "boundaries aligned at no Cube cost)", FRACTAL))
-        if la.kind == "norm":
-            out.append(SpeedWarning("runtime-stat-norm", la.name,
-                                    f"{la.type} computes statistics at run time: 3 passes, 3 kernels", c.time,
-                                    "fixed statistics (BatchNorm folded into the convolution) where the model "
-                                    "allows it", TUNING))
+    norms = [(la, costs[la.name]) for la in graph.layers if la.kind == "norm"]
+    if norms:
+        types = sorted({la.type for la, _ in norms})
+        slowest = max(norms, key=lambda lc: lc[1].time)[0].name
+        out.append(SpeedWarning(
+            "runtime-stat-norm", f"{len(norms)} layers (slowest {slowest})",
+            f"{'/'.join(types)} compute statistics at run time: 3 passes and 3 kernels each",
+            sum(c.time for _, c in norms),
+            "fixed statistics (BatchNorm folded into the convolution) where the model allows it (needs retraining)",
+            TUNING))
     return out
