@@ -189,3 +189,21 @@ def test_calibration_files_agree_and_meet_the_goal():
     assert fitted["loo_median_abs_error"] <= 0.25 and fitted["loo_worst_abs_error"] <= 0.5
     for m in published["models"]:
         assert m["source"] and m["time_ms"] > 0 and math.isfinite(m["time_ms"])
+
+
+def test_caffe_prototxt_in_place_relu_fuses_and_global_pool_falls_back(tmp_path):
+    pytest.importorskip("caffe")
+    proto = tmp_path / "net.prototxt"
+    proto.write_text("""name: "t"
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 35 dim: 17 dim: 17 } } }
+layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
+        convolution_param { num_output: 32 kernel_size: 3 pad: 1 } }
+layer { name: "relu" type: "ReLU" bottom: "conv" top: "conv" }
+layer { name: "pool" type: "Pooling" bottom: "conv" top: "pool" pooling_param { pool: AVE global_pooling: true } }
+""")
+    p = profile_graph(load_graph(proto), SOC, output_type="fp16")
+    by = {x.name: x for x in p.layers}
+    assert by["relu"].fused_into == "conv"
+    assert by["conv"].cube_cycles == math.ceil(17 * 17 / 16) * 9 * 3 * 2 // 2  # Cin 35 -> 3 K-fractals per tap
+    assert by["pool"].engine == "AI CPU"  # a 17x17 = 289-element window > 256
+    assert [w.rule for w in p.warnings] == ["avgpool-aicpu"]

@@ -183,10 +183,12 @@ def _channel_aligned(shapes, c0: int) -> bool:
     return all(s is None or len(s) != 4 or s[1] % c0 == 0 for s in shapes)
 
 
-def layer_cost(layer: Layer, soc: Soc, precision: str = "fp16", aicpu_fallback: bool = True) -> LayerCost:
+def layer_cost(layer: Layer, soc: Soc, precision: str = "fp16", aicpu_fallback: bool = True,
+               quantize_input: bool = True) -> LayerCost:
     """Cost of one layer that is not fused away. `precision` is the layer's own (fp16 or int8; only Cube ops
     run in INT8). aicpu_fallback=False costs a pool or Resize on its AI Core kernel even past atc's limits (what
-    a fix would give)."""
+    a fix would give). quantize_input=False: an INT8 layer whose input another Cube op writes in INT8 already
+    (atc fuses dequantise + quantise into that op's output: AscendRequant), so no AscendQuant pass of its own."""
     kind = layer.kind
     c0 = soc.c0("fp16")
     io = sum(tensor_bytes(s, c0, 2) for s in layer.in_shapes) + sum(tensor_bytes(s, c0, 2) for s in layer.out_shapes)
@@ -206,7 +208,7 @@ def layer_cost(layer: Layer, soc: Soc, precision: str = "fp16", aicpu_fallback: 
         outb = tensor_bytes(layer.out_shape, c0, 2)
         nbytes = inb + outb + wbytes
         extra = ""
-        if precision == "int8":  # the AscendQuant before it: fp16 in, int8 out (a vector pass)
+        if precision == "int8" and quantize_input:  # the AscendQuant before it: fp16 in, int8 out
             nbytes += tensor_bytes(layer.in_shape, c0, 2)
             extra = "; + quantise input"
         lc = LayerCost(layer.name, layer.type, "Cube", 0.0, "", precision, work.macs, work.cycles,

@@ -249,9 +249,10 @@ def _caffe_graph(path: Path) -> Graph:
             k = math.prod(lay.in_shape[1:]) if lay.in_shape else 0
             lay.weight = (k, int(la.inner_product_param.num_output))
         elif kind == "pool":
-            p = la.pooling_param
-            lay.kernel = spatial_pair(p, "kernel_size", "kernel", 1)
-            lay.stride = spatial_pair(p, "stride", "stride", 1)
+            p = la.pooling_param  # PoolingParameter: kernel_size/stride are single ints, or _h/_w
+            lay.kernel = ((int(p.kernel_h), int(p.kernel_w)) if p.HasField("kernel_h")
+                          else (int(p.kernel_size),) * 2)
+            lay.stride = (int(p.stride_h), int(p.stride_w)) if p.HasField("stride_h") else (int(p.stride),) * 2
             lay.attrs = {"mode": _CAFFE_POOL.get(int(p.pool), "other"), "global": bool(p.global_pooling)}
         elif kind == "resize":
             lay.attrs = {"mode": "linear" if la.type in ("BilinearInterpolate", "Interp") else "nearest"}

@@ -127,6 +127,7 @@ def profile_graph(graph: Graph, soc: Soc, precisions: Precisions = Precisions(),
     atc keeps unless --output_type). aipp: the AIPP input format on the first 4-D input, or None (fp32 input
     with a TransData)."""
     fused = fused_layers(graph)
+    names = graph.by_name
     costs, index = [], {}
     for la in graph.layers:
         if la.name in fused:
@@ -144,7 +145,11 @@ def profile_graph(graph: Graph, soc: Soc, precisions: Precisions = Precisions(),
                 head.detail += "; + fused add"
             continue
         index[la.name] = len(costs)
-        costs.append(layer_cost(la, soc, precisions.of(la)))
+        prec = precisions.of(la)
+        src = graph.producer.get(la.inputs[0]) if la.inputs else None
+        root = names[fused.get(src, src)] if src in names else None
+        requant = prec == "int8" and root is not None and precisions.of(root) == "int8"
+        costs.append(layer_cost(la, soc, prec, quantize_input=not requant))
     extras = []
     first = True
     for name, shape in graph.inputs.items():
