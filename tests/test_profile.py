@@ -207,3 +207,23 @@ layer { name: "pool" type: "Pooling" bottom: "conv" top: "pool" pooling_param { 
     assert by["conv"].cube_cycles == math.ceil(17 * 17 / 16) * 9 * 3 * 2 // 2  # Cin 35 -> 3 K-fractals per tap
     assert by["pool"].engine == "AI CPU"  # a 17x17 = 289-element window > 256
     assert [w.rule for w in p.warnings] == ["avgpool-aicpu"]
+
+
+def test_refusals_name_the_file_and_the_fix(tmp_path):
+    from matteconv.errors import MatteconvError
+
+    nodes = [oh.make_node("Relu", ["x"], ["y"], name="r")]
+    dyn = _save(nodes, [("x", [1, 3, "h", "w"])], [("y", [1, 3, "h", "w"])], [], tmp_path / "dyn.onnx")
+    with pytest.raises(MatteconvError, match=r"dyn.onnx: input 'x' has no static shape"):
+        profile_model(dyn)
+    path = conv_relu(tmp_path / "c.onnx", 32, 32, hw=48)
+    with pytest.raises(MatteconvError, match="no cost model for --soc 'Ascend910'"):
+        profile_model(path, soc="Ascend910")
+    with pytest.raises(MatteconvError, match="--precision 'bf16'"):
+        profile_model(path, precision="bf16")
+    half = conv_relu(tmp_path / "s2.onnx", 32, 32, hw=48, stride=2)  # a 24x24 map: 49 / 2 is not whole
+    with pytest.raises(MatteconvError, match="a 24x24 map does not scale evenly to input 49x49"):
+        load_graph(half).scaled(49, 49)
+    with pytest.raises(MatteconvError, match="c.txt: profile takes an .onnx or a .prototxt"):
+        (tmp_path / "c.txt").write_text("x")
+        profile_model(tmp_path / "c.txt")

@@ -267,7 +267,7 @@ def layer_cost(layer: Layer, soc: Soc, precision: str = "fp16", aicpu_fallback: 
     ops = {"softmax": 4, "act": 2, "affine": 2, "reduce": 1, "quant": 2, "dequant": 2}.get(kind, 1)
     if layer.type in ("Sigmoid", "TanH", "Tanh", "Exp", "Log", "Div", "Reciprocal", "Sqrt", "Pow"):
         ops = 4
-    n = max(elements(s) for s in [*layer.in_shapes, *layer.out_shapes] if s) if layer.in_shapes else 0
+    n = max((elements(s) for s in [*layer.in_shapes, *layer.out_shapes] if s), default=0)
     lc = LayerCost(layer.name, layer.type, "Vector", 0.0, "", bytes=io, compute=_vector(soc, n, ops),
                    memory=_mem(soc, io), detail=kind, shape=layer.out_shape)
     return _finish(lc, soc, launches=3 if kind == "softmax" else 1)
