@@ -37,8 +37,8 @@ def profile(
                                                                    "run in INT8, the layers it skipped in fp16."),
     output_type: str = typer.Option(None, "--output-type", help="fp32 or fp16: the .om's output type (default: "
                                                                 "the model's, fp32 for matteconv exports)."),
-    aipp: str = typer.Option("YUV420SP_U8", "--aipp", help="AIPP input format on the first input "
-                                                          "(YUV420SP_U8, RGB888_U8...), or none."),
+    aipp: str = typer.Option("YUV420SP_U8", "--aipp", help="AIPP on the first input: a config (.cfg), an "
+                                                          "input format (YUV420SP_U8, RGB888_U8...), or none."),
     size: str = typer.Option(None, "--size", help="Predict at this input HxW instead of the model's (every map "
                                                   "scaled with the input, as in a fully convolutional model)."),
     fps: float = typer.Option(None, "--fps", help="Also answer: the largest input (multiples of --multiple, the "
@@ -51,10 +51,11 @@ def profile(
     time and what bounds it (compute, memory, padding, layout, aicpu, overhead); the total with AIPP and the
     output TransData; warnings for what costs speed, with the fix."""
     from ..ascend.profile import get_soc, largest_size_for_fps, load_graph, precisions_for, profile_graph
+    from ..ascend.profile.walk import resolve_aipp
 
     if output_type not in (None, "fp16", "fp32"):
         raise ValueError(f"--output-type {output_type!r}: choose fp16 or fp32")
-    the_aipp = None if aipp.lower() == "none" else aipp.upper()
+    the_aipp = resolve_aipp(aipp)
     chip = get_soc(soc)
     precs = precisions_for(precision, quant_record)
     graph = load_graph(model)

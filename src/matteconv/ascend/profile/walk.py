@@ -109,6 +109,20 @@ def input_transdata(name: str, shape, soc: Soc) -> LayerCost:
     return lc
 
 
+def resolve_aipp(value: str | None) -> str | None:
+    """--aipp: an AIPP config file (its first op's input_format), an input format name, or none/None."""
+    if value is None or value.lower() == "none":
+        return None
+    if value.endswith(".cfg") or Path(value).is_file():
+        from ...aipp.parse import load_config
+
+        op = load_config(value).op_for_input(0)
+        return None if op is None else str(op.get("input_format"))
+    if value.upper() not in AIPP_BYTES_PER_PIXEL:
+        raise MatteconvError(f"--aipp {value!r}: give an AIPP .cfg, none, or one of {', '.join(AIPP_BYTES_PER_PIXEL)}")
+    return value.upper()
+
+
 def precisions_for(precision: str, quant_record: str | Path | None) -> Precisions:
     """--precision / --quant-record -> Precisions. A record implies int8 for the layers it quantized."""
     if precision not in ("fp16", "int8"):
