@@ -65,6 +65,11 @@ def test_35_channels_pay_for_48(tmp_path):
     assert c35.padded_share == pytest.approx(1 - 35 / 48)
     assert c35.bound == "padding" and c32.bound == "compute"
     assert c35.detail.startswith("3x3 conv: Cin 35->48")
+    # what the padding costs: against the same conv with the Cube filled exactly (35/16 K-fractals per tap)
+    exact = 196 * 9 * (35 / 16) * 2 / 2 / 680e6 / 0.5
+    assert c35.channel_padding == pytest.approx(c35.compute - exact) and c32.channel_padding == 0
+    p = prof(tmp_path / "b.onnx", output_type="fp16")
+    assert [(w.rule, w.cost) for w in p.warnings] == [("channel-padding", pytest.approx(c35.channel_padding))]
 
 
 def test_depthwise_uses_one_sixteenth_of_the_cube(tmp_path):

@@ -61,6 +61,7 @@ class LayerCost:
     detail: str = ""
     fused_into: str | None = None
     shape: tuple | None = None  # output shape
+    channel_padding: float = 0.0  # seconds this layer spends on channels padded to C0 / the fractal (compute+memory)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -92,6 +93,7 @@ class CubeWork:
     macs: int  # useful
     fractal_macs: int  # what the Cube computes, padding included
     detail: str
+    exact_channel_cycles: float = 0.0  # per core, if channel counts filled the fractals exactly (rows still padded)
 
     @property
     def padded_share(self) -> float:
@@ -114,9 +116,11 @@ def cube_work(layer: Layer, soc: Soc, precision: str) -> CubeWork:
         macs = m * cout * cin_g * kh * kw
         if g > 1 and cin_g == 1 and cout_g == 1:  # depthwise: 16 channels per block-diagonal fractal
             total = _ceil(m, m0) * kh * kw * _ceil(cout, n0)
+            exact = _ceil(m, m0) * kh * kw * cout / n0
             how = f"depthwise {kh}x{kw}: {_ceil(cout, n0)} blocks of {n0} channels, 1/{n0} of each fractal useful"
         else:
             total = g * _ceil(m, m0) * kh * kw * _ceil(cin_g, k0) * _ceil(cout_g, n0)
+            exact = g * _ceil(m, m0) * kh * kw * (cin_g / k0) * (cout_g / n0)
             how = (f"{kh}x{kw} conv{'' if g == 1 else f' group {g}'}: Cin {cin_g}->{_ceil(cin_g, k0) * k0}, "
                    f"Cout {cout_g}->{_ceil(cout_g, n0) * n0}")
         fractal = total * m0 * n0 * k0
@@ -125,9 +129,10 @@ def cube_work(layer: Layer, soc: Soc, precision: str) -> CubeWork:
         m = elements(layer.in_shape) // k
         macs = m * k * n
         total = _ceil(m, m0) * _ceil(k, k0) * _ceil(n, n0)
+        exact = _ceil(m, m0) * (k / k0) * (n / n0)
         fractal = total * m0 * n0 * k0
         how = f"matmul M {m}->{_ceil(m, m0) * m0}, K {k}->{_ceil(k, k0) * k0}, N {n}->{_ceil(n, n0) * n0}"
-    return CubeWork(_ceil(total, soc.cores), macs, fractal, how)
+    return CubeWork(_ceil(total, soc.cores), macs, fractal, how, exact / soc.cores)
 
 
 def _mem(soc: Soc, nbytes: int) -> float:
@@ -217,6 +222,11 @@ def layer_cost(layer: Layer, soc: Soc, precision: str = "fp16", aicpu_fallback: 
         _finish(lc, soc)
         if lc.bound == "compute" and work.padded_share > PADDING_SHARE:
             lc.bound = "padding"
+        # the same layer with channel counts that fill C0 blocks and fractals exactly
+        exact_bytes = (elements(layer.in_shape) * isz + elements(layer.out_shape) * 2 + math.prod(layer.weight) * isz
+                       + (elements(layer.in_shape) * 2 if precision == "int8" and quantize_input else 0))
+        exact = max(work.exact_channel_cycles / soc.clock_hz / soc.fitted.cube_efficiency, _mem(soc, exact_bytes))
+        lc.channel_padding = max(0.0, max(lc.compute, lc.memory) - exact)
         return lc
     if kind == "free":
         return LayerCost(layer.name, layer.type, "none", 0.0, "free", shape=layer.out_shape)

@@ -8,9 +8,9 @@
   each within the limit (exact when the windows divide the map: the mean of equal-sized means).
 - Bilinear Resize on the AI CPU: a side over 2048 (CANN ONNX Resize page). Fix: keep each side within 2048
   (resize in the app, or in two steps).
-- Channels off the Cube fractal: a Cube layer that spends more than 20% of its Cube work on padding to
-  16-channel (32 INT8) fractals and more than 1% of the total; and Concat/Slice at unaligned channel boundaries
-  that repack C0 blocks. Fix: channel counts that are multiples of the fractal (zero-padded weights align the
+- Channels off the Cube fractal: what the Cube layers spend (compute and NC1HWC0 bytes) on channels padded to
+  16 (32 INT8), one warning per model when it is over 1% of the total; and Concat/Slice at unaligned channel
+  boundaries that repack C0 blocks (each over 1% of the total). Fix: channel counts that are multiples of the fractal (zero-padded weights align the
   layout for free: the Cube computes the padding anyway).
 - Runtime-statistics norms (InstanceNorm, MVN, LayerNorm): three passes and three kernels each; Huawei's Ascend
   310 tuning guidance advises against them and against vector ops between convolutions (issue 36). Fix: a
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from .cost import PADDING_SHARE, avgpool_on_aicpu, resize_on_aicpu
+from .cost import avgpool_on_aicpu, resize_on_aicpu
 from .graph import Graph, Layer
 from .hardware import ICNET, Soc
 
@@ -89,18 +89,20 @@ def speed_warnings(graph: Graph, prof, soc: Soc, precisions) -> list[SpeedWarnin
         if la.kind == "aicpu" and c.engine == "AI CPU":
             out.append(SpeedWarning("aicpu-op", la.name, f"{la.type} has no AI Core kernel known to this model: "
                                     "costed on the AI CPU", c.time, "replace it with supported ops", RESIZE_PAGE))
-        if c.engine == "Cube" and c.padded_share > PADDING_SHARE and c.bound == "padding":
-            waste = max(c.compute, c.memory) - max(c.compute * (1 - c.padded_share), c.memory)
-            if waste > MIN_SHARE * total:
-                k = soc.c0(c.precision)
-                out.append(SpeedWarning(
-                    "channel-padding", la.name,
-                    f"{c.detail}: {c.padded_share:.0%} of its Cube work is padding to {k}-channel fractals",
-                    waste, f"channel counts that are multiples of {k} (16 fp16, 32 INT8)", FRACTAL))
         if c.bound == "layout" and la.kind in ("concat", "slice") and c.time > MIN_SHARE * total:
             out.append(SpeedWarning("unaligned-layout", la.name, c.detail, c.time,
                                     "channel counts that are multiples of 16 (zero-padded weights make the "
                                     "boundaries aligned at no Cube cost)", FRACTAL))
+    padded = sorted((c for c in prof.layers if c.channel_padding > 0), key=lambda c: -c.channel_padding)
+    waste = sum(c.channel_padding for c in padded)
+    if padded and waste > MIN_SHARE * total:
+        k = soc.c0(precisions.default)
+        worst = "; ".join(f"{c.name} ({c.detail.split(';')[0]}, {c.channel_padding * 1e3:.3g} ms)" for c in padded[:3])
+        out.append(SpeedWarning(
+            "channel-padding", f"{len(padded)} Cube layers",
+            f"channel counts off the {k}-channel C0 block / Cube fractal cost compute and bytes; most: {worst}",
+            waste, f"channel counts that are multiples of {k} where the model allows (zero-padded weights cost the "
+                   "same on the Cube but align the layout for Concat/Slice)", FRACTAL))
     norms = [(la, costs[la.name]) for la in graph.layers if la.kind == "norm"]
     if norms:
         types = sorted({la.type for la, _ in norms})
