@@ -87,6 +87,12 @@ def om(
     if not as_json:
         for warning in plan.warnings:
             err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
+    if not as_json:
+        from ..ascend.profile.walk import predicted_line
+
+        line = predicted_line(model, aipp, soc_version, precision_mode)
+        if line:
+            err_console.print(escape(line), highlight=False, soft_wrap=True)
     if dry_run or plan.tool is None:
         write_keep_dtype(plan)  # the command names it: keep it ready to copy with the model
         if as_json:
