@@ -197,10 +197,12 @@ def test_calibration_files_agree_and_meet_the_goal():
 
 
 def test_caffe_prototxt_in_place_relu_fuses_and_global_pool_falls_back(tmp_path):
+    """A top-level `input:` net (no Input layer), an in-place ReLU (SSA-renamed), a global AVE pool."""
     pytest.importorskip("caffe")
     proto = tmp_path / "net.prototxt"
     proto.write_text("""name: "t"
-layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 35 dim: 17 dim: 17 } } }
+input: "data"
+input_shape { dim: 1 dim: 35 dim: 17 dim: 17 }
 layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
         convolution_param { num_output: 32 kernel_size: 3 pad: 1 } }
 layer { name: "relu" type: "ReLU" bottom: "conv" top: "conv" }
@@ -232,3 +234,16 @@ def test_refusals_name_the_file_and_the_fix(tmp_path):
     with pytest.raises(MatteconvError, match="c.txt: profile takes an .onnx or a .prototxt"):
         (tmp_path / "c.txt").write_text("x")
         profile_model(tmp_path / "c.txt")
+
+
+def test_om_line_for_onnx_only(tmp_path):
+    from matteconv.ascend.profile.walk import predicted_line
+
+    path = conv_relu(tmp_path / "c.onnx", 32, 32)
+    line = predicted_line(path, None)
+    total = profile_model(path, aipp=None).total
+    assert line.startswith(f"predicted on Ascend310: {total * 1e3:.1f} ms = {1 / total:.0f} fps")
+    assert "fp32-output" in line  # the fp32 output TransData is most of this small model's time
+    assert predicted_line(tmp_path / "c.prototxt", None) is None
+    assert predicted_line(path, None, soc="Ascend310P3") is None
+    assert predicted_line(path, None, precision_mode="force_fp32") is None

@@ -296,7 +296,8 @@ def fused_layers(graph: Graph) -> dict[str, str]:
             continue
         if la.kind in FUSABLE:
             cands = la.inputs[:1]
-        elif la.kind == "eltwise" and la.type in ("Add", "Eltwise") and len(la.inputs) == 2:
+        elif (la.kind == "eltwise" and len(la.inputs) == 2
+              and (la.type == "Add" or (la.type == "Eltwise" and la.attrs.get("operation", "sum") == "sum"))):
             cands = la.inputs
         else:
             continue

@@ -225,6 +225,9 @@ def _caffe_graph(path: Path) -> Graph:
         version[top] = top if writes[top] == 1 else f"{top}#{writes[top] - 1}"
         return version[top]
 
+    for name in nt.net.input:  # top-level `input:` + `input_shape`/`input_dim` (no Input layer)
+        if name in shapes:
+            inputs[produce(name)] = shapes[name]
     for la in nt.test_layers:
         if la.type == "Input" or la.type == "Data":
             for t in la.top:
@@ -260,8 +263,8 @@ def _caffe_graph(path: Path) -> Graph:
             lay.attrs = {"axis": int(la.concat_param.axis)}
         elif kind == "slice":
             lay.attrs = {"axis": int(la.slice_param.axis)}
-        elif la.type == "Eltwise":
-            lay.kind = "eltwise"
+        elif la.type == "Eltwise":  # EltwiseParameter.EltwiseOp: PROD = 0, SUM = 1 (default), MAX = 2
+            lay.attrs = {"operation": {0: "prod", 1: "sum", 2: "max"}.get(int(la.eltwise_param.operation), "sum")}
         layers.append(lay)
     consumed = {t for la in layers for t in la.inputs}
     outs = [t for la in layers for t in la.outputs if t not in consumed]
