@@ -207,7 +207,8 @@ def main(argv=None) -> int:
     entries = published["models"]
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as d:
-        graphs = [load_graph(export(e["builder"], e["input_hw"], Path(d))) for e in entries]
+        built = {e["builder"]: load_graph(export(e["builder"], e["input_hw"], Path(d))) for e in entries}
+    graphs = [built[e["builder"]] for e in entries]
     x = fit(graphs, entries)
     full = predict(graphs, entries, x)
     loo = []
@@ -230,6 +231,15 @@ def main(argv=None) -> int:
                     "loo_* = each model predicted from a fit on the others.",
            "constants": dict(zip(NAMES, [round(v, 5) for v in x])), "models": rows,
            "loo_median_abs_error": round(statistics.median(abs_loo), 4), "loo_worst_abs_error": round(max(abs_loo), 4)}
+    val = published.get("validation", {}).get("models", [])
+    if val:
+        pred = predict([built[e["builder"]] for e in val], val, x)
+        out["validation"] = [{"name": e["name"], "published_ms": e["time_ms"], "predicted_ms": round(p, 4),
+                              "ratio": round(p / e["time_ms"], 4)} for e, p in zip(val, pred)]
+        print("validation (Paddle-Lite, host side included):")
+        for r in out["validation"]:
+            print(f"  {r['name']:12} {r['published_ms']:7.2f} ms, predicted device {r['predicted_ms']:7.3f} ms "
+                  f"({r['ratio']:.0%})")
     if args.modnet:
         out["modnet"] = modnet_rows(get_soc("Ascend310", Fitted(*x)))
         for r in out["modnet"]:
