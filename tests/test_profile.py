@@ -247,3 +247,12 @@ def test_om_line_for_onnx_only(tmp_path):
     assert predicted_line(tmp_path / "c.prototxt", None) is None
     assert predicted_line(path, None, soc="Ascend310P3") is None
     assert predicted_line(path, None, precision_mode="force_fp32") is None
+
+
+def test_unknown_op_is_costed_on_aicpu_and_warned(tmp_path):
+    nodes = [oh.make_node("Erf", ["x"], ["y"], name="erf")]
+    path = _save(nodes, [("x", [1, 16, 32, 32])], [("y", [1, 16, 32, 32])], [], tmp_path / "e.onnx")
+    p = prof(path, output_type="fp16")
+    assert p.layers[0].engine == "AI CPU"
+    assert p.layers[0].time == pytest.approx(16 * 32 * 32 / SOC.aicpu_elements_per_s + 10e-6)
+    assert [w.rule for w in p.warnings] == ["aicpu-op"] and "operatorlist" in p.warnings[0].source

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 
 from .cost import avgpool_on_aicpu, resize_on_aicpu
 from .graph import Graph, Layer
+from ..rules import CAFFE_LIST, ONNX_LIST
 from .hardware import ICNET, Soc
 
 FASTSCNN = "Ascend/ModelZoo-PyTorch ACL_PyTorch/contrib/cv/segmentation/FastSCNN/README.md (atc W11001)"
@@ -61,7 +62,6 @@ def speed_warnings(graph: Graph, prof, soc: Soc, precisions) -> list[SpeedWarnin
     from .walk import output_transdata
 
     out: list[SpeedWarning] = []
-    by_name = graph.by_name
     costs = {c.name: c for c in prof.layers}
     total = prof.total
     for x in prof.extras:
@@ -88,7 +88,8 @@ def speed_warnings(graph: Graph, prof, soc: Soc, precisions) -> list[SpeedWarnin
                                     "keep each side within 2048 (resize in the app, or in two steps)", RESIZE_PAGE))
         if la.kind == "aicpu" and c.engine == "AI CPU":
             out.append(SpeedWarning("aicpu-op", la.name, f"{la.type} has no AI Core kernel known to this model: "
-                                    "costed on the AI CPU", c.time, "replace it with supported ops", RESIZE_PAGE))
+                                    "costed on the AI CPU", c.time, "replace it with supported ops",
+                                    ONNX_LIST if graph.framework == "onnx" else CAFFE_LIST))
         if c.bound == "layout" and la.kind in ("concat", "slice") and c.time > MIN_SHARE * total:
             out.append(SpeedWarning("unaligned-layout", la.name, c.detail, c.time,
                                     "channel counts that are multiples of 16 (zero-padded weights make the "
