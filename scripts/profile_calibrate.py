@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import sys
 import tempfile
@@ -136,7 +135,8 @@ def googlenet(classes=1000):
 
 
 BUILDERS = {"resnet18": lambda: resnet(Basic, [2, 2, 2, 2]), "resnet50": lambda: resnet(Bottleneck, [3, 4, 6, 3]),
-            "resnet101": lambda: resnet(Bottleneck, [3, 4, 23, 3]), "resnet152": lambda: resnet(Bottleneck, [3, 8, 36, 3]),
+            "resnet101": lambda: resnet(Bottleneck, [3, 4, 23, 3]),
+            "resnet152": lambda: resnet(Bottleneck, [3, 8, 36, 3]),
             "mobilenetv2": mobilenetv2,
             "vgg16_catdog": vgg16_catdog, "googlenet": googlenet}
 

@@ -14,7 +14,6 @@ from onnx import numpy_helper as nh
 from typer.testing import CliRunner
 
 from matteconv.ascend.profile import get_soc, load_graph, profile_graph, profile_model
-from matteconv.ascend.profile.cost import layer_cost
 from matteconv.ascend.profile.hardware import FITTED_FILE, PUBLISHED_FILE, Fitted, load_fitted
 from matteconv.ascend.profile.walk import Precisions, largest_size_for_fps, precisions_for
 from matteconv.cli import app

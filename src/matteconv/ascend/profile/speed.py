@@ -10,8 +10,8 @@
   (resize in the app, or in two steps).
 - Channels off the Cube fractal: what the Cube layers spend (compute and NC1HWC0 bytes) on channels padded to
   16 (32 INT8), one warning per model when it is over 1% of the total; and Concat/Slice at unaligned channel
-  boundaries that repack C0 blocks (each over 1% of the total). Fix: channel counts that are multiples of the fractal (zero-padded weights align the
-  layout for free: the Cube computes the padding anyway).
+  boundaries that repack C0 blocks (each over 1% of the total). Fix: channel counts that are multiples of the
+  fractal (zero-padded weights align the layout for free: the Cube computes the padding anyway).
 - Runtime-statistics norms (InstanceNorm, MVN, LayerNorm): three passes and three kernels each; Huawei's Ascend
   310 tuning guidance advises against them and against vector ops between convolutions (issue 36). Fix: a
   normalisation with fixed statistics (BatchNorm folded into the convolution) where the model allows it.
