@@ -13,7 +13,9 @@
   boundaries that repack C0 blocks (each over 1% of the total). Fix: channel counts that are multiples of the
   fractal (zero-padded weights align the layout for free: the Cube computes the padding anyway).
 - Runtime-statistics norms (InstanceNorm, MVN, LayerNorm): three passes and three kernels each; Huawei's Ascend
-  310 tuning guidance advises against them and against vector ops between convolutions (issue 36). Fix: a
+  310 operator advice (GUIDE: "算子使用建议") recommends BatchNorm with trained statistics over norms that compute
+  their parameters online, and warns against vector ops between convolutions; it also asks for Conv and Concat
+  channels in multiples of 16 (32 quantized). Fix: a
   normalisation with fixed statistics (BatchNorm folded into the convolution) where the model allows it.
 - Ops with no AI Core kernel known here: costed on the AI CPU.
 """
@@ -28,8 +30,11 @@ from .hardware import ICNET, Soc
 
 FASTSCNN = "Ascend/ModelZoo-PyTorch ACL_PyTorch/contrib/cv/segmentation/FastSCNN/README.md (atc W11001)"
 RESIZE_PAGE = "CANN ONNX operator Resize (atlasoxol_09_0131): bilinear H or W > 2048 runs on the AI CPU"
-TUNING = "Huawei Ascend 310 model tuning guidance (issue 36): avoid runtime-statistics norms between convolutions"
-FRACTAL = "Cube fractal 16x16x16 fp16, K = 32 INT8 (hardware.GE_STUB)"
+GUIDE = "https://support.huawei.com/enterprise/zh/doc/EDOC1100107784/62d2964"  # Ascend 310 "算子使用建议"
+TUNING = (f"{GUIDE} (Ascend 310 operator advice: BatchNorm with trained statistics recommended, norms that compute "
+          "their parameters online not recommended; vector ops between convolutions cost performance)")
+FRACTAL = (f"{GUIDE} (Conv and Concat channels in multiples of 16, 32 when quantized); Cube fractal 16x16x16 "
+           "(hardware.GE_STUB)")
 MIN_SHARE = 0.01  # a padding warning needs at least this share of the total
 
 
