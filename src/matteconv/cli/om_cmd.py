@@ -87,7 +87,7 @@ def om(
     if not as_json:
         for warning in plan.warnings:
             err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
-    if not as_json:
+    if not as_json and not input_shape:  # the prediction is for the model's own input size
         from ..ascend.profile.walk import predicted_line
 
         line = predicted_line(model, aipp, soc_version, precision_mode)
