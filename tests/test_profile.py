@@ -255,3 +255,17 @@ def test_unknown_op_is_costed_on_aicpu_and_warned(tmp_path):
     assert p.layers[0].engine == "AI CPU"
     assert p.layers[0].time == pytest.approx(16 * 32 * 32 / SOC.aicpu_elements_per_s + 10e-6)
     assert [w.rule for w in p.warnings] == ["aicpu-op"] and "operatorlist" in p.warnings[0].source
+
+
+def test_om_output_type_fp16_is_the_fp32_output_fix(tmp_path):
+    """The fix the fp32-output warning names: `om --output-type fp16` puts --output_type=FP16 in atc's argv, and
+    om's predicted line drops the slow TransData."""
+    path = conv_relu(tmp_path / "c.onnx", 32, 32)
+    runner = CliRunner()
+    r32 = runner.invoke(app, ["om", str(path), "-o", str(tmp_path / "c"), "--dry-run"])
+    r16 = runner.invoke(app, ["om", str(path), "-o", str(tmp_path / "c"), "--dry-run", "--output-type", "fp16"])
+    assert r32.exit_code == 0 and r16.exit_code == 0, r32.output + r16.output
+    assert "--output_type" not in r32.output and "--output_type=FP16 --output=" in r16.output
+    assert "fp32-output" in r32.output and "fp32-output" not in r16.output
+    bad = runner.invoke(app, ["om", str(path), "-o", str(tmp_path / "c"), "--dry-run", "--output-type", "int4"])
+    assert bad.exit_code == 2 and "--output-type 'int4'" in bad.output

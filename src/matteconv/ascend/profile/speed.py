@@ -76,7 +76,7 @@ def speed_warnings(graph: Graph, prof, soc: Soc, precisions) -> list[SpeedWarnin
             out.append(SpeedWarning(
                 "fp32-output", name, f"output is fp32: atc converts it from fp16 on the slow path "
                 f"({x.time * 1e3:.3g} ms against {fast * 1e3:.3g} ms for fp16)", x.time - fast,
-                "build with atc --output_type=FP16 and read fp16 in the app", ICNET))
+                "matteconv om --output-type fp16 (atc --output_type=FP16); the app then reads fp16", ICNET))
     for la in graph.layers:
         c = costs[la.name]
         why = avgpool_on_aicpu(la)

@@ -247,14 +247,14 @@ def largest_size_for_fps(graph: Graph, soc: Soc, fps: float, precisions: Precisi
 
 
 def predicted_line(model: str | Path, aipp: str | Path | None, soc: str = "Ascend310",
-                   precision_mode: str | None = None) -> str | None:
+                   precision_mode: str | None = None, output_type: str | None = None) -> str | None:
     """One line for `matteconv om`: the predicted device time of the .om an ONNX model becomes (the model's
     output type, atc's default precision), or None when there is no prediction to make (a Caffe model, whose
     shapes need pycaffe; a SoC or precision mode the cost model does not cover; a model it cannot read)."""
     if Path(model).suffix != ".onnx" or precision_mode not in (None, "force_fp16", "allow_fp32_to_fp16"):
         return None
     try:
-        prof = profile_model(model, soc, aipp=resolve_aipp(str(aipp)) if aipp else None)
+        prof = profile_model(model, soc, output_type=output_type, aipp=resolve_aipp(str(aipp)) if aipp else None)
     except (MatteconvError, ValueError):
         return None
     slow = ", ".join(sorted({w.rule for w in prof.warnings if w.cost > 0.05 * prof.total}))
