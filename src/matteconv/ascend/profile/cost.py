@@ -36,7 +36,12 @@ from .hardware import Soc
 AVGPOOL_AICPU_WINDOW = 256  # W11001: AvgPool window (kh*kw) above this runs on the AI CPU (FastSCNN README)
 AVGPOOL_AICPU_STRIDE = 63  # ... or a stride above this
 RESIZE_AICPU_SIDE = 2048  # bilinear Resize with H or W above this (ascend/rules.py AICPU_RESIZE_SIDE)
+# Report thresholds (how the table labels a layer, not device constants):
 PADDING_SHARE = 0.2  # padding above this share of a compute-bound op's Cube work makes it "padding" bound
+# Modelling assumptions, not published figures (at the fitted bandwidth these ops are memory-bound, so the
+# element-op counts below rarely decide their time): a norm with runtime statistics runs as mean, variance and
+# normalise kernels; vector ops cost 1 (add), 2 (activation, affine, quantise), 4 (transcendental, softmax pass)
+# or 5 (norm) element operations per element; a bilinear output element reads 4 taps.
 NORM_PASSES = 3  # mean, variance, normalise
 CUBE_HEADS = ("conv", "deconv", "matmul")
 FUSABLE = ("act", "affine", "dequant")
