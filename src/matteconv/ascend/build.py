@@ -95,10 +95,11 @@ def error_lines(log_text: str, limit: int = 20) -> list[str]:
 def plan_build(model: str | Path, out: str | Path, aipp: str | Path | None = None, soc_version: str = "Ascend310",
                tool: str | None = None, input_shape: str | None = None, env=None,
                system_roots=None, force: bool = False, precision_mode: str | None = None,
-               keep_fp32: list[str] | None = None) -> BuildPlan:
+               keep_fp32: list[str] | None = None, output_type: str | None = None) -> BuildPlan:
     """Inspect the model, check it against the compiler's rules (rules.py), the SoC against the toolkit's CANN
     version and the AIPP config against the model, choose the tool, make argv. `precision_mode` and `keep_fp32`
-    (layer names or OpType::TYPE) become atc's --precision_mode and --keep_dtype.
+    (layer names or OpType::TYPE) become atc's --precision_mode and --keep_dtype; `output_type` (fp16 | fp32)
+    atc's --output_type (FP16 saves the slow fp32 output TransData: `matteconv profile`, rule fp32-output).
 
     Raises MatteconvError on any check failure, before anything is run (RuleError for rule violations and an
     unaccepted SoC, which `force` turns into warnings).
@@ -156,6 +157,13 @@ def plan_build(model: str | Path, out: str | Path, aipp: str | Path | None = Non
         keep_file = Path(f"{stem}.keep_dtype.cfg") if keep else None
         at = next(k for k, a in enumerate(argv) if a.startswith("--output="))
         argv[at:at] = precision_flags(precision_mode, keep_file)
+    if output_type:
+        if output_type not in ("fp16", "fp32"):
+            raise MatteconvError(f"--output-type {output_type!r}: choose fp16 or fp32")
+        if name != "atc":
+            raise MatteconvError(f"--output-type is an atc option; {name} has none")
+        at = next(k for k, a in enumerate(argv) if a.startswith("--output="))
+        argv[at:at] = [f"--output_type={output_type.upper()}"]  # CANN ATC parameter --output_type: FP32, FP16, UINT8
     return BuildPlan(name, found, argv, info, aipp_path, om, log, record, soc_version, warnings, report, toolkit,
                      precision_mode, keep, keep_file)
 

@@ -41,6 +41,9 @@ def om(
                                   help="Layers atc keeps in fp32 (--keep_dtype): comma-separated original layer names "
                                        "or OpType::TYPE, or 'auto' (what `compare --precision fp16` flags; needs "
                                        "--ckpt)."),
+    output_type: str = typer.Option(None, "--output-type", help="fp16 or fp32: atc --output_type (default: the "
+                                                                "model's, fp32; fp16 skips the slow fp32 TransData "
+                                                                "and the app must read fp16)."),
     ckpt: Path = typer.Option(None, "--ckpt", help="With --keep-fp32 auto: the checkpoint MODEL was made from."),
     golden: Path = typer.Option(Path("golden/photos"), "--golden", help="With --keep-fp32 auto: the golden set "
                                                                         "whose first input is analysed."),
@@ -77,7 +80,7 @@ def om(
         keep = keep_fp32.split(",")
     try:
         plan = plan_build(model, output, aipp, soc_version, tool, input_shape, force=force,
-                          precision_mode=precision_mode, keep_fp32=keep)
+                          precision_mode=precision_mode, keep_fp32=keep, output_type=output_type)
     except RuleError as e:
         if as_json:
             print(json.dumps({"refused": str(e), "problems": e.lines, "rules": e.report.to_dict()}))
@@ -88,6 +91,12 @@ def om(
     if not as_json:
         for warning in plan.warnings:
             err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
+    if not as_json and not input_shape:  # the prediction is for the model's own input size
+        from ..ascend.profile.walk import predicted_line
+
+        line = predicted_line(model, aipp, soc_version, precision_mode, output_type)
+        if line:
+            err_console.print(escape(line), highlight=False, soft_wrap=True)
     if dry_run or plan.tool is None:
         write_keep_dtype(plan)  # the command names it: keep it ready to copy with the model
         if as_json:
