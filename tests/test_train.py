@@ -232,6 +232,7 @@ def test_a_failing_batch_is_raised_as_itself():
         list(batches(_broken_batch, 0, 2))
 
 
+@pytest.mark.slow  # end to end (issue 38: tier 1 within 300 s on the AVX2 EPYC); tier 2 runs it
 def test_a_training_run_leaves_nothing_in_tmpdir_and_takes_a_long_one(tmp_path):
     """torch._dynamo's import (from the optimizer's step) makes $TMPDIR/torchinductor_<user>; the run points it
     into a folder it removes, and onnxruntime's telemetry is off: the private TMPDIR stays empty. The TMPDIR is
