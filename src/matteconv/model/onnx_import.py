@@ -357,8 +357,12 @@ def build_from_onnx(model_proto, path) -> tuple[MODNet, dict]:
         c = convs[i]
         why = _fits(c, mod)
         if why:
+            tuned = any(p.key == "runtime" and p.value == "onnxruntime" for p in model_proto.metadata_props)
+            hint = ("; this is matteconv's `export --runtime onnxruntime` file, whose upsampled convolutions are "
+                    "rewritten for onnxruntime (export/upsample_conv.py): import the `--runtime any` export of the "
+                    "same checkpoint") if tuned else ""
             raise MatteconvError(f"{path}: not a MODNet export: Conv node {c.name!r} (convolution {i + 1} of "
-                                 f"{len(order)}) does not fit MODNet's {qual}: {why}")
+                                 f"{len(order)}) does not fit MODNet's {qual}: {why}{hint}")
         parent, index = qual.rsplit(".", 1)
         container = modules[parent]
         after = container[int(index) + 1] if isinstance(container, nn.Sequential) and int(index) + 1 < len(
