@@ -27,6 +27,14 @@ from . import metrics
 from .golden import ALPHA_GRID_BITS, MANIFEST, GoldenSet, load_golden, make_golden, model_input
 
 PEOPLE = ("astronaut", "camera")
+# The fp16 prediction's tolerance on golden/real, decided from measurement (scripts/measure-fp16-official.py,
+# 2026-12-07, docs/official-model.md): the official model under the fp16 device model, worst over the three sets,
+# is 0.295 max, 2.5e-3 mean, 0.10 confident max, 2.2e-4 confident mean; the official ONNX with its bilinear Resizes
+# computed as align_corners (the closest wrong mode) is 1.0 max, 2.2e-2 mean, 1.0 confident max, 1.7e-2 confident
+# mean. A handful of edge pixels flip under fp16 (max), so max alone cannot judge a deployable matte: the confident
+# mean does (4.5x over fp16's worst, 17x under the wrong mode's best), with the mean (2x / 4x), the confident max
+# (2.5x / 4x) and a lenient max (1.7x / 2x) beside it.
+REAL_FP16 = {"max_abs": 0.5, "mean_abs": 5e-3, "confident_max_abs": 0.25, "confident_mean_abs": 1e-3}
 BACKGROUNDS = {"astronaut_rocket": ("astronaut", "rocket.jpg"), "astronaut_motorcycle": ("astronaut",
                                                                                           "motorcycle_left.png"),
                "camera_grass": ("camera", "grass.png")}
@@ -101,6 +109,7 @@ def _finish(gset: GoldenSet, sub: str, alphas: dict[str, np.ndarray]) -> None:
         elif sub != "official":
             remove_path(gset.root / item["input"])
             item["input"] = f"../official/inputs/{item['name']}.png"
+    gset.manifest["tolerances"] = {**gset.manifest["tolerances"], "fp16": REAL_FP16}
     gset.manifest["composites"] = ("I = alpha F + (1 - alpha) B (uint8), alpha the official model's float64 matte "
                                    "of the photo at this size: label = that alpha")
     with atomic_path(gset.root / MANIFEST) as tmp:
