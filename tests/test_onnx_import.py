@@ -167,15 +167,24 @@ def test_parity_refuses_a_graph_that_computes_otherwise(ours, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["opset17", "dynamic", "fold_batchnorm", "split_inputs", "runtime_onnxruntime"])
+@pytest.mark.parametrize("kind", ["opset17", "dynamic", "fold_batchnorm", "split_inputs", "hr16",
+                                  "runtime_onnxruntime"])
 def test_our_other_exports(kind, ref3_ckpt, ref4_ckpt, tmp_path):
-    """Ours at opset 17, dynamic, with IBNorm's BatchNorm folded, and the 4-channel split-input export import with
-    parity; the `--runtime onnxruntime` file (upsampled convolutions rewritten) is refused, saying what to import."""
+    """Ours at opset 17, dynamic, with IBNorm's BatchNorm folded, the 4-channel split-input export and a lighter
+    MODNet (hr_channels 16, read from the weights) import with parity; the `--runtime onnxruntime` file (upsampled
+    convolutions rewritten) is refused, saying what to import."""
     from matteconv.export.onnx_export import export_onnx
+    from matteconv.model.modnet import MODNet
+    from matteconv.reference import save_reference
 
     kw = {"opset17": {"opset": 17}, "dynamic": {"dynamic": True}, "fold_batchnorm": {"fold_batchnorm": True},
-          "split_inputs": {"split_inputs": True}, "runtime_onnxruntime": {"runtime": "onnxruntime"}}[kind]
-    ckpt = load_checkpoint(ref4_ckpt if kind == "split_inputs" else ref3_ckpt)
+          "split_inputs": {"split_inputs": True}, "runtime_onnxruntime": {"runtime": "onnxruntime"}}.get(kind, {})
+    source = ref4_ckpt if kind == "split_inputs" else ref3_ckpt
+    if kind == "hr16":
+        torch.manual_seed(0)
+        source = tmp_path / "hr16.safetensors"
+        save_reference(MODNet(3, 16).eval(), source)
+    ckpt = load_checkpoint(source)
     path = tmp_path / f"{kind}.onnx"
     export_onnx(ckpt, path, SIZE, **kw)
     if kind == "runtime_onnxruntime":
@@ -184,5 +193,5 @@ def test_our_other_exports(kind, ref3_ckpt, ref4_ckpt, tmp_path):
         return
     res = import_onnx(path)
     assert res.max_abs < 1e-4 and res.split_inputs == (kind == "split_inputs")
-    assert res.in_channels == ckpt.in_channels and res.hr_channels == 32
+    assert res.in_channels == ckpt.in_channels and res.hr_channels == (16 if kind == "hr16" else 32)
     assert res.parity_size == ((512, 512) if kind == "dynamic" else SIZE)
