@@ -26,7 +26,7 @@ missing, not MODNet (the first node that does not fit), parity failure (export/p
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -79,7 +79,6 @@ class ImportResult:
     mean_abs: float = 0.0
     tolerance: float = 0.0
     vs_float64: float | None = None
-    notes: list[str] = field(default_factory=list)
 
 
 def read_onnx(path: str | Path):
@@ -223,12 +222,18 @@ def _chain_tensors(add, producer) -> set[str]:
     return seen
 
 
-def _batchnorm_after(conv: OnnxConv, graph, consts) -> dict[str, np.ndarray] | None:
-    """The BatchNormalization fed by this Conv directly or through Slice/Split nodes (an IBNorm's first half)."""
+def _readers(graph) -> dict[str, list]:
+    """Tensor name -> the nodes that read it, in graph order."""
     readers: dict[str, list] = {}
     for n in graph.node:
         for x in n.input:
             readers.setdefault(x, []).append(n)
+    return readers
+
+
+def _batchnorm_after(conv: OnnxConv, readers: dict[str, list], consts) -> dict | None:
+    """The BatchNormalization fed by this Conv directly or through Slice/Split nodes (an IBNorm's first half):
+    its weight, bias, running_mean, running_var (float32 arrays), epsilon and node name."""
     frontier, seen = [conv.output], set()
     while frontier:
         t = frontier.pop(0)
@@ -350,6 +355,7 @@ def build_from_onnx(model_proto, path) -> tuple[MODNet, dict]:
     net = MODNet(in_channels, hr, split).eval()
     order = execution_convs(net)
     modules = dict(net.named_modules())
+    readers = _readers(graph)
     for i, (qual, mod) in enumerate(order):
         if i >= len(convs):
             raise MatteconvError(f"{path}: not a MODNet export: the graph has {len(convs)} convolutions, MODNet "
@@ -369,7 +375,7 @@ def build_from_onnx(model_proto, path) -> tuple[MODNet, dict]:
             container) else None
         with torch.no_grad():
             mod.weight.copy_(torch.from_numpy(np.array(c.weight)))
-        bn_params = _batchnorm_after(c, graph, consts)
+        bn_params = _batchnorm_after(c, readers, consts)
         if isinstance(after, nn.BatchNorm2d):  # backbone: a bias-free conv, then BatchNorm
             if bn_params is not None:
                 _set_bn(after, bn_params, c.bias, path, c.name)
@@ -424,9 +430,10 @@ def parity_size(dims: list[list]) -> tuple[int, int]:
     return (int(h), int(w)) if h and w else DEFAULT_PARITY_SIZE
 
 
-def check_parity(net: MODNet, model_proto, facts: dict, path, ckpt_where) -> "object":
-    """export/parity.py's rule on the astronaut photo: the rebuilt model's PyTorch fp32 matte against
-    onnxruntime's run of the given graph. Raises MatteconvError when it fails (nothing written)."""
+def check_parity(net: MODNet, model_proto, facts: dict, path, ckpt_where):
+    """export/parity.py's rule on the astronaut photo (device policy, at the graph's static size or 512x512): the
+    rebuilt model's PyTorch fp32 matte against onnxruntime's run of the given graph; returns (Parity, size).
+    Raises MatteconvError when it fails (nothing written)."""
     from ..backends import ort_session
     from ..export.onnx_export import _parity_feeds, parity_image, run_float64
     from ..export.parity import judge
