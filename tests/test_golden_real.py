@@ -63,3 +63,24 @@ def test_verify_runs_golden_real_against_the_official_checkpoint(installed, tmp_
 
     torch_stage = next(s for s in json.loads(out.read_text())["stages"] if s["name"] == "torch")
     assert torch_stage["status"] == "passed" and torch_stage["worst"]["max_abs"] < 1e-4
+
+
+def test_verify_reports_stages_against_the_exact_labels():
+    """A stage on golden/real is also measured against each composite's exact label (SAD, MSE, Grad, Conn; worst
+    over the composites): a stage that returned the golden alphas scores what the manifest records for the
+    official model; the note names it."""
+    from matteconv.verify.report import notes
+    from matteconv.verify.run import VerifyReport, run_stage
+    from matteconv.verify.stages import Stage
+
+    gset = load_golden(REAL / "320")
+    golds = {it.name: it.golden_alpha().astype(np.float64) for it in gset.items}
+    order = iter(gset.items)
+    stage = Stage("torch", "golden alphas", run=lambda frame, prev: golds[next(order).name])
+    r = run_stage(stage, gset, gset.frames(), gset.prev_alphas(), list(golds.values()))
+    recorded = max(it["label_metrics"]["sad"] for it in gset.manifest["items"] if "label_metrics" in it)
+    assert r.status == "passed" and r.worst["max_abs"] == 0.0
+    assert r.worst["label_sad"] == pytest.approx(recorded, rel=1e-3) and r.worst["label_conn"] > 0
+    assert "label_sad" not in r.per_input[0] and "label_sad" in r.per_input[2]  # photos have no label
+    line = next(n for n in notes(VerifyReport(str(gset.root), gset.size, [], [r], [])) if "exact labels" in n)
+    assert f"SAD {recorded:.3g}" in line

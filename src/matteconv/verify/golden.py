@@ -48,12 +48,16 @@ class GoldenItem:
     name: str
     input: Path
     alpha: Path
+    label: Path | None = None  # the exact alpha of a composite (golden/real), when the set has one
 
     def image(self) -> np.ndarray:
         return read_image(self.input)
 
     def golden_alpha(self) -> np.ndarray:
         return read_alpha(self.alpha)
+
+    def label_alpha(self) -> np.ndarray | None:
+        return None if self.label is None else read_alpha(self.label)
 
 
 @dataclass
@@ -154,12 +158,13 @@ def load_golden(root: str | Path) -> GoldenSet:
         raise MatteconvError(f"{root}: not a golden set (no {MANIFEST}); make one with `matteconv golden make`")
     try:
         manifest = json.loads(mpath.read_text())
-        items = [GoldenItem(i["name"], root / i["input"], root / i["alpha"]) for i in manifest["items"]]
+        items = [GoldenItem(i["name"], root / i["input"], root / i["alpha"],
+                            root / i["label"] if i.get("label") else None) for i in manifest["items"]]
         manifest["size"], manifest["checkpoint"]["in_channels"], manifest["policy"]  # noqa: B018 (required keys)
     except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise MatteconvError(f"{mpath}: malformed manifest ({type(e).__name__}: {e})") from None
     for it in items:
-        for p in (it.input, it.alpha):
+        for p in (it.input, it.alpha, *([it.label] if it.label is not None else [])):
             if not p.is_file():
                 raise MatteconvError(f"{mpath}: listed file {p} is missing")
     for it in items:  # a damaged alpha is found before any stage runs (they are small: one float32 map each)
