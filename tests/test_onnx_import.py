@@ -142,6 +142,9 @@ def test_bad_input_one_line_exit_2_no_file(tmp_path):
     truncated.write_bytes(five.read_bytes()[:150])
     _refused([truncated], f"{truncated}: not a readable ONNX model (truncated or damaged", out)
     _refused([tmp_path / "absent.onnx"], "absent.onnx: not found", out)
+    from matteconv.reference import trained_path
+
+    _refused([trained_path(3)], "a PyTorch checkpoint, not an ONNX model", out)
     ext = tmp_path / "ext" / "ext.onnx"
     ext.parent.mkdir()
     onnx.save(_conv_graph(), str(ext), save_as_external_data=True, location="ext.data", size_threshold=0)

@@ -90,6 +90,11 @@ def read_onnx(path: str | Path):
         raise MatteconvError(f"{path}: not found")
     if path.is_dir():
         raise MatteconvError(f"{path}: is a folder, expected an .onnx file")
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if path.suffix in (".pt", ".pth", ".ckpt", ".safetensors") or head.startswith(b"PK\x03\x04"):
+        raise MatteconvError(f"{path}: a PyTorch checkpoint, not an ONNX model; `matteconv import` turns ONNX into "
+                             "checkpoints: use this file as it is")
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as e:  # onnx raises DecodeError, RuntimeWarning-as-error, OSError ...
