@@ -352,13 +352,15 @@ def build_from_onnx(model_proto, path) -> tuple[MODNet, dict]:
                              "channels; MODNet takes 3 (RGB) or 4 (RGB + previous alpha)")
     if split and in_channels != 4:
         raise MatteconvError(f"{path}: not a MODNet export: two inputs but the first Conv takes {in_channels} channels")
-    probe = execution_convs(MODNet(in_channels, 32, split))
-    at = next(i for i, (k, _) in enumerate(probe) if k == "hr_branch.tohr_enc2x.layers.0")
+    net = MODNet(in_channels, 32, split).eval()  # the official width; rebuilt below if the weights say otherwise
+    order = execution_convs(net)
+    at = next(i for i, (k, _) in enumerate(order) if k == "hr_branch.tohr_enc2x.layers.0")
     hr = int(convs[at].weight.shape[0]) if at < len(convs) else 32
     if hr < 2:
         raise MatteconvError(f"{path}: not a MODNet export: Conv {convs[at].name!r} gives hr_channels={hr}")
-    net = MODNet(in_channels, hr, split).eval()
-    order = execution_convs(net)
+    if hr != 32:
+        net = MODNet(in_channels, hr, split).eval()
+        order = execution_convs(net)
     modules = dict(net.named_modules())
     readers = _readers(graph)
     for i, (qual, mod) in enumerate(order):
