@@ -530,6 +530,7 @@ BAD_INPUT = {
     "train": ["train", "-o", "{tmp}/t.pt", "--size", "500"],
     "rules": ["rules", "--compiler", "no-such-compiler"],
     "quantize": ["quantize", "{missing}.onnx", "--golden", "{missing}", "-o", "{tmp}/q"],
+    "import": ["import", "{missing}.onnx", "-o", "{tmp}/m.safetensors"],
 }
 
 

@@ -105,3 +105,21 @@ def hard(
     for gset in sets:
         console.print(f"wrote {len(gset.items)} golden alphas to {gset.root} ({gset.size[0]}x{gset.size[1]}, "
                       f"{gset.in_channels}-channel)")
+
+
+@golden_app.command("real")
+@friendly
+def real(
+    output: Path = typer.Option(Path("golden/real"), "-o", "--output", help="Folder for official/, 384/ and 320/."),
+):
+    """Write golden/real: real photos of people (scikit-image's astronaut and camera) and composites of their
+    cut-outs over real photos, with float64 mattes of the official MODNet (installed by `make install`) at the
+    official policy (512x512) and at 384 and 320."""
+    from ..verify.golden_real import make_real
+
+    check_output_dir(output)
+    with console.status("golden alphas of the official model in float64...") as status:
+        sets = make_real(output, progress=lambda name: status.update(f"golden alpha in float64 for {name}..."))
+    for gset in sets:
+        console.print(f"wrote {len(gset.items)} golden alphas to {gset.root} ({gset.size[0]}x{gset.size[1]}, "
+                      f"{gset.manifest['policy']} policy)")

@@ -74,6 +74,11 @@ def notes(report: VerifyReport) -> list[str]:
             out.append(f"{r.name}: on confident pixels (golden alpha < {lo:g} or > {hi:g}; at least "
                        f"{100 * w.get('confident_share', 0):.0f}% of each frame): max {w['confident_max_abs']:.3g}, mean "
                        f"{w['confident_mean_abs']:.3g}")
+        if "label_sad" in r.worst:
+            w = r.worst
+            out.append(f"{r.name}: against the composites' exact labels (matting itself, not judged; worst): SAD "
+                       f"{w['label_sad']:.3g}, MSE {w['label_mse']:.3g}, Grad {w['label_grad']:.3g}, Conn "
+                       f"{w['label_conn']:.3g}")
         if r.baseline and not r.predicted:
             out.append(f"{r.name}: alpha vs reference path (YUV round trip, not judged): max "
                        f"{r.baseline['max_abs']:.3g}, mean {r.baseline['mean_abs']:.3g}")

@@ -16,6 +16,9 @@ METRIC_KEYS = ("max_abs", "mean_abs", "sad", "mse", "grad", "conn")
 # The same max / mean over the pixels where the golden alpha is confident (metrics.confident_errors): reported for
 # every stage, judged only where a tolerance names them (the fp16 stages of golden/hard).
 CONFIDENT_KEYS = ("confident_max_abs", "confident_mean_abs")
+# Against the exact label of a composite (golden/real: the cut-out's own alpha), where the set has one: matting
+# accuracy itself, reported (worst over the inputs that have a label), not judged.
+LABEL_KEYS = ("label_sad", "label_mse", "label_grad", "label_conn")
 # A stage judged against a prediction (om) may be this many times as far from its reference as the predicted .om
 # (the fp16 emulator) on the same input, plus a floor for fp16 rounding noise (a few ulp of 1.0, 4.9e-4 each)
 # that a device summing in another order adds even where the prediction is exact.
@@ -67,6 +70,10 @@ def _worst(rows: list[dict]) -> tuple[dict, str]:
     worst = {k: max(r[k] for r in rows) for k in METRIC_KEYS + CONFIDENT_KEYS if k in rows[0]}
     if "confident_share" in rows[0]:  # the least confident input's share of judged pixels
         worst["confident_share"] = min(r["confident_share"] for r in rows)
+    for k in LABEL_KEYS:
+        labelled = [r[k] for r in rows if k in r]
+        if labelled:
+            worst[k] = max(labelled)
     return worst, max(rows, key=lambda r: r["max_abs"])["input"]
 
 
@@ -80,6 +87,7 @@ def run_stage(stage: Stage, gset: GoldenSet, frames, prevs, goldens, keep_alphas
         return StageResult(stage.name, stage.artifact, "error", stage.error, tol, label=label)
     t0 = time.perf_counter()
     rows, base_rows, alphas, input_rows, pred_rows = [], [], [], [], []
+    labels = {it.name: it.label_alpha() for it in gset.items}
     try:
         for item, frame, prev, gold in zip(gset.items, frames, prevs, goldens):
             alpha = np.asarray(stage.run(frame, prev), dtype=np.float64)
@@ -88,6 +96,9 @@ def run_stage(stage: Stage, gset: GoldenSet, frames, prevs, goldens, keep_alphas
                 return StageResult(stage.name, stage.artifact, "failed", f"model output contains {bad} value(s) "
                                    f"on input {item.name}", tol, seconds=time.perf_counter() - t0)
             rows.append({"input": item.name, **metrics.all_metrics(alpha, gold), **metrics.confident_errors(alpha, gold)})
+            if labels[item.name] is not None:
+                m = metrics.all_metrics(alpha, labels[item.name])
+                rows[-1].update({k: m[k[len("label_"):]] for k in LABEL_KEYS})
             ref = gold
             if stage.baseline is not None:
                 ref = base = np.asarray(stage.baseline(frame, prev), dtype=np.float64)
