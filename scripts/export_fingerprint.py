@@ -22,22 +22,23 @@ from pathlib import Path
 
 import torch
 
-from matteconv.export.onnx_export import export_onnx
-from matteconv.export.nchwc import nchwc_block_size
+from matteconv.export.onnx import export_onnx
+from matteconv.export.onnx.ort_block import nchwc_block_size
 from matteconv.model.checkpoint import load_checkpoint
 from matteconv.reference import trained_path
 
 SIZE = (384, 384)
 WIDE = (288, 640)  # width 640 breaks CANN's depthwise buffer rule: the depthwise split rewrite runs
+NO_SPLIT_CONCAT = ("relu-before-concat", "split-concat-conv")  # what --no-split-concat skips
 # name -> (input channels, size, export_onnx keyword arguments)
 COMBOS: dict[str, tuple[int, tuple[int, int], dict]] = {
     "ref3-any": (3, SIZE, {}),
     "ref3-onnxruntime": (3, SIZE, {"runtime": "onnxruntime"}),
-    "ref3-any-no-split-concat": (3, SIZE, {"split_concat": False}),
-    "ref3-onnxruntime-no-split-concat": (3, SIZE, {"runtime": "onnxruntime", "split_concat": False}),
-    "ref3-any-no-centre-norms": (3, SIZE, {"centre_norms": False}),
-    "ref3-onnxruntime-no-centre-norms": (3, SIZE, {"runtime": "onnxruntime", "centre_norms": False}),
-    "ref3-any-split-slices": (3, SIZE, {"split_slices": True}),
+    "ref3-any-no-split-concat": (3, SIZE, {"skip": NO_SPLIT_CONCAT}),
+    "ref3-onnxruntime-no-split-concat": (3, SIZE, {"runtime": "onnxruntime", "skip": NO_SPLIT_CONCAT}),
+    "ref3-any-no-centre-norms": (3, SIZE, {"skip": ("centre-instance-norm",)}),
+    "ref3-onnxruntime-no-centre-norms": (3, SIZE, {"runtime": "onnxruntime", "skip": ("centre-instance-norm",)}),
+    "ref3-any-split-slices": (3, SIZE, {"add": ("split-sliced-conv",)}),
     "ref3-any-fold-batchnorm": (3, SIZE, {"fold_batchnorm": True}),
     "ref3-onnxruntime-fold-batchnorm": (3, SIZE, {"runtime": "onnxruntime", "fold_batchnorm": True}),
     "ref3-any-no-simplify": (3, SIZE, {"do_simplify": False}),

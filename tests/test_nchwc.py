@@ -1,4 +1,4 @@
-"""export --runtime onnxruntime (export/nchwc.py): each rewrite computes what the graph computed before, and the
+"""export --runtime onnxruntime (the ort-* passes, export/onnx/passes): each rewrite computes what the graph computed before, and the
 rewritten IBNorm and upsample really run in onnxruntime's blocked (NCHWc) layout; atc's path refuses the file."""
 from __future__ import annotations
 
@@ -15,10 +15,14 @@ from matteconv.ascend.command import inspect_onnx
 from matteconv.backends import ort_session
 from matteconv.cli import app
 from matteconv.errors import MatteconvError
-from matteconv.export.instance_norm import centre_instance_norms
-from matteconv.export.nchwc import (blocked_instance_norm_relus, half_pixel_upsamples, nchwc_block_size,
-                                    select_ibnorm_halves, tune_for_onnxruntime)
-from matteconv.export.onnx_export import export_onnx
+from matteconv.export.onnx.passes.centre_instance_norm import centre_instance_norms
+from matteconv.export.onnx.graph import GraphView
+from matteconv.export.onnx.ort_block import nchwc_block_size
+from matteconv.export.onnx.passes import REGISTRY, PassContext, run_passes
+from matteconv.export.onnx.passes.ort_blocked_in_relu import blocked_instance_norm_relus
+from matteconv.export.onnx.passes.ort_half_pixel import half_pixel_upsamples
+from matteconv.export.onnx.passes.ort_select_ibnorm import select_ibnorm_halves
+from matteconv.export.onnx import export_onnx
 from matteconv.model.checkpoint import load_checkpoint
 from matteconv.verify.fp16_stages import fp16_stage
 from matteconv.verify.stages import Stage
@@ -195,10 +199,10 @@ def test_tuned_graph_computes_the_same_and_runs_blocked(x, tmp_path):
     before = _run(model, x)
     plain_ops = _optimised_ops(model, tmp_path)
     assert ("", "Slice") in plain_ops and ("", "Resize") in plain_ops  # what the tuning is for
-    assert tune_for_onnxruntime(model, block=16) == {"ibnorm_halves_selected": 2, "instance_norm_relus_blocked": 1,
-                                                     "upsamples_half_pixel": 1, "upsampled_convs_phased": 0,
-                                                     "upsampled_convs_contracted": 0,
-                                                     "one_channel_heads_matmul": 0, "nchwc_block": 16}
+    ort_only = [p for p in REGISTRY if p.profiles == {"onnxruntime"}]
+    assert run_passes(model, ort_only, PassContext(GraphView(model), block_size=16)) == {
+        "ort-matmul-head": 0, "ort-select-ibnorm": 2, "ort-blocked-in-relu": 1, "ort-half-pixel": 1,
+        "ort-upsampled-conv": {"phased": 0, "contracted": 0}}
     np.testing.assert_allclose(_run(model, x), before, rtol=0, atol=_tolerance(before, 9 * C))
     ops = _optimised_ops(model, tmp_path)
     assert ("com.microsoft.nchwc", "Upsample") in ops and ("", "Resize") not in ops
@@ -217,13 +221,16 @@ def test_export_for_onnxruntime_passes_parity_and_atc_refuses_it(ref3_ckpt, tmp_
     # 1/32: contracted; 96 at 1/16: phases); every InstanceNorm half has 16 channels or more but conv_f's (8), which only the alpha
     # head reads: with 16-channel blocks its two parts become MatMuls and its two halves are not selected
     heads = 2 if block > 8 else 0
-    assert res.runtime_rewrites == {"ibnorm_halves_selected": 32 - heads, "instance_norm_relus_blocked": 16 - (block > 8),
-                                    "upsamples_half_pixel": 6, "upsampled_convs_phased": 1,
-                                    "upsampled_convs_contracted": 1, "one_channel_heads_matmul": heads,
-                                    "nchwc_block": block}
+    assert {k: v for k, v in res.passes.items() if k.startswith("ort-")} == {
+        "ort-matmul-head": heads, "ort-select-ibnorm": 32 - heads, "ort-blocked-in-relu": 16 - (block > 8),
+        "ort-half-pixel": 6, "ort-upsampled-conv": {"phased": 1, "contracted": 1}}
+    assert res.nchwc_block == block
     assert res.max_abs_diff <= res.parity_tolerance
     meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
-    assert meta["runtime"] == "onnxruntime" and json.loads(meta["runtime_rewrites"]) == res.runtime_rewrites
+    assert meta["runtime"] == "onnxruntime" and json.loads(meta["runtime_rewrites"]) == {
+        "ibnorm_halves_selected": 32 - heads, "instance_norm_relus_blocked": 16 - (block > 8), "upsamples_half_pixel": 6,
+        "upsampled_convs_phased": 1, "upsampled_convs_contracted": 1, "one_channel_heads_matmul": heads,
+        "nchwc_block": block}
     problems = inspect_onnx(out).problems
     assert len(problems) == 1 and "--runtime onnxruntime" in problems[0] and "--runtime any" in problems[0]
     r = CliRunner().invoke(app, ["om", str(out), "-o", str(tmp_path / "m"), "--dry-run"])
