@@ -28,7 +28,7 @@ from matteconv.model.checkpoint import load_checkpoint
 from matteconv.reference import trained_path
 
 SIZE = (384, 384)
-WIDE = (288, 640)  # width 640 breaks CANN's depthwise buffer rule: the depthwise split rewrite runs
+WIDE = (288, 1280)  # depthwise inputs 640 wide (1/2 resolution) break CANN's depthwise buffer rule: depthwise-split runs
 NO_SPLIT_CONCAT = ("relu-before-concat", "split-concat-conv")  # what --no-split-concat skips
 # name -> (input channels, size, export_onnx keyword arguments)
 COMBOS: dict[str, tuple[int, tuple[int, int], dict]] = {
@@ -45,8 +45,8 @@ COMBOS: dict[str, tuple[int, tuple[int, int], dict]] = {
     "ref3-any-opset13": (3, SIZE, {"opset": 13}),
     "ref3-any-opset17": (3, SIZE, {"opset": 17}),
     "ref3-any-dynamic": (3, SIZE, {"dynamic": True}),
-    "ref3-any-288x640": (3, WIDE, {}),
-    "ref3-onnxruntime-288x640": (3, WIDE, {"runtime": "onnxruntime"}),
+    "ref3-any-288x1280": (3, WIDE, {}),
+    "ref3-onnxruntime-288x1280": (3, WIDE, {"runtime": "onnxruntime"}),
     "ref4-any": (4, SIZE, {}),
     "ref4-onnxruntime": (4, SIZE, {"runtime": "onnxruntime"}),
     "ref4-any-split-inputs": (4, SIZE, {"split_inputs": True}),
