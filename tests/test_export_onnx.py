@@ -119,7 +119,8 @@ def test_concat_convs_are_split_with_the_same_numbers(ref3_onnx, ref3_ckpt, tmp_
     split = onnx.load(str(ref3_onnx))
     assert _concat_fed_convs(split) == 0
     meta = {p.key: p.value for p in split.metadata_props}
-    assert meta["concat_convs_split"] == "18" and meta["relus_before_concats"] == "16"
+    counts = json.loads(meta["passes"])
+    assert counts["split-concat-conv"] == 18 and counts["relu-before-concat"] == 16
     kept = export_onnx(load_checkpoint(ref3_ckpt), tmp_path / "kept.onnx", (512, 512), skip=("relu-before-concat", "split-concat-conv"))
     assert "split-concat-conv" not in kept.passes and _concat_fed_convs(onnx.load(str(kept.path))) == 6
     x = preprocess.prepare(samples.photos()["astronaut"], "device", (512, 512)).tensor

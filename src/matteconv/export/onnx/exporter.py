@@ -149,10 +149,9 @@ def export_onnx(ckpt: Checkpoint, out: str | Path, size: tuple[int, int] = (512,
     meta = {"matteconv_version": __version__, "checkpoint_sha256": ckpt.sha256,
             "weights_sha256": ckpt.weights_sha256, "input_size": f"{size[0]}x{size[1]}",
             "in_channels": str(ckpt.in_channels), "hr_channels": str(ckpt.hr_channels), "input_names": ",".join(names),
-            "dynamic": str(dynamic).lower(), **_count_metadata(counts, runtime, nchwc_block),
-            "batchnorm_folded": str(fold_batchnorm).lower(),
-            "runtime": runtime, "runtime_rewrites": json.dumps(_runtime_rewrites(counts, runtime, nchwc_block)),
-            "rule_rewrites": json.dumps(ctx.notes),
+            "dynamic": str(dynamic).lower(), "batchnorm_folded": str(fold_batchnorm).lower(), "runtime": runtime,
+            **({"nchwc_block": str(nchwc_block)} if nchwc_block is not None else {}),
+            "passes": json.dumps(counts), "rule_rewrites": json.dumps(ctx.notes),
             "preprocessing": json.dumps({"color": "RGB", "mean": preprocess.MEAN, "std": preprocess.STD,
                                          "layout": "NCHW"})}
     del onnx_model.metadata_props[:]
@@ -171,25 +170,6 @@ def export_onnx(ckpt: Checkpoint, out: str | Path, size: tuple[int, int] = (512,
     return OnnxExport(path=out, opset=written, nodes_before=before, nodes_after=len(onnx_model.graph.node),
                       max_abs_diff=parity.max_abs, parity_tolerance=parity.tolerance, input_names=names,
                       runtime=runtime, passes=counts, rule_rewrites=list(ctx.notes), nchwc_block=nchwc_block)
-
-
-def _count_metadata(counts: dict, runtime: str, block: int | None) -> dict[str, str]:
-    """The per-pass counts as the metadata keys files have carried since before the pass registry."""
-    return {"concat_convs_split": str(counts.get("split-concat-conv", 0)),
-            "relus_before_concats": str(counts.get("relu-before-concat", 0)),
-            "sliced_convs_split": str(counts.get("split-sliced-conv", 0)),
-            "instance_norms_centred": str(counts.get("centre-instance-norm", 0))}
-
-
-def _runtime_rewrites(counts: dict, runtime: str, block: int | None) -> dict[str, int]:
-    if runtime != "onnxruntime":
-        return {}
-    upsampled = counts.get("ort-upsampled-conv", {"phased": 0, "contracted": 0})
-    return {"ibnorm_halves_selected": counts.get("ort-select-ibnorm", 0),
-            "instance_norm_relus_blocked": counts.get("ort-blocked-in-relu", 0),
-            "upsamples_half_pixel": counts.get("ort-half-pixel", 0),
-            "upsampled_convs_phased": upsampled["phased"], "upsampled_convs_contracted": upsampled["contracted"],
-            "one_channel_heads_matmul": counts.get("ort-matmul-head", 0), "nchwc_block": block}
 
 
 def run_float64(model: torch.nn.Module, inputs) -> np.ndarray:
