@@ -28,7 +28,7 @@ from matteconv.model.checkpoint import load_checkpoint
 from matteconv.reference import trained_path
 
 SIZE = (384, 384)
-WIDE = (288, 1280)  # depthwise inputs 640 wide (1/2 resolution) break CANN's depthwise buffer rule: depthwise-split runs
+WIDE = (288, 1280)  # depthwise inputs 640 wide (1/2 resolution) break CANN's depthwise rule: depthwise-split runs
 NO_SPLIT_CONCAT = ("relu-before-concat", "split-concat-conv")  # what --no-split-concat skips
 # name -> (input channels, size, export_onnx keyword arguments)
 COMBOS: dict[str, tuple[int, tuple[int, int], dict]] = {

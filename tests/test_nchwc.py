@@ -16,7 +16,7 @@ from matteconv.backends import ort_session
 from matteconv.cli import app
 from matteconv.errors import MatteconvError
 from matteconv.export.onnx.passes.centre_instance_norm import centre_instance_norms
-from matteconv.export.onnx.graph import GraphView
+from matteconv.export.onnx.graph import GraphView, name_problems
 from matteconv.export.onnx.ort_block import nchwc_block_size
 from matteconv.export.onnx.passes import REGISTRY, PassContext, run_passes
 from matteconv.export.onnx.passes.ort_blocked_in_relu import blocked_instance_norm_relus
@@ -63,7 +63,7 @@ def _ibnorm_graph(upsample: bool = True) -> onnx.ModelProto:
                          name="/blk/ibn/inorm/InstanceNormalization", epsilon=1e-5),
         helper.make_node("Relu", ["bn"], ["r0"], name="/blk/relu/Relu_in0"),
         helper.make_node("Relu", ["inorm"], ["r1"], name="/blk/relu/Relu_in1"),
-        helper.make_node("Concat", ["r0", "r1"], ["ib"], name="/blk/relu/Relu", axis=1),
+        helper.make_node("Concat", ["r0", "r1"], ["ib"], name="/blk/relu/Relu_Concat", axis=1),
     ]
     last = "ib"
     if upsample:
@@ -118,8 +118,9 @@ def test_selectors_replace_the_slices_and_fold_the_batchnorm(x):
     before = _run(model, x)
     assert select_ibnorm_halves(model) == 2
     assert "Slice" not in _ops(model) and "BatchNormalization" not in _ops(model)
-    selectors = [n for n in model.graph.node if n.name.endswith("_select")]
-    assert [n.name for n in selectors] == ["/blk/ibn/bnorm/BatchNormalization_select", "/blk/ibn/Slice_1_select"]
+    selectors = [n for n in model.graph.node if n.name.endswith("_select_Conv")]
+    assert [n.name for n in selectors] == ["/blk/ibn/bnorm/BatchNormalization_select_Conv",
+                                           "/blk/ibn/Slice_1_select_Conv"]
     assert [n.output[0] for n in selectors] == ["bn", "in_in"]  # the tensors the replaced nodes wrote
     w = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     sel_in = w["/blk/ibn/Slice_1_select.weight"][:, :, 0, 0]
@@ -152,7 +153,7 @@ def test_instance_norm_relu_reads_through_a_depthwise_identity(x):
     model = _ibnorm_graph(upsample=False)
     before = _run(model, x)
     assert blocked_instance_norm_relus(model) == 1
-    conv = next(n for n in model.graph.node if n.name.endswith("_blocked"))
+    conv = next(n for n in model.graph.node if n.name == "/blk/relu/Relu_in1_blocked_Conv")  # the ReLU's scope
     assert conv.op_type == "Conv" and conv.input[0] == "inorm"
     assert next(a.i for a in conv.attribute if a.name == "group") == C - C // 2
     relu = next(n for n in model.graph.node if n.name == "/blk/relu/Relu_in1")
@@ -165,7 +166,7 @@ def test_an_instance_norm_half_narrower_than_a_block_stays_in_nchw(block, rewrit
     """Halves of 16 channels: blocked for CPUs with 8- or 16-channel blocks, left to their NCHW reader at 32."""
     model = _ibnorm_graph(upsample=False)
     assert blocked_instance_norm_relus(model, block) == rewritten
-    assert any(n.name.endswith("_blocked") for n in model.graph.node) == bool(rewritten)
+    assert any(n.name.endswith("_blocked_Conv") for n in model.graph.node) == bool(rewritten)
 
 
 def test_the_block_size_is_the_one_onnxruntime_pads_a_convolution_to(tmp_path):
@@ -229,6 +230,7 @@ def test_export_for_onnxruntime_passes_parity_and_atc_refuses_it(ref3_ckpt, tmp_
     meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
     assert meta["runtime"] == "onnxruntime" and meta["nchwc_block"] == str(block)
     assert json.loads(meta["passes"]) == res.passes  # every pass run, in order, with its count
+    assert not name_problems(onnx.load(str(out)).graph)  # unique names with scope and op type (issue 34)
     problems = inspect_onnx(out).problems
     assert len(problems) == 1 and "--runtime onnxruntime" in problems[0] and "--runtime any" in problems[0]
     r = CliRunner().invoke(app, ["om", str(out), "-o", str(tmp_path / "m"), "--dry-run"])

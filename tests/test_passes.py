@@ -5,8 +5,10 @@ graph with one instance of each pattern the passes rewrite (tier 1), then on the
 traced graph (slow). Every pass must: return 0 and change nothing when run again (idempotent); keep the graph
 inputs and outputs with their names; put every new node inside the module scope of a node it replaced (what
 `compare` matches PyTorch modules by); leave each kept tensor's inferred shape as it was (what GraphView's cached
-shapes rely on); give a graph the ONNX checker takes; compute what the graph computed before, within fp32's
-reordering bound on the toy graph and within the export's parity rule against PyTorch on the reference.
+shapes rely on); name every node uniquely, in a module scope, with its op type in its name (issue 34: atc's
+`--keep_dtype` addresses layers by name); give a graph the ONNX checker takes; compute what the graph computed
+before, within fp32's reordering bound on the toy graph and within the export's parity rule against PyTorch on
+the reference.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from onnx import TensorProto, helper, numpy_helper
 from matteconv.backends import ort_session
 from matteconv.errors import MatteconvError
 from matteconv.export.onnx import passes as registry
-from matteconv.export.onnx.graph import GraphView, inferred_dims
+from matteconv.export.onnx.graph import GraphView, inferred_dims, name_problems
 from matteconv.export.onnx.passes import (BY_NAME, PROFILES, REGISTRY, Pass, PassContext, check_registry, resolve,
                                           run_passes)
 
@@ -39,8 +41,8 @@ def _toy_graph() -> onnx.ModelProto:
     """MODNet's patterns as torch traces them, before any pass, scoped like a torch export:
     Conv -> IBNorm (Slice -> BatchNorm | Slice -> InstanceNorm) -> Concat -> Relu, read by a Concat with the
     input (a Conv of 64 channels reads it) and by a half_pixel bilinear x2 Resize -> Conv; that Conv's 64 channels
-    upsampled x2 into a 5x5 convolution; a 1x1 head to one channel from 8 channels of the input; a 3x3 stride-2 depthwise
-    convolution on a 4 x 8 x 1040 input (past CANN's depthwise buffer rule)."""
+    upsampled x2 into a 5x5 convolution; a 1x1 head to one channel from 8 channels of the input; a 3x3 stride-2
+    depthwise convolution on a 4 x 8 x 1040 input (past CANN's depthwise buffer rule)."""
     rng = np.random.default_rng(0)
     f32 = lambda *shape, s=0.2: rng.normal(0, s, shape).astype(np.float32)  # noqa: E731
     c, half = 32, 16
@@ -136,10 +138,6 @@ def _scope_problems(before: onnx.ModelProto, after: onnx.ModelProto) -> list[str
             if _signature(n) not in old and not any(n.name.startswith(s) for s in scopes)]
 
 
-# names the identity Conv after the InstanceNormalization it reads, not the Relu it replaces (issue 34, item 3)
-SCOPE_EXCEPTIONS = {"ort-blocked-in-relu"}
-
-
 def _check_contract(p: Pass, before: onnx.ModelProto) -> tuple[onnx.ModelProto, object]:
     """Apply `p` to a copy of `before` and check every rule but the numbers; the rewritten model and its count."""
     after = copy.deepcopy(before)
@@ -149,8 +147,8 @@ def _check_contract(p: Pass, before: onnx.ModelProto) -> tuple[onnx.ModelProto, 
     assert _is_zero(again) and after.SerializeToString() == once, f"{p.name}: a second run rewrote {again}"
     assert [i.name for i in after.graph.input] == [i.name for i in before.graph.input]
     assert [o.name for o in after.graph.output] == [o.name for o in before.graph.output]
-    if p.name not in SCOPE_EXCEPTIONS:
-        assert not _scope_problems(before, after), f"{p.name}: nodes outside their scope {_scope_problems(before, after)}"
+    assert not _scope_problems(before, after), f"{p.name}: nodes outside their scope {_scope_problems(before, after)}"
+    assert not name_problems(after.graph), f"{p.name}: {name_problems(after.graph)}"
     dims0, dims1 = inferred_dims(before), inferred_dims(after)
     kept = {o for n in after.graph.node for o in n.output} & {o for n in before.graph.node for o in n.output}
     changed = sorted(t for t in kept if dims0.get(t) != dims1.get(t))
@@ -234,6 +232,28 @@ def test_the_export_pipeline_infers_shapes_once_on_the_toy_graph():
     # six passes read shapes; each new tensor they ask about was known at the first inference (MODNet at 384:
     # one inference per export for either runtime, against 2 for `any` and 6 for `onnxruntime` before GraphView)
     assert ctx.view.inferences <= 2
+
+
+def test_every_node_of_the_export_says_what_it_is(ref3_onnx_128):
+    """The whole export as written (128x128, runtime any): unique names, each in a module scope and containing
+    its op type; before issue 34 five Concats kept the names of the ReLUs they replaced. The onnxruntime export is
+    held to the same in tests/test_nchwc.py."""
+    model = onnx.load(str(ref3_onnx_128))
+    assert not name_problems(model.graph)
+    concats_of_relus = [n.name for n in model.graph.node if n.op_type == "Concat" and "Relu" in n.name]
+    assert len(concats_of_relus) == 5 and all(n.endswith("/Relu_Concat") for n in concats_of_relus)
+
+
+def test_toy_graph_names_are_checked():
+    """name_problems finds each kind of bad name (so the tests above can fail)."""
+    model = _toy_graph()
+    model.graph.node[6].name = "/blk/relu/Conv"  # a Relu named as a Conv
+    model.graph.node[7].name = model.graph.node[8].name  # a Concat named as the Conv after it: 2 problems
+    model.graph.node[9].name = "Resize"  # unscoped
+    problems = name_problems(model.graph)
+    assert [p.rpartition(" ")[2] if "say" in p else p.split("' ")[-1] for p in problems] == [
+        "Relu", "Concat", "is used twice", "(writing 'up') has no module scope"]
+    assert not name_problems(_toy_graph().graph)
 
 
 # --- the contract, on the trained reference's graph (slow) ----------------------------------------------------

@@ -90,16 +90,42 @@ def attr(node: onnx.NodeProto, name: str, default):
     return default if a is None else helper.get_attribute_value(a)
 
 
+def op_name(name: str, op: str) -> str:
+    """The name of a node of type `op` derived from `name` (the replaced node's, plus a role): `name` itself when
+    its last path segment already contains `op`, else `<name>_<op>`. So a node's name keeps the module scope
+    `compare` matches by (the path up to the last `/`), and says what it is: atc's `--keep_dtype` and
+    `--op_precision_mode` address layers by name, and users read them in atc's logs and in `compare` (issue 34)."""
+    return name if op in name.rpartition("/")[2] else f"{name}_{op}"
+
+
+def name_problems(graph: onnx.GraphProto) -> list[str]:
+    """What breaks the naming rule (`op_name`) in `graph`: a node without a name or outside a module scope (a
+    name not starting with `/`, as torch writes them), a name used twice, a name without its op type."""
+    seen: set[str] = set()
+    problems = []
+    for n in graph.node:
+        if not n.name.startswith("/"):
+            problems.append(f"{n.op_type} node {n.name!r} (writing {n.output[0]!r}) has no module scope")
+        elif n.name in seen:
+            problems.append(f"{n.op_type} node name {n.name!r} is used twice")
+        elif n.op_type not in n.name.rpartition("/")[2]:
+            problems.append(f"{n.op_type} node {n.name!r} does not say it is a {n.op_type}")
+        seen.add(n.name)
+    return problems
+
+
 def builders(graph: onnx.GraphProto, name: str, nodes: list[onnx.NodeProto]):
     """const(suffix, value) -> initializer name; node(op, inputs, suffix, **attrs) -> output name; both named
-    `<name>_<suffix>` (`name`: the replaced node's), nodes appended to `nodes`."""
+    `<name>_<suffix>` (`name`: the replaced node's), the node itself `op_name(<name>_<suffix>, op)`, nodes
+    appended to `nodes`."""
     def const(suffix: str, value: np.ndarray) -> str:
         graph.initializer.append(numpy_helper.from_array(value, f"{name}_{suffix}"))
         return f"{name}_{suffix}"
 
     def node(op: str, inputs: list[str], suffix: str, **attrs) -> str:
-        nodes.append(helper.make_node(op, inputs, [f"{name}_{suffix}"], name=f"{name}_{suffix}", **attrs))
-        return f"{name}_{suffix}"
+        out = f"{name}_{suffix}"
+        nodes.append(helper.make_node(op, inputs, [out], name=op_name(out, op), **attrs))
+        return out
     return const, node
 
 

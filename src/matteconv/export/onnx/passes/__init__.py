@@ -84,4 +84,5 @@ def exported_runtime(model: onnx.ModelProto) -> str:
     return next((p.value for p in model.metadata_props if p.key == "runtime"), "any")
 
 
-__all__ = ["BY_NAME", "exported_runtime", "PROFILES", "REGISTRY", "Pass", "PassContext", "check_registry", "resolve", "run_passes"]
+__all__ = ["BY_NAME", "PROFILES", "REGISTRY", "Pass", "PassContext", "check_registry", "exported_runtime", "resolve",
+           "run_passes"]

@@ -28,7 +28,7 @@ import onnx
 from onnx import helper
 
 from ..graph import producers
-from .base import Pass, PassContext
+from .base import Pass
 
 CENTRE_SUFFIXES = ("_centre_mean", "_centre")
 

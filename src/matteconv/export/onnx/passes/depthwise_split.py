@@ -12,7 +12,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from ...depthwise_plan import plan_depthwise
-from ..graph import GraphView, ShapeLookup, view_of
+from ..graph import GraphView, ShapeLookup, op_name, view_of
 from .base import Pass, PassContext
 
 
@@ -48,16 +48,17 @@ def rewrite_onnx(model: onnx.ModelProto, view: GraphView | None = None) -> list[
             graph.initializer.append(numpy_helper.from_array(np.asarray(values, np.int64), f"{base}/{name}"))
             return f"{base}/{name}"
 
-        def conv(x, out, left, right):
+        def conv(x, out, role, left, right):
             keep = {k: v for k, v in attrs.items() if k not in ("strides", "pads")}
-            return helper.make_node("Conv", [x, *node.input[1:]], [out], name=out, strides=[1, sw],
-                                    pads=[pt, left, pb, right], **keep)
+            return helper.make_node("Conv", [x, *node.input[1:]], [out], name=op_name(f"{base}_{role}", "Conv"),
+                                    strides=[1, sw], pads=[pt, left, pb, right], **keep)
 
         final = node.output[0]
         conv_out = f"{base}/rows1" if plan.row_step > 1 else final
         if len(plan.pieces) == 1:
             p = plan.pieces[0]
-            new_nodes.append(conv(node.input[0], conv_out, p.left, p.right))
+            new_nodes.append(conv(node.input[0], conv_out, "rows1" if plan.row_step > 1 else "stride1", p.left,
+                                   p.right))
         else:
             parts = []
             for i, p in enumerate(plan.pieces):
@@ -66,14 +67,16 @@ def rewrite_onnx(model: onnx.ModelProto, view: GraphView | None = None) -> list[
                                                             const(f"cols{i}_end", [p.in1]), const("axis3", [3])]
                                                   if i == 0 else [node.input[0], const(f"cols{i}_start", [p.in0]),
                                                                   const(f"cols{i}_end", [p.in1]), f"{base}/axis3"],
-                                                  [xi], name=xi))
+                                                  [xi], name=op_name(f"{base}_cols{i}", "Slice")))
                 parts.append(f"{base}/part{i}")
-                new_nodes.append(conv(xi, parts[-1], p.left, p.right))
-            new_nodes.append(helper.make_node("Concat", parts, [conv_out], name=f"{base}/concat", axis=3))
+                new_nodes.append(conv(xi, parts[-1], f"part{i}", p.left, p.right))
+            new_nodes.append(helper.make_node("Concat", parts, [conv_out], name=op_name(f"{base}_cols", "Concat"),
+                                              axis=3))
         if plan.row_step > 1:
             new_nodes.append(helper.make_node(
                 "Slice", [conv_out, const("rows_start", [0]), const("rows_end", [np.iinfo(np.int64).max]),
-                          const("axis2", [2]), const("rows_step", [plan.row_step])], [final], name=f"{base}/rows"))
+                          const("axis2", [2]), const("rows_step", [plan.row_step])], [final],
+                name=op_name(f"{base}_rows", "Slice")))
         notes.append(f"{base}: {plan.describe(kh, kw, sh, sw, width)}")
     if notes:
         del graph.node[:]

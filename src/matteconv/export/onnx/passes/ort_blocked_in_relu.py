@@ -16,8 +16,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from ..graph import GraphView, view_of
-from .base import Pass, PassContext
+from ..graph import GraphView, op_name, view_of
+from .base import Pass
 from .ort_matmul_head import read_only_by_heads
 
 
@@ -42,7 +42,7 @@ def blocked_instance_norm_relus(model: onnx.ModelProto, block: int = 1, view: Gr
         name = f"{norm.name}_blocked"
         graph.initializer.append(numpy_helper.from_array(np.ones((c, 1, 1, 1), np.float32), f"{name}.weight"))
         conv = helper.make_node("Conv", [norm.output[0], f"{name}.weight"], [f"{norm.output[0]}_blocked"],
-                                name=name, group=c, kernel_shape=[1, 1])
+                                name=op_name(f"{relu.name}_blocked", "Conv"), group=c, kernel_shape=[1, 1])
         new_relu = helper.make_node("Relu", [conv.output[0]], list(relu.output), name=relu.name)
         replaced[id(relu)] = [conv, new_relu]
     if replaced:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import onnx
 
 from ..graph import GraphView, view_of
-from .base import Pass, PassContext
+from .base import Pass
 
 
 def half_pixel_upsamples(model: onnx.ModelProto, view: GraphView | None = None) -> int:

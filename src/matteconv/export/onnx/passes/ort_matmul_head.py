@@ -21,10 +21,10 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from ..graph import GraphView, attr, builders, view_of
-from .base import Pass, PassContext
+from ..graph import GraphView, attr, builders, op_name, view_of
+from .base import Pass
 
-HEAD_SUFFIX = "_head_matmul"
+HEAD_SUFFIX = "_head_MatMul"  # the head MatMul's name ends so (read_only_by_heads finds it by that)
 # the ops between an IBNorm half's channel Slice and the head that reads it: BatchNorm or the centred
 # InstanceNorm (centre_instance_norm.py), then the ReLU, then the head's own Reshape
 HALF_TO_HEAD = ("BatchNormalization", "ReduceMean", "Sub", "InstanceNormalization", "Relu", "Reshape")
@@ -59,21 +59,22 @@ def one_channel_heads_as_matmul(model: onnx.ModelProto, block: int, view: GraphV
         if shape is None or len(shape) != 4 or shape[1] >= block or not _is_one_channel_1x1(conv, consts):
             continue
         n, c, h, w = shape
-        name = (conv.name or conv.output[0]) + HEAD_SUFFIX
+        name = (conv.name or conv.output[0]) + "_head_matmul"  # its tensors' and initializers' names
         head: list[onnx.NodeProto] = []
         const, _ = builders(graph, name, head)
         flat = helper.make_node("Reshape", [conv.input[0], const("flat", np.array([n, c, h * w], np.int64))],
-                                [f"{name}_x"], name=f"{name}_flatten")
+                                [f"{name}_x"], name=op_name(f"{name}_flatten", "Reshape"))
         weight = consts[conv.input[1]].reshape(1, c).astype(np.float32)
-        product = helper.make_node("MatMul", [const("weight", weight), flat.output[0]], [f"{name}_y"], name=name)
+        product = helper.make_node("MatMul", [const("weight", weight), flat.output[0]], [f"{name}_y"],
+                                   name=(conv.name or conv.output[0]) + HEAD_SUFFIX)
         head += [flat, product]
         if len(conv.input) > 2 and conv.input[2]:
             bias = consts[conv.input[2]].reshape(1, 1, 1).astype(np.float32)
             head.append(helper.make_node("Add", [product.output[0], const("bias", bias)], [f"{name}_yb"],
-                                         name=f"{name}_bias"))
+                                         name=op_name(f"{name}_bias", "Add")))
         head.append(helper.make_node("Reshape", [head[-1].output[0], const("shape", np.array([n, 1, h, w],
                                                                                            np.int64))],
-                                     list(conv.output), name=f"{name}_unflatten"))
+                                     list(conv.output), name=op_name(f"{name}_unflatten", "Reshape")))
         replaced[id(conv)] = head
     if replaced:
         view.replace_nodes(replaced, set())

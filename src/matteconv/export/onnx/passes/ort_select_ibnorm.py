@@ -21,8 +21,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from ..graph import GraphView, channel_slice, view_of
-from .base import Pass, PassContext
+from ..graph import GraphView, channel_slice, op_name, view_of
+from .base import Pass
 from .ort_matmul_head import read_only_by_heads
 
 IN_HALF_READERS = ("ReduceMean", "Sub", "InstanceNormalization")  # the centred InstanceNorm (centre_instance_norm.py)
@@ -78,7 +78,7 @@ def select_ibnorm_halves(model: onnx.ModelProto, view: GraphView | None = None) 
         if bias is not None:
             graph.initializer.append(numpy_helper.from_array(bias.astype(np.float32), f"{name}.bias"))
             ins.append(f"{name}.bias")
-        replaced[id(sl)] = [helper.make_node("Conv", ins, [out], name=name, kernel_shape=[1, 1])]
+        replaced[id(sl)] = [helper.make_node("Conv", ins, [out], name=op_name(name, "Conv"), kernel_shape=[1, 1])]
     if replaced:
         view.replace_nodes(replaced, dropped)
     return len(replaced)

@@ -1,4 +1,4 @@
-"""`ort-upsampled-conv` (`--runtime onnxruntime`): a 5x5 convolution of a bilinear x2 upsample, contracted first or in phases.
+"""`ort-upsampled-conv` (`--runtime onnxruntime`): a 5x5 conv of a bilinear x2 upsample, contracted first or in phases.
 
 MODNet's LR branch upsamples the SE block's 1280-channel map x2 (bilinear, half-pixel, edges clamped) and runs a
 5x5 convolution (pad 2) to 96 channels on it: 15% of the whole model's time in onnxruntime at 384x384 (the next
@@ -40,10 +40,10 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
+from onnx import helper
 
-from ..graph import GraphView, attr, builders, view_of
-from .base import Pass, PassContext
+from ..graph import GraphView, attr, builders, op_name, view_of
+from .base import Pass
 
 
 def _phase_taps() -> np.ndarray:
@@ -151,7 +151,7 @@ def _contracted_nodes(graph: onnx.GraphProto, resize: onnx.NodeProto, conv: onnx
                               const(f"tap{5 * r + t}_e", np.array([(5 * r + t + 1) * m, r + 2 * h, t + 2 * w],
                                                                   np.int64)), axes], f"tap{5 * r + t}")
                for r in range(5) for t in range(5)]
-    nodes.append(helper.make_node("Sum", shifted, [y], name=name))
+    nodes.append(helper.make_node("Sum", shifted, [y], name=op_name(name, "Sum")))
     return nodes
 
 
@@ -222,7 +222,8 @@ def _phase_nodes(graph: onnx.GraphProto, resize: onnx.NodeProto, conv: onnx.Node
     zeros_w = const("zeros_w", np.zeros((n_batch, m, 2 * h, 2 * w - 4), np.float32))
     rows = node("Concat", [edge("top", 2, True), zeros_h, edge("bottom", 2, False)], "rows", axis=2)
     cols = node("Concat", [edge("left", 3, True), zeros_w, edge("right", 3, False)], "cols", axis=3)
-    nodes.append(helper.make_node("Add", [node("Add", [p_conv, rows], "plus_rows"), cols], [y], name=name))
+    nodes.append(helper.make_node("Add", [node("Add", [p_conv, rows], "plus_rows"), cols], [y],
+                                  name=op_name(name, "Add")))
     return nodes
 
 

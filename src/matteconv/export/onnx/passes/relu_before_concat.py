@@ -11,13 +11,13 @@ from __future__ import annotations
 import onnx
 from onnx import helper
 
-from ..graph import GraphView, view_of
-from .base import Pass, PassContext
+from ..graph import GraphView, op_name, view_of
+from .base import Pass
 
 
 def relus_before_concats(model: onnx.ModelProto, view: GraphView | None = None) -> int:
     """Rewrite, in place, every Relu whose input is a Concat read by nothing else into a Relu per Concat input
-    (named `<relu>_in<k>`) and the Concat of those, named as the Relu was: it yields the Relu's output tensor, so
+    (named `<relu>_in<k>`) and the Concat of those (`<relu>_Concat`): it yields the Relu's output tensor, so
     `compare` still finds the ReLU module's output under the ReLU's scope; return how many."""
     view = view_of(model, view)
     graph = model.graph
@@ -33,9 +33,10 @@ def relus_before_concats(model: onnx.ModelProto, view: GraphView | None = None) 
         cat = producer.get(relu.input[0]) if relu.op_type == "Relu" else None
         if cat is None or cat.op_type != "Concat" or uses.get(cat.output[0]) != 1 or cat.output[0] in outputs:
             continue
-        relus = [helper.make_node("Relu", [x], [f"{relu.output[0]}_in{k}"], name=f"{relu.name}_in{k}")
+        relus = [helper.make_node("Relu", [x], [f"{relu.output[0]}_in{k}"], name=op_name(f"{relu.name}_in{k}", "Relu"))
                  for k, x in enumerate(cat.input)]
-        joined = helper.make_node("Concat", [r.output[0] for r in relus], [relu.output[0]], name=relu.name)
+        joined = helper.make_node("Concat", [r.output[0] for r in relus], [relu.output[0]],
+                                   name=op_name(relu.name, "Concat"))
         joined.attribute.extend(cat.attribute)
         replaced[id(cat)] = relus + [joined]
         dropped.add(id(relu))

@@ -13,8 +13,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from ..graph import GraphView, ShapeLookup, view_of
-from .base import Pass, PassContext
+from ..graph import GraphView, ShapeLookup, op_name, view_of
+from .base import Pass
 
 
 def split_concat_convs(model: onnx.ModelProto, view: GraphView | None = None) -> int:
@@ -56,12 +56,14 @@ def _split_once(view: GraphView, channels: ShapeLookup) -> int:
                 inits[part_w] = numpy_helper.from_array(arr, part_w)
             start += c
             part = f"{conv.output[0]}_part{k}"
-            node = helper.make_node("Conv", [x, part_w, *(bias if k == 0 else [])], [part], name=f"{conv.name}_part{k}")
+            node = helper.make_node("Conv", [x, part_w, *(bias if k == 0 else [])], [part],
+                                    name=op_name(f"{conv.name}_part{k}", "Conv"))
             node.attribute.extend(conv.attribute)
             nodes.append(node)
             if partial is not None:
                 total = conv.output[0] if k == len(sizes) - 1 else f"{conv.output[0]}_sum{k}"
-                nodes.append(helper.make_node("Add", [partial, part], [total], name=f"{conv.name}_sum{k}"))
+                nodes.append(helper.make_node("Add", [partial, part], [total],
+                                              name=op_name(f"{conv.name}_sum{k}", "Add")))
                 part = total
             partial = part
         return nodes, inits

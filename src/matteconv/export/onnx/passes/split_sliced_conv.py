@@ -16,8 +16,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from ..graph import GraphView, channel_slice, view_of
-from .base import Pass, PassContext
+from ..graph import GraphView, channel_slice, op_name, view_of
+from .base import Pass
 
 
 def split_sliced_convs(model: onnx.ModelProto, view: GraphView | None = None) -> int:
@@ -59,7 +59,7 @@ def split_sliced_convs(model: onnx.ModelProto, view: GraphView | None = None) ->
                     bn = f"{conv.input[2]}_ch{a}_{e}"
                     graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(b[a:e]), bn))
                     ins.append(bn)
-                node = helper.make_node("Conv", ins, [s.output[0]], name=f"{conv.name}_ch{a}_{e}")
+                node = helper.make_node("Conv", ins, [s.output[0]], name=op_name(f"{conv.name}_ch{a}_{e}", "Conv"))
                 node.attribute.extend(conv.attribute)
                 nodes.append(node)
                 dropped.add(id(s))
