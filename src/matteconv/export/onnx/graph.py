@@ -184,7 +184,8 @@ def channels(model: onnx.ModelProto) -> dict[str, int]:
 
 class GraphView:
     """A model and what passes ask of it: static shapes (inferred once, see the module docstring), constants
-    (decoded on demand), producers and readers (rebuilt on each call: a pass mutates the graph as it goes).
+    (decoded on demand), producers and readers (kept until `changed()`: a pass that edits the graph calls
+    `replace_nodes`, or `changed()` itself, before it asks again; the pass runner calls it after every pass).
     `inferences` counts the shape inferences run (tests hold the export to its budget)."""
 
     def __init__(self, model: onnx.ModelProto):
@@ -196,6 +197,7 @@ class GraphView:
         self._inferred_at = -1
         self._tensors_at = -1
         self._tensors: set[str] = set()
+        self._maps: dict[str, tuple[int, object]] = {}
 
     @property
     def graph(self) -> onnx.GraphProto:
@@ -233,11 +235,21 @@ class GraphView:
         """`graph_constants` of the graph as it is now, decoded on demand."""
         return LazyConstants(self.graph)
 
+    def _cached(self, key: str, build):
+        """`build(graph)`, kept until the next `changed()`."""
+        at, value = self._maps.get(key, (-1, None))
+        if at != self._generation:
+            value = build(self.graph)
+            self._maps[key] = (self._generation, value)
+        return value
+
     def producers(self) -> dict[str, onnx.NodeProto]:
-        return producers(self.graph)
+        """`producers(graph)`, kept until the next `changed()`."""
+        return self._cached("producers", producers)
 
     def readers(self) -> dict[str, list[onnx.NodeProto]]:
-        return node_readers(self.graph)
+        """`node_readers(graph)`, kept until the next `changed()`."""
+        return self._cached("readers", node_readers)
 
     def replace_nodes(self, replaced: dict[int, list[onnx.NodeProto]], dropped: set[int]) -> None:
         """`replace_nodes` on the view's graph, then `changed()`."""
