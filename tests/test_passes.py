@@ -283,3 +283,41 @@ def test_each_pass_keeps_the_contract_on_the_reference_graph(name, reference_sta
     after, _ = _check_contract(BY_NAME[name], stages[name])
     got = ort_session(after.SerializeToString()).run(None, {"input": x})[0]
     judge(got, ref, lambda: run_float64(ref3_model, (x,)), f"after {name}", "reference", "onnxruntime")
+
+
+# --- the CLI --------------------------------------------------------------------------------------------------
+
+def test_list_passes_and_an_unknown_skip_pass_from_the_cli(tmp_path):
+    from typer.testing import CliRunner
+
+    from matteconv.cli import app
+
+    r = CliRunner().invoke(app, ["export", "--list-passes"], env={"COLUMNS": "200"})
+    assert r.exit_code == 0 and all(p.name in r.output for p in REGISTRY)
+    out = tmp_path / "m.onnx"
+    r = CliRunner().invoke(app, ["export", str(tmp_path / "missing.pt"), "-o", str(out), "--skip-pass", "nope"])
+    assert r.exit_code == 2 and "no ONNX pass named 'nope'" in r.output and not out.exists()
+
+
+def test_skipping_the_resize_fix_is_refused_for_a_file_atc_may_read(ref3_ckpt, tmp_path):
+    """Without fix-resize-modes a file for every runtime would compute its upsamples as asymmetric on Ascend:
+    the export names the Resize and writes nothing (before the parity test runs)."""
+    from matteconv.export.onnx import export_onnx
+    from matteconv.model.checkpoint import load_checkpoint
+
+    with pytest.raises(MatteconvError, match="Resize node '/lr_branch/Resize' uses coordinate_transformation_mode="
+                                             "half_pixel"):
+        export_onnx(load_checkpoint(ref3_ckpt), tmp_path / "any.onnx", (64, 64), skip=["fix-resize-modes"])
+    assert not (tmp_path / "any.onnx").exists()
+
+
+@pytest.mark.slow
+def test_a_file_for_onnxruntime_needs_no_resize_fix(ref3_ckpt, tmp_path):
+    from matteconv.export.onnx import export_onnx
+    from matteconv.model.checkpoint import load_checkpoint
+
+    res = export_onnx(load_checkpoint(ref3_ckpt), tmp_path / "ort.onnx", (64, 64), runtime="onnxruntime",
+                      skip=["fix-resize-modes"])
+    # torch's Resizes are half_pixel already (by attribute or by ONNX's default), which onnxruntime runs blocked
+    assert "fix-resize-modes" not in res.passes and res.passes["ort-half-pixel"] == 0
+    assert res.max_abs_diff <= res.parity_tolerance
