@@ -30,7 +30,7 @@ from rich.table import Table  # noqa: E402
 from matteconv import preprocess, samples  # noqa: E402
 from matteconv.backends import ort_session  # noqa: E402
 from matteconv.cpuinfo import cpu_kind  # noqa: E402
-from matteconv.export.onnx_export import export_onnx  # noqa: E402
+from matteconv.export.onnx import export_onnx  # noqa: E402
 from matteconv.model.checkpoint import load_checkpoint  # noqa: E402
 from matteconv.reference import reference_model, save_reference  # noqa: E402
 
@@ -83,7 +83,7 @@ def time_alternately(runners: dict, repeats: int, warmup: int = 2, cpu: dict | N
 
 def bench_core(ckpt: Path, work: Path, sizes, repeats: int) -> list[dict]:
     """Per size: torch eager, the plain export, our export for any runtime (the file atc takes) and our export for
-    onnxruntime (`--runtime onnxruntime`, export/nchwc.py), timed alternately. The goals judge the last."""
+    onnxruntime (`--runtime onnxruntime`, the ort-* passes), timed alternately. The goals judge the last."""
     torch.set_num_threads(2)
     ck = load_checkpoint(ckpt)
     rows = []

@@ -291,7 +291,7 @@ def main() -> int:
     from matteconv.export.caffe.convert import convert
     from matteconv.export.caffe.runner import CaffeBackend
     from matteconv.export.caffe.writer import write_caffemodel, write_prototxt
-    from matteconv.export.onnx_export import export_onnx
+    from matteconv.export.onnx import export_onnx
     from matteconv.model.checkpoint import load_checkpoint
     from matteconv.reference import reference_model, save_reference
 

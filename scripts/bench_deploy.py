@@ -53,7 +53,7 @@ def main(argv=None) -> int:
     from matteconv.aipp import AippSpec, render_config
     from matteconv.ascend.build import build_om
     from matteconv.deploy import DeployOptions, generate_app, simulate
-    from matteconv.export.onnx_export import export_onnx
+    from matteconv.export.onnx import export_onnx
     from matteconv.model.checkpoint import load_checkpoint
     from matteconv.reference import reference_model, save_reference
     from matteconv.video import write_test_video

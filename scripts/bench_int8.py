@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench import console, time_alternately  # noqa: E402  (one timing loop for every benchmark)
 
 from matteconv.backends import TorchBackend  # noqa: E402
-from matteconv.export.onnx_export import export_onnx  # noqa: E402
+from matteconv.export.onnx import export_onnx  # noqa: E402
 from matteconv.fp16 import open_fp16_backend  # noqa: E402
 from matteconv.int8.emulate import Int8OnnxBackend  # noqa: E402
 from matteconv.int8.quantize import calibrate, errors, golden_inputs, predict  # noqa: E402

@@ -41,7 +41,7 @@ def main(argv=None) -> int:
 
     from matteconv import preprocess, samples
     from matteconv.backends import OnnxBackend
-    from matteconv.export.onnx_export import export_onnx
+    from matteconv.export.onnx import export_onnx
     from matteconv.matte import matte
     from matteconv.model.checkpoint import load_checkpoint
     from matteconv.reference import reference_model, save_reference

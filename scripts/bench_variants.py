@@ -21,7 +21,7 @@ from bench import time_alternately  # noqa: E402
 
 from matteconv import preprocess, samples  # noqa: E402
 from matteconv.backends import ort_session  # noqa: E402
-from matteconv.export.onnx_export import export_onnx  # noqa: E402
+from matteconv.export.onnx import export_onnx  # noqa: E402
 from matteconv.model.checkpoint import load_checkpoint  # noqa: E402
 from matteconv.reference import quick_reference, save_reference  # noqa: E402
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from matteconv.export.onnx_export import export_onnx
+from matteconv.export.onnx import export_onnx
 from matteconv.int8.quantize import auto_skip, calibrate, errors, golden_inputs, predict, within
 from matteconv.model.checkpoint import load_checkpoint
 from matteconv.reference import trained_path

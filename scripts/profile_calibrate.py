@@ -176,7 +176,7 @@ def fit(graphs, entries, x0=(0.5, 67.0, 10.0)):
 def modnet_rows(soc) -> list[dict]:
     """Profile the reference MODNet (random-free: the trained reference weights) exported as `matteconv export`
     does, at the issue's sizes, fp16 and all-INT8, fp32 output (our default build) and fp16 output."""
-    from matteconv.export.onnx_export import export_onnx
+    from matteconv.export.onnx.exporter import export_onnx
     from matteconv.model.checkpoint import load_checkpoint
     from matteconv.ascend.profile import precisions_for
 

@@ -56,7 +56,7 @@ def ref4_ckpt(ref4_model, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def ref3_onnx(ref3_ckpt, tmp_path_factory) -> Path:
     """The reference exported at the golden photo size (512x512), as `matteconv export` does."""
-    from matteconv.export.onnx_export import export_onnx
+    from matteconv.export.onnx import export_onnx
     from matteconv.model.checkpoint import load_checkpoint
 
     out = tmp_path_factory.mktemp("onnx") / "ref3.onnx"
@@ -67,7 +67,7 @@ def ref3_onnx(ref3_ckpt, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def ref3_onnx_128(ref3_ckpt, tmp_path_factory) -> Path:
     """The reference exported at 128x128 (the size most tests run at): one export per test run, shared."""
-    from matteconv.export.onnx_export import export_onnx
+    from matteconv.export.onnx import export_onnx
     from matteconv.model.checkpoint import load_checkpoint
 
     out = tmp_path_factory.mktemp("onnx128") / "ref3_128.onnx"

@@ -45,7 +45,7 @@ def fx(hr16_ckpt, tmp_path_factory) -> dict[str, Path]:
     from matteconv import samples
     from matteconv.aipp import AippSpec, render_config
     from matteconv.ascend.build import build_om
-    from matteconv.export.onnx_export import export_onnx
+    from matteconv.export.onnx import export_onnx
     from matteconv.model.checkpoint import load_checkpoint
     from matteconv.verify.golden import make_set
     from matteconv.video import write_test_video

@@ -84,18 +84,18 @@ def test_clean_onnx_has_no_divergence_and_maps_blocks(ref3_ckpt, onnx128, golden
     assert by_layer["/lr_branch/backbone/features.7/conv/conv.0/Conv"].module == "backbone.model.features.7.conv.1"
     assert by_layer["/lr_branch/backbone/features.7/conv/conv.6/Conv"].module == "backbone.model.features.7"
     assert by_layer["/lr_branch/backbone/features.3/Add"].module == "backbone.model.features.3"
-    # the Concat of ReLU'd IBNorm halves carries the ReLU's name and output where something other than a conv
-    # reads it (conv_hr4x.2 -> Resize); before a conv it is gone (the conv is split per half)
+    # the Concat of ReLU'd IBNorm halves (`Relu_Concat`, in the ReLU's scope) carries the ReLU's output where
+    # something other than a conv reads it (conv_hr4x.2 -> Resize); before a conv it is gone (split per half)
     # (conv_hr4x.2 is the last of the conv_hr4x Sequential, so its output is the Sequential's)
-    assert by_layer["/hr_branch/conv_hr4x/conv_hr4x.2/layers/layers.2/Relu"].module == "hr_branch.conv_hr4x"
+    assert by_layer["/hr_branch/conv_hr4x/conv_hr4x.2/layers/layers.2/Relu_Concat"].module == "hr_branch.conv_hr4x"
     assert by_layer["/f_branch/Sigmoid"].module == ""  # the model's output
     unmatched = {u.layer: u.reason for u in r.unmatched}
     # IBNorm's BatchNorm half is not folded (the export's default since issue 20): the conv before an IBNorm is
     # the conv module's own output, and so is the last Add of a Conv(Concat) split per input at export (since
     # the ReLUs moved before IBNorm's Concat, every conv after an IBNorm is split, conv_hr4x.1 in two)
-    assert by_layer["/hr_branch/conv_hr4x/conv_hr4x.1/layers/layers.0/Conv_sum1"].module == \
+    assert by_layer["/hr_branch/conv_hr4x/conv_hr4x.1/layers/layers.0/Conv_sum1_Add"].module == \
         "hr_branch.conv_hr4x.1.layers.0"
-    assert by_layer["/hr_branch/conv_hr4x/conv_hr4x.0/layers/layers.0/Conv_sum2"].module == \
+    assert by_layer["/hr_branch/conv_hr4x/conv_hr4x.0/layers/layers.0/Conv_sum2_Add"].module == \
         "hr_branch.conv_hr4x.0.layers.0"
     assert "not a module output" in unmatched["/hr_branch/Resize_2"]
     assert r.alpha_max_abs < 1e-3 and r.reference_vs_golden < 1e-3
@@ -183,9 +183,9 @@ def test_uncentred_instance_norm_found_on_the_worst_input(ref3_ckpt, onnx128, gr
     """The export without InstanceNorm centring (as before issue 17): compare picks the grey frame by itself and
     names the first InstanceNormalization of hr_branch.tohr_enc2x as where the error starts, by the absolute
     rule (relative to the layer's range the error is 1e-5 and passes); the centred export has no divergence."""
-    from matteconv.export.onnx_export import export_onnx
+    from matteconv.export.onnx import export_onnx
 
-    old = export_onnx(load_checkpoint(ref3_ckpt), tmp_path / "old.onnx", SIZE, centre_norms=False)
+    old = export_onnx(load_checkpoint(ref3_ckpt), tmp_path / "old.onnx", SIZE, skip=("centre-instance-norm",))
     rep = compare_models(ref3_ckpt, old.path, grey_golden128)
     assert rep.input_name == "grey128" and set(rep.inputs_alpha_error) == {"astronaut", "grey128"}
     assert rep.inputs_alpha_error["grey128"] > 1e-4 > rep.inputs_alpha_error["astronaut"]

@@ -26,7 +26,7 @@ from matteconv.deploy.app import pipeline
 from matteconv.deploy.generate import layout_error
 from matteconv.deploy.simhost import STANDINS
 from matteconv.errors import MatteconvError
-from matteconv.export.onnx_export import export_onnx
+from matteconv.export.onnx import export_onnx
 from matteconv.matte import matte
 from matteconv.model.checkpoint import load_checkpoint
 from matteconv.video import write_test_video

@@ -15,7 +15,8 @@ from matteconv.ascend.rules import check_model
 from matteconv.export.caffe.convert import convert
 from matteconv.export.caffe.runner import CaffeBackend
 from matteconv.export.caffe.writer import write_caffemodel, write_prototxt
-from matteconv.export.depthwise_rewrite import depthwise_need, plan_depthwise, rewrite_onnx
+from matteconv.export.depthwise_plan import depthwise_need, plan_depthwise
+from matteconv.export.onnx.passes.depthwise_split import rewrite_onnx
 
 # (channels, kernel, stride, width): 3x3 s2 at 640 (704x1280's backbone), 3x3 s1 and s2 at 960 (1088x1920's),
 # 3x3 s2 at 512 (1024x1024's), a 5x5 s2 at 1200 (both rewrites at once, 3 rows of overlap)
@@ -125,7 +126,7 @@ def test_a_column_step_slice_breaks_the_cann_slice_rule(tmp_path):
 
 HD = [(704, 1280), (1088, 1920), (1024, 1024)]
 # At 1088x1920 onnxruntime's one-pass InstanceNormalization alone was 1.02e-3 from PyTorch (DESIGN.md 9), with or
-# without the rewrite; the export's InstanceNorm centring (export/instance_norm.py) brings it inside the rule.
+# without the rewrite; the export's InstanceNorm centring (export/onnx/passes/centre_instance_norm.py) brings it inside the rule.
 
 
 @pytest.mark.slow
@@ -133,7 +134,7 @@ HD = [(704, 1280), (1088, 1920), (1024, 1024)]
 def test_hd_onnx_export_passes_every_rule(ref3_ckpt, size, tmp_path):
     """The trained reference at HD: the export rewrites what breaks the depthwise rule, keeps its parity rule
     (export/parity.py) and the written file passes every atc-onnx rule."""
-    from matteconv.export.onnx_export import export_onnx
+    from matteconv.export.onnx import export_onnx
     from matteconv.model.checkpoint import load_checkpoint
 
     res = export_onnx(load_checkpoint(ref3_ckpt), tmp_path / "hd.onnx", size)
@@ -165,13 +166,14 @@ def test_full_hd_rewrite_is_exact_on_the_whole_model(ref3_model, tmp_path):
     import copy
 
     from matteconv.backends import ort_session
-    from matteconv.export import onnx_export as oe
+    from matteconv.export.onnx import exporter as oe
+    from matteconv.export.onnx.passes.fix_resize_modes import fix_resize_modes
     from matteconv.model.fold import fold_ibnorm
 
     size = HD[1]
     model = oe.simplify(oe._torch_export(fold_ibnorm(ref3_model), oe.dummy_inputs(3, False, size), ["input"], 11,
                                          False))
-    oe.fix_resize_modes(model)
+    fix_resize_modes(model)
     rewritten = copy.deepcopy(model)
     notes = rewrite_onnx(rewritten)
     assert [n.split(":")[0] for n in notes] == ["/lr_branch/backbone/features.1/conv/conv.0/Conv",

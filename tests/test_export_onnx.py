@@ -11,7 +11,8 @@ import torch
 from matteconv import preprocess, samples
 from matteconv.backends import OnnxBackend
 from matteconv.errors import MatteconvError
-from matteconv.export.onnx_export import check_ascend_safe, export_onnx, fix_resize_modes
+from matteconv.export.onnx.exporter import check_ascend_safe, export_onnx
+from matteconv.export.onnx.passes.fix_resize_modes import fix_resize_modes
 from matteconv.model.checkpoint import load_checkpoint
 from matteconv.verify.metrics import max_abs, mean_abs
 
@@ -118,9 +119,11 @@ def test_concat_convs_are_split_with_the_same_numbers(ref3_onnx, ref3_ckpt, tmp_
     split = onnx.load(str(ref3_onnx))
     assert _concat_fed_convs(split) == 0
     meta = {p.key: p.value for p in split.metadata_props}
-    assert meta["concat_convs_split"] == "18" and meta["relus_before_concats"] == "16"
-    kept = export_onnx(load_checkpoint(ref3_ckpt), tmp_path / "kept.onnx", (512, 512), split_concat=False)
-    assert kept.concat_convs_split == 0 and _concat_fed_convs(onnx.load(str(kept.path))) == 6
+    counts = json.loads(meta["passes"])
+    assert counts["split-concat-conv"] == 18 and counts["relu-before-concat"] == 16
+    kept = export_onnx(load_checkpoint(ref3_ckpt), tmp_path / "kept.onnx", (512, 512),
+                       skip=("relu-before-concat", "split-concat-conv"))
+    assert "split-concat-conv" not in kept.passes and _concat_fed_convs(onnx.load(str(kept.path))) == 6
     x = preprocess.prepare(samples.photos()["astronaut"], "device", (512, 512)).tensor
     a, b = OnnxBackend(ref3_onnx).run(x), OnnxBackend(kept.path).run(x)
     assert 0 < np.abs(a - b).max() <= 2e-5  # the same sum in another order: fp32 rounding only
@@ -130,7 +133,7 @@ def test_split_concat_conv_on_a_three_way_concat():
     """Unit case: 3 inputs of 2, 5 and 1 channels, bias, padding and stride; exact against numpy-built weights."""
     from onnx import helper, numpy_helper
 
-    from matteconv.export.concat_conv import split_concat_convs
+    from matteconv.export.onnx.passes.split_concat_conv import split_concat_convs
 
     rng = np.random.default_rng(0)
     w = rng.normal(size=(4, 8, 3, 3)).astype(np.float32)
@@ -160,7 +163,7 @@ def test_split_concat_read_by_two_convs_and_nested():
     import onnxruntime as ort
     from onnx import helper, numpy_helper
 
-    from matteconv.export.concat_conv import split_concat_convs
+    from matteconv.export.onnx.passes.split_concat_conv import split_concat_convs
 
     rng = np.random.default_rng(3)
     w1, w2 = rng.normal(size=(2, 6, 3, 3)).astype(np.float32), rng.normal(size=(3, 6, 1, 1)).astype(np.float32)
@@ -194,7 +197,7 @@ def test_relus_move_before_a_concat_read_only_by_them():
     import onnxruntime as ort
     from onnx import helper
 
-    from matteconv.export.concat_conv import relus_before_concats
+    from matteconv.export.onnx.passes.relu_before_concat import relus_before_concats
 
     nodes = [helper.make_node("Concat", ["a", "b"], ["c"], axis=1, name="/m/Concat"),
              helper.make_node("Relu", ["c"], ["r"], name="/m/Relu"),
@@ -209,7 +212,7 @@ def test_relus_move_before_a_concat_read_only_by_them():
     assert relus_before_concats(model) == 1
     onnx.checker.check_model(model, full_check=True)
     assert [(n.op_type, n.name) for n in model.graph.node[:3]] == [("Relu", "/m/Relu_in0"), ("Relu", "/m/Relu_in1"),
-                                                                   ("Concat", "/m/Relu")]
+                                                                   ("Concat", "/m/Relu_Concat")]
     after = ort.InferenceSession(model.SerializeToString()).run(None, feeds)
     for x, y in zip(before, after):
         np.testing.assert_array_equal(x, y)  # max(x, 0) per element, wherever it is computed
@@ -221,7 +224,7 @@ def test_split_sliced_conv_computes_each_channel_slice_apart():
     import onnxruntime as ort
     from onnx import helper, numpy_helper
 
-    from matteconv.export.slice_conv import split_sliced_convs
+    from matteconv.export.onnx.passes.split_sliced_conv import split_sliced_convs
 
     rng = np.random.default_rng(1)
     w, bias = rng.normal(size=(8, 3, 3, 3)).astype(np.float32), rng.normal(size=8).astype(np.float32)
@@ -253,12 +256,12 @@ def test_split_sliced_conv_computes_each_channel_slice_apart():
 
 
 def test_split_sliced_conv_reads_a_negative_start_from_the_end():
-    """ONNX Slice: a negative start counts from the end (-5 of 8 channels is 3), as export/nchwc.py reads it too
+    """ONNX Slice: a negative start counts from the end (-5 of 8 channels is 3), as ort-select-ibnorm reads it too
     (one parser, concat_conv.channel_slice); it used to be clamped to 0, which split the wrong rows."""
     import onnxruntime as ort
     from onnx import helper, numpy_helper
 
-    from matteconv.export.slice_conv import split_sliced_convs
+    from matteconv.export.onnx.passes.split_sliced_conv import split_sliced_convs
 
     rng = np.random.default_rng(2)
     consts = {"s0": [0], "e0": [3], "s1": [-5], "e1": [2**63 - 1], "ax": [1]}
@@ -301,7 +304,7 @@ def test_centred_instance_norm_is_exact_on_flat_wall_channels(flat_wall_channels
     import onnxruntime as ort
 
     from matteconv.ascend.rules import ONNX_OPS
-    from matteconv.export.instance_norm import centre_instance_norms
+    from matteconv.export.onnx.passes.centre_instance_norm import centre_instance_norms
 
     x = flat_wall_channels.numpy()
     ref = torch.nn.functional.instance_norm(flat_wall_channels.double()).numpy()

@@ -50,7 +50,7 @@ def test_compare_precision_fp16_cli(small_set, ref3_ckpt, tmp_path):
 
 
 def test_keep_fp32_auto_keeps_the_overflowing_instance_norm(small_set, ref3_model, tmp_path):
-    from matteconv.export.onnx_export import export_onnx
+    from matteconv.export.onnx import export_onnx
     from matteconv.model.checkpoint import load_checkpoint
     from matteconv.reference import save_reference
     from matteconv.verify.fp16_compare import keep_fp32_layers

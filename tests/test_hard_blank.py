@@ -21,7 +21,7 @@ def test_torch_and_onnx_agree_on_blank_frames_and_the_reference_does_not_return_
     from conftest import ROOT
 
     from matteconv.backends import OnnxBackend, TorchBackend
-    from matteconv.export.onnx_export import export_onnx
+    from matteconv.export.onnx import export_onnx
     from matteconv.model.checkpoint import load_checkpoint
     from matteconv.reference import save_reference
     from matteconv.verify.golden import load_golden, model_input
@@ -65,7 +65,7 @@ def test_simulated_device_app_on_blank_frames(ref4_ckpt, tmp_path):
 
     from matteconv.ascend.build import build_om
     from matteconv.deploy import DeployOptions, generate_app, simulate
-    from matteconv.export.onnx_export import export_onnx
+    from matteconv.export.onnx import export_onnx
     from matteconv.model.checkpoint import load_checkpoint
 
     clip = ROOT / "golden" / "hard" / "clip" / "inputs"

@@ -49,8 +49,8 @@ def test_page_is_self_contained_with_expected_images(page, verified):
     assert "http://" not in text and "https://" not in text
     assert "<script" not in text and "<link" not in text and "url(" not in text
     srcs = re.findall(r'<img src="([^"]+)"', text)
-    # per input: input frame, golden alpha, torch alpha, torch heat map (skipped/error stages have no images)
-    assert len(srcs) == len(gset.items) * 4
+    # per input: input frame, golden alpha, its cut-out, torch alpha, torch heat map (skipped/error stages: none)
+    assert len(srcs) == len(gset.items) * 5
     assert text.count("<img") == len(srcs)
     assert all(s.startswith("data:image/png;base64,") for s in srcs)
     for s in srcs[:4]:
@@ -64,6 +64,20 @@ def test_page_is_self_contained_with_expected_images(page, verified):
     assert "1e-6" in text
     assert page.stat().st_size < 4_000_000
     assert not [p for p in page.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_cutout_composites_over_the_checkerboard():
+    """alpha 1 keeps the frame, alpha 0 shows the board (204 / 153 in 16 px cells), 0.5 is the rounded midpoint."""
+    from matteconv.verify.html import cutout
+
+    frame = np.full((32, 32, 3), 100, np.uint8)
+    alpha = np.zeros((32, 32))
+    alpha[:, 16:] = 1.0
+    alpha[0, 0] = 0.5
+    out = cutout(frame, alpha)
+    assert out.shape == (32, 32, 3) and out.dtype == np.uint8
+    assert (out[:, 16:] == 100).all()
+    assert out[1, 1, 0] == 204 and out[16, 1, 0] == 153 and out[0, 0, 0] == 152  # rint(0.5*100 + 0.5*204)
 
 
 def test_heat_map_scale_ends():

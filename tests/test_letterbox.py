@@ -101,7 +101,7 @@ def test_deploy_simulate_equals_matte_under_letterbox(ref3_ckpt, tmp_path, polic
     from matteconv.aipp import AippSpec, render_config
     from matteconv.ascend.build import build_om
     from matteconv.deploy import DeployOptions, EmulatedOmBackend, generate_app, simulate
-    from matteconv.export.onnx_export import export_onnx
+    from matteconv.export.onnx import export_onnx
     from matteconv.model.checkpoint import load_checkpoint
 
     model_hw = (64, 128)

@@ -1,4 +1,4 @@
-"""export/matmul_head.py: a 1x1 convolution to one channel becomes Reshape -> MatMul -> Reshape where its input is
+"""export/onnx/passes/ort_matmul_head.py: a 1x1 convolution to one channel becomes Reshape -> MatMul -> Reshape where its input is
 narrower than an NCHWc block, computes the same within fp32 rounding, and keeps the IBNorm halves it reads in NCHW."""
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import pytest
 from onnx import helper, numpy_helper
 
 from matteconv.backends import ort_session
-from matteconv.export.concat_conv import node_readers
-from matteconv.export.matmul_head import one_channel_heads_as_matmul, read_only_by_heads
-from matteconv.export.nchwc import blocked_instance_norm_relus, select_ibnorm_halves
+from matteconv.export.onnx.graph import node_readers
+from matteconv.export.onnx.passes.ort_matmul_head import one_channel_heads_as_matmul, read_only_by_heads
+from matteconv.export.onnx.passes.ort_blocked_in_relu import blocked_instance_norm_relus
+from matteconv.export.onnx.passes.ort_select_ibnorm import select_ibnorm_halves
 
 EPS32 = float(np.finfo(np.float32).eps)
 RNG = np.random.default_rng(7)

@@ -1,4 +1,4 @@
-"""export --runtime onnxruntime (export/nchwc.py): each rewrite computes what the graph computed before, and the
+"""export --runtime onnxruntime (the ort-* passes, export/onnx/passes): each rewrite computes what the graph computed before, and the
 rewritten IBNorm and upsample really run in onnxruntime's blocked (NCHWc) layout; atc's path refuses the file."""
 from __future__ import annotations
 
@@ -15,10 +15,14 @@ from matteconv.ascend.command import inspect_onnx
 from matteconv.backends import ort_session
 from matteconv.cli import app
 from matteconv.errors import MatteconvError
-from matteconv.export.instance_norm import centre_instance_norms
-from matteconv.export.nchwc import (blocked_instance_norm_relus, half_pixel_upsamples, nchwc_block_size,
-                                    select_ibnorm_halves, tune_for_onnxruntime)
-from matteconv.export.onnx_export import export_onnx
+from matteconv.export.onnx.passes.centre_instance_norm import centre_instance_norms
+from matteconv.export.onnx.graph import GraphView, name_problems
+from matteconv.export.onnx.ort_block import nchwc_block_size
+from matteconv.export.onnx.passes import REGISTRY, PassContext, run_passes
+from matteconv.export.onnx.passes.ort_blocked_in_relu import blocked_instance_norm_relus
+from matteconv.export.onnx.passes.ort_half_pixel import half_pixel_upsamples
+from matteconv.export.onnx.passes.ort_select_ibnorm import select_ibnorm_halves
+from matteconv.export.onnx import export_onnx
 from matteconv.model.checkpoint import load_checkpoint
 from matteconv.verify.fp16_stages import fp16_stage
 from matteconv.verify.stages import Stage
@@ -59,7 +63,7 @@ def _ibnorm_graph(upsample: bool = True) -> onnx.ModelProto:
                          name="/blk/ibn/inorm/InstanceNormalization", epsilon=1e-5),
         helper.make_node("Relu", ["bn"], ["r0"], name="/blk/relu/Relu_in0"),
         helper.make_node("Relu", ["inorm"], ["r1"], name="/blk/relu/Relu_in1"),
-        helper.make_node("Concat", ["r0", "r1"], ["ib"], name="/blk/relu/Relu", axis=1),
+        helper.make_node("Concat", ["r0", "r1"], ["ib"], name="/blk/relu/Relu_Concat", axis=1),
     ]
     last = "ib"
     if upsample:
@@ -114,8 +118,9 @@ def test_selectors_replace_the_slices_and_fold_the_batchnorm(x):
     before = _run(model, x)
     assert select_ibnorm_halves(model) == 2
     assert "Slice" not in _ops(model) and "BatchNormalization" not in _ops(model)
-    selectors = [n for n in model.graph.node if n.name.endswith("_select")]
-    assert [n.name for n in selectors] == ["/blk/ibn/bnorm/BatchNormalization_select", "/blk/ibn/Slice_1_select"]
+    selectors = [n for n in model.graph.node if n.name.endswith("_select_Conv")]
+    assert [n.name for n in selectors] == ["/blk/ibn/bnorm/BatchNormalization_select_Conv",
+                                           "/blk/ibn/Slice_1_select_Conv"]
     assert [n.output[0] for n in selectors] == ["bn", "in_in"]  # the tensors the replaced nodes wrote
     w = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     sel_in = w["/blk/ibn/Slice_1_select.weight"][:, :, 0, 0]
@@ -148,7 +153,7 @@ def test_instance_norm_relu_reads_through_a_depthwise_identity(x):
     model = _ibnorm_graph(upsample=False)
     before = _run(model, x)
     assert blocked_instance_norm_relus(model) == 1
-    conv = next(n for n in model.graph.node if n.name.endswith("_blocked"))
+    conv = next(n for n in model.graph.node if n.name == "/blk/relu/Relu_in1_blocked_Conv")  # the ReLU's scope
     assert conv.op_type == "Conv" and conv.input[0] == "inorm"
     assert next(a.i for a in conv.attribute if a.name == "group") == C - C // 2
     relu = next(n for n in model.graph.node if n.name == "/blk/relu/Relu_in1")
@@ -161,7 +166,7 @@ def test_an_instance_norm_half_narrower_than_a_block_stays_in_nchw(block, rewrit
     """Halves of 16 channels: blocked for CPUs with 8- or 16-channel blocks, left to their NCHW reader at 32."""
     model = _ibnorm_graph(upsample=False)
     assert blocked_instance_norm_relus(model, block) == rewritten
-    assert any(n.name.endswith("_blocked") for n in model.graph.node) == bool(rewritten)
+    assert any(n.name.endswith("_blocked_Conv") for n in model.graph.node) == bool(rewritten)
 
 
 def test_the_block_size_is_the_one_onnxruntime_pads_a_convolution_to(tmp_path):
@@ -195,10 +200,10 @@ def test_tuned_graph_computes_the_same_and_runs_blocked(x, tmp_path):
     before = _run(model, x)
     plain_ops = _optimised_ops(model, tmp_path)
     assert ("", "Slice") in plain_ops and ("", "Resize") in plain_ops  # what the tuning is for
-    assert tune_for_onnxruntime(model, block=16) == {"ibnorm_halves_selected": 2, "instance_norm_relus_blocked": 1,
-                                                     "upsamples_half_pixel": 1, "upsampled_convs_phased": 0,
-                                                     "upsampled_convs_contracted": 0,
-                                                     "one_channel_heads_matmul": 0, "nchwc_block": 16}
+    ort_only = [p for p in REGISTRY if p.profiles == {"onnxruntime"}]
+    assert run_passes(model, ort_only, PassContext(GraphView(model), block_size=16)) == {
+        "ort-matmul-head": 0, "ort-select-ibnorm": 2, "ort-blocked-in-relu": 1, "ort-half-pixel": 1,
+        "ort-upsampled-conv": {"phased": 0, "contracted": 0}}
     np.testing.assert_allclose(_run(model, x), before, rtol=0, atol=_tolerance(before, 9 * C))
     ops = _optimised_ops(model, tmp_path)
     assert ("com.microsoft.nchwc", "Upsample") in ops and ("", "Resize") not in ops
@@ -217,13 +222,15 @@ def test_export_for_onnxruntime_passes_parity_and_atc_refuses_it(ref3_ckpt, tmp_
     # 1/32: contracted; 96 at 1/16: phases); every InstanceNorm half has 16 channels or more but conv_f's (8), which only the alpha
     # head reads: with 16-channel blocks its two parts become MatMuls and its two halves are not selected
     heads = 2 if block > 8 else 0
-    assert res.runtime_rewrites == {"ibnorm_halves_selected": 32 - heads, "instance_norm_relus_blocked": 16 - (block > 8),
-                                    "upsamples_half_pixel": 6, "upsampled_convs_phased": 1,
-                                    "upsampled_convs_contracted": 1, "one_channel_heads_matmul": heads,
-                                    "nchwc_block": block}
+    assert {k: v for k, v in res.passes.items() if k.startswith("ort-")} == {
+        "ort-matmul-head": heads, "ort-select-ibnorm": 32 - heads, "ort-blocked-in-relu": 16 - (block > 8),
+        "ort-half-pixel": 6, "ort-upsampled-conv": {"phased": 1, "contracted": 1}}
+    assert res.nchwc_block == block
     assert res.max_abs_diff <= res.parity_tolerance
     meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
-    assert meta["runtime"] == "onnxruntime" and json.loads(meta["runtime_rewrites"]) == res.runtime_rewrites
+    assert meta["runtime"] == "onnxruntime" and meta["nchwc_block"] == str(block)
+    assert json.loads(meta["passes"]) == res.passes  # every pass run, in order, with its count
+    assert not name_problems(onnx.load(str(out)).graph)  # unique names with scope and op type (issue 34)
     problems = inspect_onnx(out).problems
     assert len(problems) == 1 and "--runtime onnxruntime" in problems[0] and "--runtime any" in problems[0]
     r = CliRunner().invoke(app, ["om", str(out), "-o", str(tmp_path / "m"), "--dry-run"])

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 import fakes
 from matteconv.aipp import AippSpec, render_config
 from matteconv.cli import app
-from matteconv.export.onnx_export import export_onnx
+from matteconv.export.onnx import export_onnx
 from matteconv.model.checkpoint import load_checkpoint
 from matteconv import samples
 from matteconv.verify.golden import make_golden

@@ -32,7 +32,7 @@ def official_onnx():
 @pytest.fixture(scope="module")
 def ours(ref3_model, tmp_path_factory):
     """The trained 3-channel reference exported as `matteconv export` does (opset 11, Conv(Concat) split)."""
-    from matteconv.export.onnx_export import export_onnx
+    from matteconv.export.onnx.exporter import export_onnx
     from matteconv.reference import save_reference
 
     d = tmp_path_factory.mktemp("import")
@@ -92,7 +92,7 @@ def test_our_export_round_trip(ours, ref3_model, tmp_path):
     path, exported = ours
     out = tmp_path / "back.ckpt"
     res = import_onnx(path)
-    assert res.joined_parts == exported.concat_convs_split + 13  # 18 split convs: 31 parts (MODNet, measured)
+    assert res.joined_parts == exported.passes["split-concat-conv"] + 13  # 18 split convs: 31 parts (MODNet, measured)
     assert res.parity_size == SIZE and res.max_abs < 1e-4
     save_imported(res, path, out)
     back = load_checkpoint(out).model
@@ -176,7 +176,7 @@ def test_our_other_exports(kind, ref3_ckpt, ref4_ckpt, tmp_path):
     """Ours at opset 17, dynamic, with IBNorm's BatchNorm folded, the 4-channel split-input export and a lighter
     MODNet (hr_channels 16, read from the weights) import with parity; the `--runtime onnxruntime` file (upsampled
     convolutions rewritten) is refused, saying what to import."""
-    from matteconv.export.onnx_export import export_onnx
+    from matteconv.export.onnx.exporter import export_onnx
     from matteconv.model.modnet import MODNet
     from matteconv.reference import save_reference
 

@@ -193,7 +193,7 @@ def test_float64_reference_in_row_tiles_is_exact():
     on AVX2 EPYC, not on AVX-512 Xeon), so the two agree within the float64 rounding bound of a dot product of K
     terms computed in any order (Higham, Accuracy and Stability, eq. 3.5): |d| <= 2 gamma_K (|W| * |x| + |b|),
     gamma_K = K u / (1 - K u), u = 2^-53. A band that took the wrong rows would be off by O(1)."""
-    from matteconv.export.onnx_export import row_tiled_float64_convs
+    from matteconv.export.onnx.exporter import row_tiled_float64_convs
 
     torch.manual_seed(0)
     x = torch.randn(1, 4, 37, 29, dtype=torch.float64)

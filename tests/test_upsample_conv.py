@@ -1,4 +1,4 @@
-"""export --runtime onnxruntime (export/upsample_conv.py): a 5x5 convolution of a bilinear x2 upsample as four
+"""export --runtime onnxruntime (export/onnx/passes/ort_upsampled_conv.py): a 5x5 convolution of a bilinear x2 upsample as four
 phase convolutions plus edge terms, or contracted to its 25 tap maps before the upsample, computes the same
 function, edges included, within fp32 rounding."""
 from __future__ import annotations
@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from onnx import TensorProto, helper, numpy_helper
 
 from matteconv.backends import ort_session
-from matteconv.export.upsample_conv import _PHASE_TAPS, CONTRACT_FROM, rewrite_upsampled_convs
+from matteconv.export.onnx.passes.ort_upsampled_conv import _PHASE_TAPS, CONTRACT_FROM, rewrite_upsampled_convs
 
 EPS32 = float(np.finfo(np.float32).eps)
 

@@ -86,7 +86,7 @@ def test_hr16_goes_through_every_stage(hr16_ckpt, tmp_path):
     from matteconv.ascend.build import build_om
     from matteconv.deploy import DeployOptions, EmulatedOmBackend, generate_app, simulate
     from matteconv.export.caffe.export import export_caffe
-    from matteconv.export.onnx_export import export_onnx
+    from matteconv.export.onnx import export_onnx
     from matteconv.matte import matte
     from matteconv.verify.golden import make_set
     from matteconv.verify.plan import plan_stages

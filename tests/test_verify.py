@@ -88,7 +88,7 @@ def test_other_weights_are_a_sha_mismatch_not_a_parity_failure(photos, ref4_ckpt
 
 @pytest.mark.slow
 def test_temporal_clip_passes(ref4_ckpt, tmp_path):
-    from matteconv.export.onnx_export import export_onnx
+    from matteconv.export.onnx import export_onnx
     from matteconv.model.checkpoint import load_checkpoint
 
     clip = load_golden(GOLDEN_CLIP)

@@ -59,7 +59,7 @@ def inspect_onnx(path: Path) -> ModelInfo:
     """Inputs (excluding initializers) and opset (the op rules are in rules.py)."""
     import onnx
 
-    from ..export.nchwc import exported_runtime
+    from ..export.onnx.passes import exported_runtime
 
     try:
         model = onnx.load(str(path), load_external_data=False)
@@ -78,7 +78,7 @@ def inspect_onnx(path: Path) -> ModelInfo:
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     info = ModelInfo("onnx", path, inputs, opset=opset)
     runtime = exported_runtime(model)
-    if runtime != "any":  # export/nchwc.py: half_pixel Resizes, which atc computes as asymmetric
+    if runtime != "any":  # the ort-* passes (export/onnx/passes): half_pixel Resizes, which atc computes as asymmetric
         info.problems.append(f"{path}: exported with --runtime {runtime} (tuned for that runtime, with half_pixel "
                              "Resizes that atc computes as asymmetric); export again with --runtime any for atc")
     if opset is None or opset not in SAFE_OPSETS:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import MatteconvError
+from ..export.depthwise_plan import BUDGET as DEPTHWISE_BUDGET, depthwise_need
 from .ops import ModelOps, Op, caffe_ops, caffe_shapes, onnx_ops
 
 # --- sources --------------------------------------------------------------------------------------------------
@@ -61,7 +62,8 @@ COMPILERS: dict[str, Compiler] = {
 
 # ONNX ops matteconv's export writes, each found in CANN's ONNX operator list (reference/ascend-operator-rules.md;
 # tests check it against onnx_oplist). A user's model is checked against the whole list (`_onnx_type`).
-# ReduceMean and Sub centre each InstanceNormalization's input (export/instance_norm.py): CANN ONNX operator pages
+# ReduceMean and Sub centre each InstanceNormalization's input (export/onnx/passes/centre_instance_norm.py): CANN
+# ONNX operator pages
 # ReduceMean (atlasoxol_09_0123, opset 8-16, `axes` attribute) and Sub (atlasoxol_09_0159, opset 8-15).
 # BatchNormalization: IBNorm's BatchNorm half when the export does not fold it (export_onnx fold_batchnorm=False,
 # the default since issue 20); CANN ONNX operator page atlasoxol_09_0024: opset 8-18, 4-D float/fp16, no constraints.
@@ -72,7 +74,6 @@ ONNX_OPS = frozenset({
     "AscendQuant", "AscendDequant",  # AMCT deploy model ops, in CANN's ONNX operator list (AscendQuant: atlasoxol_09_0015)
 })
 RESIZE_EXACT = ("pytorch_half_pixel", "align_corners")  # the modes Ascend's Resize parser maps faithfully
-DEPTHWISE_BUDGET = 32768
 AICPU_RESIZE_SIDE = 2048
 
 
@@ -158,7 +159,7 @@ def _depthwise(op: Op, comp: Compiler) -> str | None:
     if not op.depthwise:
         return None
     (fh, fw), sh, w = op.kernel, op.stride[0], op.in_shape[3]
-    need = fh * fw * 32 + w * (31 * sh + fw)
+    need = depthwise_need(fh, fw, sh, w)
     if need <= DEPTHWISE_BUDGET:
         return None
     return (f"is a depthwise {fh}x{fw} stride-{sh} convolution (group {op.group}) on input width {w}: "

@@ -12,6 +12,24 @@ from . import app, backbone_copy_option, console, err_console, friendly
 from ..preprocess import parse_size
 
 
+NO_SPLIT_CONCAT = ("relu-before-concat", "split-concat-conv")  # what --no-split-concat skips
+
+
+def _list_passes(value: bool):
+    """`--list-passes`: the ONNX pass registry in run order, then exit."""
+    if not value:
+        return
+    from ..export.onnx.passes import REGISTRY
+
+    t = Table(title="ONNX passes, in run order")
+    for col in ("pass", "runtimes", "default", "after", "why exact"):
+        t.add_column(col, overflow="fold")
+    for p in REGISTRY:
+        t.add_row(p.name, ", ".join(sorted(p.profiles)), "on" if p.default else "off", ", ".join(p.after), p.exact)
+    console.print(t)
+    raise typer.Exit()
+
+
 @app.command()
 @friendly
 @backbone_copy_option
@@ -24,7 +42,12 @@ def export(
     dynamic: bool = typer.Option(False, "--dynamic", help="ONNX: dynamic height and width."),
     no_simplify: bool = typer.Option(False, "--no-simplify", help="ONNX: skip onnxsim."),
     no_split_concat: bool = typer.Option(False, "--no-split-concat", help="ONNX: keep Conv(Concat(...)) as traced "
-                                         "instead of one Conv per concatenated input plus Add (faster in onnxruntime)."),
+                                         "instead of one Conv per concatenated input plus Add (faster in onnxruntime); "
+                                         "the same as --skip-pass relu-before-concat --skip-pass split-concat-conv."),
+    skip_pass: list[str] = typer.Option([], "--skip-pass", metavar="NAME", help="ONNX: do not run this pass "
+                                        "(repeatable; names: --list-passes)."),
+    list_passes: bool = typer.Option(False, "--list-passes", callback=_list_passes, is_eager=True,
+                                     help="List the ONNX passes (run order, runtimes, default, why exact) and exit."),
     fold_batchnorm: bool = typer.Option(False, "--fold-batchnorm", help="ONNX: fold IBNorm's BatchNorm half into its "
                                         "convolution (slower in onnxruntime on AMD EPYC AVX2, measured; README)."),
     runtime: str = typer.Option("any", "--runtime", help="ONNX: any (one file for every runtime, atc included) or "
@@ -36,7 +59,8 @@ def export(
 ):
     """Load a checkpoint safely, export it, check the export numerically against PyTorch."""
     from ..export.memory import check_memory
-    from ..export.onnx_export import RUNTIMES, SUPPORTED_OPSETS
+    from ..export.onnx.exporter import RUNTIMES, SUPPORTED_OPSETS
+    from ..export.onnx.passes import resolve
     from ..fileio import check_output_file, refuse_overwrite
     from ..model.checkpoint import load_checkpoint
 
@@ -47,6 +71,9 @@ def export(
         raise ValueError(f"--opset {opset}: choose from {', '.join(map(str, SUPPORTED_OPSETS))}")
     if to == "onnx" and runtime not in RUNTIMES:
         raise ValueError(f"--runtime {runtime}: choose from {', '.join(RUNTIMES)}")
+    skip = [*skip_pass, *(NO_SPLIT_CONCAT if no_split_concat else ())]
+    if to == "onnx":
+        resolve(runtime, skip)  # an unknown pass name is found before the work
     if to == "caffe":
         from ..export.caffe.targets import get_target
 
@@ -66,18 +93,15 @@ def export(
         err_console.print(f"note: {note}", highlight=False, soft_wrap=True)
     with console.status(f"exporting {ckpt} to {to} at {hw[0]}x{hw[1]}..."):
         if to == "onnx":
-            from ..export.onnx_export import export_onnx
+            from ..export.onnx.exporter import export_onnx
 
-            res = export_onnx(ckpt_obj, output, hw, opset, dynamic, not no_simplify, split_inputs,
-                              not no_split_concat, fold_batchnorm=fold_batchnorm, runtime=runtime)
+            res = export_onnx(ckpt_obj, output, hw, opset, dynamic=dynamic, do_simplify=not no_simplify,
+                              split_inputs=split_inputs, fold_batchnorm=fold_batchnorm, runtime=runtime, skip=skip)
             info = {"output": str(res.path), "opset": res.opset, "nodes": res.nodes_after,
-                    "nodes_before_simplify": res.nodes_before, "resize_rewritten": res.resize_rewritten,
-                    "concat_convs_split": res.concat_convs_split,
-                    "relus_before_concats": res.relus_before_concats, "rule_rewrites": res.rule_rewrites,
-                    "batchnorm_folded": fold_batchnorm, "runtime": res.runtime,
-                    "runtime_rewrites": res.runtime_rewrites,
-                    "inputs": res.input_names, "max_abs_diff_vs_torch": res.max_abs_diff,
-                    "parity_tolerance": res.parity_tolerance}
+                    "nodes_before_simplify": res.nodes_before, "passes": res.passes,
+                    "rule_rewrites": res.rule_rewrites, "batchnorm_folded": fold_batchnorm, "runtime": res.runtime,
+                    "nchwc_block": res.nchwc_block, "inputs": res.input_names,
+                    "max_abs_diff_vs_torch": res.max_abs_diff, "parity_tolerance": res.parity_tolerance}
         else:
             from ..export.caffe import export_caffe
 
@@ -92,11 +116,8 @@ def export(
     if to == "onnx":
         rows = [("file", info["output"]), ("inputs", ", ".join(info["inputs"])), ("opset", str(info["opset"])),
                 ("nodes", f"{info['nodes']} ({info['nodes_before_simplify']} as traced)"),
-                ("Resize set to pytorch_half_pixel", str(info["resize_rewritten"])),
-                ("Conv(Concat) split per input", f"{info['concat_convs_split']} "
-                 f"({info['relus_before_concats']} ReLUs moved before their Concat)"),
-                ("runtime", info["runtime"] + "".join(f"\n{k.replace('_', ' ')}: {v}"
-                                                      for k, v in info["runtime_rewrites"].items()))]
+                ("runtime", info["runtime"] + (f" (NCHWc block {info['nchwc_block']})" if info["nchwc_block"] else "")),
+                ("passes", "\n".join(f"{name}: {_count_text(n)}" for name, n in info["passes"].items()) or "none")]
         diff = info["max_abs_diff_vs_torch"]
     else:
         counts = ", ".join(f"{k} {v}" for k, v in sorted(info["layer_counts"].items()))
@@ -106,7 +127,12 @@ def export(
         diff = info["max_abs_diff"]
     for row in rows:
         t.add_row(*row)
-    if info.get("rule_rewrites"):  # exact rewrites for Ascend's depthwise rule (export/depthwise_rewrite.py)
+    if info.get("rule_rewrites"):  # exact rewrites for Ascend's depthwise rule (export/depthwise_plan.py)
         t.add_row("rewritten for Ascend rules", "\n".join(info["rule_rewrites"]))
     t.add_row("max |d alpha| vs PyTorch", f"{diff:.3g} (real photo, within tolerance)")
     console.print(t)
+
+
+def _count_text(n) -> str:
+    """A pass's count for the table: 18, or `phased 1, contracted 1` for a pass with several forms."""
+    return ", ".join(f"{k} {v}" for k, v in n.items()) if isinstance(n, dict) else str(n)

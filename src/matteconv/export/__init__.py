@@ -1,1 +1,1 @@
-"""Exporters: ONNX (export/onnx.py) and Caffe (export/caffe/)."""
+"""Exporters: ONNX (export/onnx/: the exporter, graph helpers and passes) and Caffe (export/caffe/)."""

@@ -168,7 +168,7 @@ def conv5_of_up2(block: nn.Module, x: torch.Tensor, training: bool) -> torch.Ten
     kernel's taps as 1x1 weights), then `Up2` of those and `ShiftSum`, then the bias and the rest of the block.
     25 M C multiply-adds per low-resolution pixel instead of 100 M C, forward and backward alike: MODNet's
     conv_lr16x (1280 -> 96 at 1/32 -> 1/16) went from 86 to 47 ms forward and backward at batch 4, 256x256, 2
-    threads (AMD EPYC); export/upsample_conv.py does the same for onnxruntime. Worth it where C is large against
+    threads (AMD EPYC); export/onnx/passes/ort_upsampled_conv.py does the same for onnxruntime. Worth it where C is large against
     25 M / 4: conv_lr8x (96 -> 32) keeps the plain path."""
     if not training:
         return block(up2_eval(x))

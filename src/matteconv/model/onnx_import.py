@@ -442,7 +442,7 @@ def check_parity(net: MODNet, model_proto, facts: dict, path, ckpt_where):
     rebuilt model's PyTorch fp32 matte against onnxruntime's run of the given graph; returns (Parity, size).
     Raises MatteconvError when it fails (nothing written)."""
     from ..backends import ort_session
-    from ..export.onnx_export import _parity_feeds, parity_image, run_float64
+    from ..export.onnx.exporter import _parity_feeds, parity_image, run_float64
     from ..export.parity import judge
 
     size = parity_size(facts["input_dims"])

@@ -18,7 +18,7 @@ def fp16_stage(parent: Stage, model=None) -> Stage:
     if parent.name == "onnx":
         import onnx
 
-        from ..export.nchwc import exported_runtime
+        from ..export.onnx.passes import exported_runtime
 
         runtime = exported_runtime(onnx.load(str(parent.artifact), load_external_data=False))
         if runtime != "any":

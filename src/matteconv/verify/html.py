@@ -1,7 +1,8 @@
 """A verify report as one self-contained HTML page: inline CSS, images as base64 PNG data URIs, nothing fetched.
 
 Layout: the metrics table (every stage, skipped and error ones with their reasons), the notes, then one row per
-golden input: the input frame as the stages saw it, the golden alpha, and for each stage its alpha and an error
+golden input: the input frame as the stages saw it, the golden alpha, the cut-out it makes (the frame over a
+checkerboard by that alpha: what a user sees of a matte), and for each stage its alpha and an error
 heat map |stage - golden| on a fixed log scale (HEAT_LO..HEAT_HI, the same for every stage and input so maps are
 comparable), with a colour-scale legend under it. Previews are at most PREVIEW px; heat maps are downscaled by
 block maximum so a single bad pixel stays visible.
@@ -73,6 +74,16 @@ def preview(img: np.ndarray, limit: int = PREVIEW) -> np.ndarray:
 
 def alpha_preview(alpha: np.ndarray) -> np.ndarray:
     return preview(np.clip(np.rint(np.asarray(alpha, np.float64) * 255), 0, 255).astype(np.uint8))
+
+
+def cutout(frame: np.ndarray, alpha: np.ndarray, cell: int = 16) -> np.ndarray:
+    """The frame composited over a grey checkerboard by alpha: `frame` (H, W, 3) uint8 RGB, `alpha` (H, W) in
+    [0, 1]; returns (H, W, 3) uint8. I = alpha F + (1 - alpha) B, rounded to nearest."""
+    h, w = alpha.shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    board = np.where(((yy // cell) + (xx // cell)) % 2 == 0, 204.0, 153.0)[..., None]
+    a = np.clip(alpha.astype(np.float64), 0.0, 1.0)[..., None]
+    return np.clip(np.rint(a * frame.astype(np.float64) + (1.0 - a) * board), 0, 255).astype(np.uint8)
 
 
 def block_max(a: np.ndarray, limit: int = PREVIEW) -> np.ndarray:
@@ -198,7 +209,9 @@ def render_html(report: VerifyReport, gset: GoldenSet) -> str:
         iname = html.escape(item.name)
         figs = [_figure(_png_uri(preview(np.clip(np.rint(frame), 0, 255).astype(np.uint8))),
                         f"<b>input</b> {iname}", alt=f"input {item.name}"),
-                _figure(_png_uri(alpha_preview(gold)), "<b>golden</b> float64 alpha", alt=f"golden alpha {item.name}")]
+                _figure(_png_uri(alpha_preview(gold)), "<b>golden</b> float64 alpha", alt=f"golden alpha {item.name}"),
+                _figure(_png_uri(preview(cutout(np.clip(np.rint(frame), 0, 255).astype(np.uint8), gold))),
+                        "<b>cut-out</b> by the golden alpha", alt=f"cut-out {item.name}")]
         for r in shown:
             name = html.escape(r.name)
             if i < len(r.alphas) and np.shape(r.alphas[i]) == np.shape(gold):

@@ -9,7 +9,7 @@ from .capture import capture
 from .ir import Net
 from .lower import lower
 from .targets import get_target
-from ..depthwise_rewrite import rewrite_caffe
+from .depthwise_split import rewrite_caffe
 
 # Targets compiled by Ascend tools, whose depthwise buffer rule the export rewrites for (CANN's Convolution page;
 # the Atlas 200 DK page of the DDK era states the same limit). bvlc has no such rule.

@@ -14,7 +14,7 @@ from ...errors import MatteconvError
 from ...fileio import atomic_paths
 from ...model.checkpoint import Checkpoint
 from ...model.modnet import MODNet, with_split_inputs
-from ..onnx_export import run_float64
+from ..onnx.exporter import run_float64
 from ..parity import judge
 from .convert import convert
 from .runner import split_input
@@ -37,7 +37,7 @@ class CaffeExport:
     max_abs_diff: float  # vs torch fp32 on the probe photo
     mean_abs_diff: float
     seconds: float
-    rule_rewrites: list[str] = field(default_factory=list)  # exact rewrites for Ascend rules (depthwise_rewrite.py)
+    rule_rewrites: list[str] = field(default_factory=list)  # exact rewrites for Ascend rules (export/caffe/depthwise_split.py)
 
 
 def probe_input(in_channels: int, size: tuple[int, int], photo: str = PROBE_PHOTO) -> np.ndarray:

@@ -26,7 +26,7 @@ class Net:
     inputs: dict[str, tuple[int, ...]]  # input blob name -> shape, in feed order
     output: str
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # blob -> NCHW, where lowering knew it
-    rewrites: list[str] = field(default_factory=list)  # exact rewrites for Ascend rules (export/depthwise_rewrite.py)
+    rewrites: list[str] = field(default_factory=list)  # exact rewrites for Ascend rules (export/caffe/depthwise_split.py)
     example_output: object = None  # the torch model's output (a tensor) on the inputs shapes came from (convert)
 
     def counts(self) -> dict[str, int]:

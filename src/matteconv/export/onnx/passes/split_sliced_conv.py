@@ -1,4 +1,4 @@
-"""Split `Slice(Conv(x, W), channels a:b)` into `Conv(x, W[a:b])`: IBNorm's channel halves computed apart.
+"""`split-sliced-conv` (off by default): `Slice(Conv(x, W), channels a:b)` -> `Conv(x, W[a:b])`.
 
 Why: every IBNorm after a convolution (16 in MODNet) slices the convolution's output into the BatchNorm half
 (folded into the convolution by model/fold.py) and the InstanceNorm half. onnxruntime runs convolutions in its
@@ -6,7 +6,9 @@ blocked NCHWc layout and Slice in plain NCHW, so each pair of Slices costs a lay
 plus two half-size copies. When every consumer of a convolution is such a channel Slice, each slice becomes its
 own convolution on the rows of W (and bias) it keeps: the same dot products for the same output channels (fp32
 rounding may differ only where the kernel blocks the channels differently); export's parity check still runs
-on the result. The rewrite is kept only where it was measured to pay (see export/onnx_export.py).
+on the result. Off by default: measured a loss (README, "How the numbers look here": onnxruntime per-node
+profile, AMD EPYC AVX2, issue 20: the half-width convolutions lose more than the Slices, BatchNorm and reorders
+they remove); kept registered for measurement (`export_onnx(add=("split-sliced-conv",))`).
 """
 from __future__ import annotations
 
@@ -14,16 +16,18 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from .concat_conv import channel_slice, graph_constants, node_readers, replace_nodes
+from ..graph import GraphView, channel_slice, op_name, view_of
+from .base import Pass
 
 
-def split_sliced_convs(model: onnx.ModelProto) -> int:
+def split_sliced_convs(model: onnx.ModelProto, view: GraphView | None = None) -> int:
     """Rewrite, in place, every Conv (weights and bias initializers) whose output is used only by Slices along
     the channel axis with constant starts/ends and step 1; return how many Convs were split."""
+    view = view_of(model, view)
     graph = model.graph
     weights = {init.name: init for init in graph.initializer}
-    constants = graph_constants(graph)
-    consumers = node_readers(graph)
+    constants = view.constants()
+    consumers = view.readers()
     outputs = {o.name for o in graph.output}
 
     replaced: dict[int, list[onnx.NodeProto]] = {}
@@ -55,11 +59,16 @@ def split_sliced_convs(model: onnx.ModelProto) -> int:
                     bn = f"{conv.input[2]}_ch{a}_{e}"
                     graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(b[a:e]), bn))
                     ins.append(bn)
-                node = helper.make_node("Conv", ins, [s.output[0]], name=f"{conv.name}_ch{a}_{e}")
+                node = helper.make_node("Conv", ins, [s.output[0]], name=op_name(f"{conv.name}_ch{a}_{e}", "Conv"))
                 node.attribute.extend(conv.attribute)
                 nodes.append(node)
                 dropped.add(id(s))
             replaced[id(conv)] = nodes
     if replaced:
-        replace_nodes(graph, replaced, dropped)
+        view.replace_nodes(replaced, dropped)
     return len(replaced)
+
+
+PASS = Pass(name="split-sliced-conv", profiles=frozenset({"any", "onnxruntime"}),
+            apply=lambda model, ctx: split_sliced_convs(model, ctx.view), default=False,
+            exact="the same dot products for the same output channels (rows of W and bias kept per slice)")

@@ -1,4 +1,4 @@
-"""`export --runtime onnxruntime`: a 5x5 convolution of a bilinear x2 upsample, contracted first or in phases.
+"""`ort-upsampled-conv` (`--runtime onnxruntime`): a 5x5 conv of a bilinear x2 upsample, contracted first or in phases.
 
 MODNet's LR branch upsamples the SE block's 1280-channel map x2 (bilinear, half-pixel, edges clamped) and runs a
 5x5 convolution (pad 2) to 96 channels on it: 15% of the whole model's time in onnxruntime at 384x384 (the next
@@ -40,10 +40,10 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
+from onnx import helper
 
-from .concat_conv import graph_constants, node_readers, replace_nodes
-from .depthwise_rewrite import _shapes as static_shapes
+from ..graph import GraphView, attr, builders, op_name, view_of
+from .base import Pass
 
 
 def _phase_taps() -> np.ndarray:
@@ -72,15 +72,10 @@ def phase_kernels(weight: np.ndarray) -> np.ndarray:
     return np.einsum("oiht,pha,qtb->pqoiab", weight.astype(np.float64), _PHASE_TAPS, _PHASE_TAPS)
 
 
-def _attr(node: onnx.NodeProto, name: str, default):
-    a = next((a for a in node.attribute if a.name == name), None)
-    return default if a is None else helper.get_attribute_value(a)
-
-
 def _is_x2_linear_resize(node: onnx.NodeProto, consts: dict) -> bool:
-    if node.op_type != "Resize" or len(node.input) < 3 or _attr(node, "mode", b"nearest") != b"linear":
+    if node.op_type != "Resize" or len(node.input) < 3 or attr(node, "mode", b"nearest") != b"linear":
         return False
-    if _attr(node, "coordinate_transformation_mode", b"half_pixel") not in (b"half_pixel", b"pytorch_half_pixel"):
+    if attr(node, "coordinate_transformation_mode", b"half_pixel") not in (b"half_pixel", b"pytorch_half_pixel"):
         return False
     scales = consts.get(node.input[2])
     return scales is not None and scales.size == 4 and list(scales.reshape(-1)) == [1, 1, 2, 2]
@@ -89,25 +84,24 @@ def _is_x2_linear_resize(node: onnx.NodeProto, consts: dict) -> bool:
 def _is_5x5_same_conv(conv: onnx.NodeProto, consts: dict) -> bool:
     w = consts.get(conv.input[1]) if len(conv.input) > 1 else None
     return (conv.op_type == "Conv" and w is not None and w.ndim == 4 and w.shape[2:] == (5, 5)
-            and _attr(conv, "group", 1) == 1 and list(_attr(conv, "strides", [1, 1])) == [1, 1]
-            and list(_attr(conv, "dilations", [1, 1])) == [1, 1] and list(_attr(conv, "pads", [0] * 4)) == [2] * 4
-            and _attr(conv, "auto_pad", b"NOTSET") in (b"NOTSET", b""))
+            and attr(conv, "group", 1) == 1 and list(attr(conv, "strides", [1, 1])) == [1, 1]
+            and list(attr(conv, "dilations", [1, 1])) == [1, 1] and list(attr(conv, "pads", [0] * 4)) == [2] * 4
+            and attr(conv, "auto_pad", b"NOTSET") in (b"NOTSET", b""))
 
 
 CONTRACT_FROM = 256  # input channels from which the contracted form replaces the phase form (measured, above)
 
 
-def rewrite_upsampled_convs(model: onnx.ModelProto, min_in_channels: int = 64,
-                            contract_from: int = CONTRACT_FROM) -> dict[str, int]:
+def rewrite_upsampled_convs(model: onnx.ModelProto, min_in_channels: int = 64, contract_from: int = CONTRACT_FROM,
+                            view: GraphView | None = None) -> dict[str, int]:
     """Rewrite, in place, every `Conv5x5_pad2(Resize_linear_x2(x))` (the Resize read by nothing else, x of static
     shape N x C x H x W with H, W >= 4 and C >= `min_in_channels`, float32) into the contracted form above if
     C >= `contract_from`, else into the phase form; return how many of each ({"phased": .., "contracted": ..}).
     Output N x M x 2H x 2W as before; the Conv's output name is kept. Narrower inputs are left alone: the
     phase form's ~20 small nodes cost more than a few channels' multiply-adds save."""
+    view = view_of(model, view)
     graph = model.graph
-    consts, readers = graph_constants(graph), node_readers(graph)
-    shapes = static_shapes(model)  # fully static shapes only
-    producer = {o: n for n in graph.node for o in n.output}
+    consts, readers, producer = view.constants(), view.readers(), view.producers()
     replaced: dict[int, list[onnx.NodeProto]] = {}
     dropped: set[int] = set()
     counts = {"phased": 0, "contracted": 0}
@@ -117,7 +111,7 @@ def rewrite_upsampled_convs(model: onnx.ModelProto, min_in_channels: int = 64,
             continue
         if len(readers.get(resize.output[0], [])) != 1:
             continue
-        shape = shapes.get(resize.input[0])
+        shape = view.static_shape(resize.input[0])  # fully static shapes only
         if not shape or len(shape) != 4 or min(shape[2:]) < 4 or shape[1] < min_in_channels:
             continue
         form = "contracted" if shape[1] >= contract_from else "phased"
@@ -126,21 +120,8 @@ def rewrite_upsampled_convs(model: onnx.ModelProto, min_in_channels: int = 64,
         dropped.add(id(resize))
         counts[form] += 1
     if replaced:
-        replace_nodes(graph, replaced, dropped)
+        view.replace_nodes(replaced, dropped)
     return counts
-
-
-def _builders(graph: onnx.GraphProto, name: str, nodes: list[onnx.NodeProto]):
-    """const(suffix, value) -> initializer name; node(op, inputs, suffix, **attrs) -> output name; both named
-    after the replaced Conv, nodes appended to `nodes`."""
-    def const(suffix: str, value: np.ndarray) -> str:
-        graph.initializer.append(numpy_helper.from_array(value, f"{name}_{suffix}"))
-        return f"{name}_{suffix}"
-
-    def node(op: str, inputs: list[str], suffix: str, **attrs) -> str:
-        nodes.append(helper.make_node(op, inputs, [f"{name}_{suffix}"], name=f"{name}_{suffix}", **attrs))
-        return f"{name}_{suffix}"
-    return const, node
 
 
 def _contracted_nodes(graph: onnx.GraphProto, resize: onnx.NodeProto, conv: onnx.NodeProto, consts: dict,
@@ -150,7 +131,7 @@ def _contracted_nodes(graph: onnx.GraphProto, resize: onnx.NodeProto, conv: onnx
     weight = consts[conv.input[1]].astype(np.float64)
     m = weight.shape[0]
     nodes: list[onnx.NodeProto] = []
-    const, node = _builders(graph, name, nodes)
+    const, node = builders(graph, name, nodes)
     # tap k = 5 r + t as channels k M .. k M + M - 1; the bias rides on the centre tap, which reads no padding
     taps_w = weight.transpose(2, 3, 0, 1).reshape(25 * m, c, 1, 1)
     inputs = [x, const("taps_w", taps_w.astype(np.float32))]
@@ -170,7 +151,7 @@ def _contracted_nodes(graph: onnx.GraphProto, resize: onnx.NodeProto, conv: onnx
                               const(f"tap{5 * r + t}_e", np.array([(5 * r + t + 1) * m, r + 2 * h, t + 2 * w],
                                                                   np.int64)), axes], f"tap{5 * r + t}")
                for r in range(5) for t in range(5)]
-    nodes.append(helper.make_node("Sum", shifted, [y], name=name))
+    nodes.append(helper.make_node("Sum", shifted, [y], name=op_name(name, "Sum")))
     return nodes
 
 
@@ -182,7 +163,7 @@ def _phase_nodes(graph: onnx.GraphProto, resize: onnx.NodeProto, conv: onnx.Node
     bias = list(conv.input[2:3])
     m = weight.shape[0]
     nodes: list[onnx.NodeProto] = []
-    const, node = _builders(graph, name, nodes)
+    const, node = builders(graph, name, nodes)
 
     def sliced(src: str, suffix: str, axis: int, start: int) -> str:
         return node("Slice", [src, const(f"{suffix}_s", np.array([start], np.int64)),
@@ -241,5 +222,12 @@ def _phase_nodes(graph: onnx.GraphProto, resize: onnx.NodeProto, conv: onnx.Node
     zeros_w = const("zeros_w", np.zeros((n_batch, m, 2 * h, 2 * w - 4), np.float32))
     rows = node("Concat", [edge("top", 2, True), zeros_h, edge("bottom", 2, False)], "rows", axis=2)
     cols = node("Concat", [edge("left", 3, True), zeros_w, edge("right", 3, False)], "cols", axis=3)
-    nodes.append(helper.make_node("Add", [node("Add", [p_conv, rows], "plus_rows"), cols], [y], name=name))
+    nodes.append(helper.make_node("Add", [node("Add", [p_conv, rows], "plus_rows"), cols], [y],
+                                  name=op_name(name, "Add")))
     return nodes
+
+
+PASS = Pass(name="ort-upsampled-conv", profiles=frozenset({"onnxruntime"}),
+            apply=lambda model, ctx: rewrite_upsampled_convs(model, view=ctx.view),
+            exact="the channel sums commute with the per-channel upsample; phase and edge kernels composed in "
+                  "float64 (same function in real arithmetic)")

@@ -1,10 +1,12 @@
-"""Centre every ONNX `InstanceNormalization` input first: `IN(x) -> IN(x - ReduceMean(x, axes=[2, 3]))`.
+"""`centre-instance-norm`: every ONNX `InstanceNormalization` input centred first: `IN(x) -> IN(x - ReduceMean(x))`.
 
 Why: onnxruntime's CPU InstanceNormalization computes the variance from fp32 sums in a way that cancels
 catastrophically when a channel's mean is large against its spread (DESIGN.md section 9, measured: on a
 1x4x144x256 tensor with mean 20 / std 0.05 it is 2.1e-4 from float64 where PyTorch fp32 is 5.8e-6; mean 50 /
 std 0.01: 2.5e-3). A flat camera frame (a grey wall, a lens cap) makes exactly such channels inside MODNet's
 IBNorm: the trained reference's export at 288x512 was 3.5e-3 from float64 on uniform grey 128 (torch: 4.8e-5).
+Skipping it (`--skip-pass centre-instance-norm`) keeps onnxruntime's inexact InstanceNormalization on flat
+inputs: for tests and `compare` demonstrations only.
 
 Exact in math: InstanceNorm is shift-invariant per channel, IN(x - c) = IN(x) for any per-channel constant c,
 so subtracting the channel mean first changes nothing but the rounding. In fp32 the centred values are small,
@@ -25,6 +27,9 @@ from __future__ import annotations
 import onnx
 from onnx import helper
 
+from ..graph import producers
+from .base import Pass
+
 CENTRE_SUFFIXES = ("_centre_mean", "_centre")
 
 
@@ -41,7 +46,7 @@ def centre_instance_norms(model: onnx.ModelProto) -> int:
     Running it twice adds nothing (an input already produced by our Sub is left alone).
     """
     graph = model.graph
-    producer = {o: n for n in graph.node for o in n.output}
+    producer = producers(graph)
     order: list[onnx.NodeProto] = []
     n = 0
     for node in graph.node:
@@ -61,3 +66,8 @@ def centre_instance_norms(model: onnx.ModelProto) -> int:
         del graph.node[:]
         graph.node.extend(order)
     return n
+
+
+PASS = Pass(name="centre-instance-norm", profiles=frozenset({"any", "onnxruntime"}),
+            apply=lambda model, ctx: centre_instance_norms(model),
+            exact="InstanceNorm is shift-invariant per channel: IN(x - mean(x)) = IN(x)")

@@ -2,8 +2,9 @@
 
 Why more than `torch.onnx.export`: Ascend's ONNX parser treats only `pytorch_half_pixel` as half-pixel
 bilinear, but torch may write `half_pixel` (same numbers in onnxruntime, wrong on the device); the dynamo
-exporter may write a newer opset than asked. So we rewrite Resize attributes, check the opset actually written,
-simplify, record provenance, and compare onnxruntime against PyTorch on a real image.
+exporter may write a newer opset than asked. So we simplify, run the runtime profile's exact rewrites
+(export/onnx/passes/), check the opset actually written and (for `any`) every Resize mode, record provenance,
+and compare onnxruntime against PyTorch on a real image.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import contextlib
 import io
 import json
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,53 +20,42 @@ import numpy as np
 import onnx
 import torch
 
-from .. import __version__
-from ..backends import ort_session
-from ..errors import MatteconvError
-from ..fileio import atomic_path
-from ..model.checkpoint import Checkpoint
-from ..model.fold import fold_ibnorm
-from ..model.modnet import with_split_inputs
-from .concat_conv import relus_before_concats, split_concat_convs
-from .slice_conv import split_sliced_convs
-from .depthwise_rewrite import rewrite_onnx
-from .instance_norm import centre_instance_norms
-from .nchwc import tune_for_onnxruntime
-from .parity import judge
-from .. import preprocess
+from ... import __version__
+from ...backends import ort_session
+from ...errors import MatteconvError
+from ...fileio import atomic_path
+from ...model.checkpoint import Checkpoint
+from ...model.fold import fold_ibnorm
+from ...model.modnet import with_split_inputs
+from ... import preprocess
+from ..parity import judge
+from .graph import GraphView
+from .passes import PROFILES, PassContext, resolve, run_passes
 
 SUPPORTED_OPSETS = (11, 13, 17)
-# IBNorm's Conv -> Slice pairs as two Convs (export/slice_conv.py): on only where measured to pay (README,
-# "How the numbers look here": onnxruntime per-node profile, AMD EPYC AVX2, issue 20: the half-width convolutions
-# lose more than the Slices, BatchNorm and reorders they remove)
-SPLIT_SLICES = False
 # IBNorm's BatchNorm half folded into its convolution (model/fold.py) before export. Off: on the AMD EPYC (AVX2)
 # kind the unfolded graph ran 0.93 / 0.86 of the plain export's time at 384 / 512 against 0.99 / 0.95 folded
 # (same run, alternating; README). `fold_batchnorm=True` keeps the fold for targets where it is measured to pay.
 FOLD_BATCHNORM = False
 ASCEND_RESIZE_MODES = ("pytorch_half_pixel", "align_corners")
 # `any`: one file for every runtime, atc included (Ascend-safe Resize modes, no runtime-specific ops).
-# `onnxruntime`: tuned for onnxruntime's CPU provider (export/nchwc.py); `matteconv om` refuses it.
-RUNTIMES = ("any", "onnxruntime")
+# `onnxruntime`: tuned for onnxruntime's CPU provider (the `ort-*` passes); `matteconv om` refuses it.
+RUNTIMES = PROFILES
 
 
-@dataclass
+@dataclass(kw_only=True)
 class OnnxExport:
     path: Path
     opset: int
-    nodes_before: int
+    nodes_before: int  # as traced, before onnxsim
     nodes_after: int
-    resize_rewritten: int
     max_abs_diff: float
+    parity_tolerance: float  # 1e-3, or larger at sizes where fp32's own error is (export/parity.py)
     input_names: list[str] = field(default_factory=list)
-    concat_convs_split: int = 0
-    parity_tolerance: float = 0.0  # 1e-3, or larger at sizes where fp32's own error is (export/parity.py)
-    instance_norms_centred: int = 0  # export/instance_norm.py
-    rule_rewrites: list[str] = field(default_factory=list)  # exact rewrites for Ascend rules (depthwise_rewrite.py)
-    sliced_convs_split: int = 0  # export/slice_conv.py
-    relus_before_concats: int = 0  # export/concat_conv.py
     runtime: str = "any"  # RUNTIMES
-    runtime_rewrites: dict[str, int] = field(default_factory=dict)  # export/nchwc.py, for runtime="onnxruntime"
+    passes: dict[str, int | dict[str, int]] = field(default_factory=dict)  # pass name -> count, in the order run
+    rule_rewrites: list[str] = field(default_factory=list)  # the passes' notes (depthwise plans for Ascend's rule)
+    nchwc_block: int | None = None  # the NCHWc block the `ort-*` passes tuned for (runtime onnxruntime)
 
 
 def input_names_for(in_channels: int, split_inputs: bool) -> list[str]:
@@ -78,28 +69,17 @@ def dummy_inputs(in_channels: int, split_inputs: bool, size: tuple[int, int]) ->
     return (torch.zeros(1, in_channels, h, w),)
 
 
-def fix_resize_modes(model: onnx.ModelProto) -> int:
-    """Rewrite every bilinear Resize's `half_pixel` to `pytorch_half_pixel` (identical unless a side is 1)."""
-    n = 0
-    for node in model.graph.node:
-        if node.op_type != "Resize":
-            continue
-        attrs = {a.name: a for a in node.attribute}
-        mode = attrs.get("coordinate_transformation_mode")
-        if mode is None:
-            node.attribute.append(onnx.helper.make_attribute("coordinate_transformation_mode", "pytorch_half_pixel"))
-            n += 1
-        elif mode.s == b"half_pixel":
-            mode.s = b"pytorch_half_pixel"
-            n += 1
-    return n
+def written_opset(model: onnx.ModelProto, where: str, opsets: tuple[int, ...] = (11, 12, 13, 14, 15, 16, 17)) -> int:
+    """The default-domain opset of `model`; raise if it is outside `opsets`."""
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    if opset not in opsets:
+        raise MatteconvError(f"{where}: ONNX opset {opset} is outside {opsets[0]}..{opsets[-1]}")
+    return opset
 
 
 def check_ascend_safe(model: onnx.ModelProto, where: str, opsets: tuple[int, ...] = (11, 12, 13, 14, 15, 16, 17)) -> int:
     """Raise if a Resize would be computed differently on Ascend; return the default-domain opset."""
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
-    if opset not in opsets:
-        raise MatteconvError(f"{where}: ONNX opset {opset} is outside {opsets[0]}..{opsets[-1]}")
+    opset = written_opset(model, where, opsets)
     for node in model.graph.node:
         if node.op_type == "Resize":
             mode = next((a.s.decode() for a in node.attribute if a.name == "coordinate_transformation_mode"),
@@ -136,18 +116,19 @@ def parity_image(size: tuple[int, int]) -> np.ndarray:
     return preprocess.prepare(data.astronaut(), "device", size).tensor
 
 
-def export_onnx(ckpt: Checkpoint, out: str | Path, size: tuple[int, int] = (512, 512), opset: int = 11,
+def export_onnx(ckpt: Checkpoint, out: str | Path, size: tuple[int, int] = (512, 512), opset: int = 11, *,
                 dynamic: bool = False, do_simplify: bool = True, split_inputs: bool = False,
-                split_concat: bool = True, centre_norms: bool = True, split_slices: bool = SPLIT_SLICES,
-                fold_batchnorm: bool = FOLD_BATCHNORM, runtime: str = "any") -> OnnxExport:
-    """Export, fix, simplify, check and parity-test; the file appears only if everything passed.
-    `centre_norms=False` keeps onnxruntime's inexact InstanceNormalization on flat inputs (export/instance_norm.py):
-    for tests and `compare` demonstrations only. `runtime="onnxruntime"` adds export/nchwc.py's rewrites (faster in
-    onnxruntime on the CPU, not for atc); `any` (the default) writes one file for every runtime, atc included.
-    Raises MatteconvError for an unknown opset or runtime, a failed check or a failed parity test."""
+                fold_batchnorm: bool = FOLD_BATCHNORM, runtime: str = "any", skip: Iterable[str] = (),
+                add: Iterable[str] = (), block: int | None = None) -> OnnxExport:
+    """Export, simplify, rewrite, check and parity-test; the file appears only if everything passed.
+    `runtime`: the pass profile (export/onnx/passes): `any` (the default) writes one file for every runtime, atc
+    included; `onnxruntime` adds the `ort-*` passes (faster in onnxruntime on the CPU, not for atc). `skip`: pass
+    names not to run; `add`: non-default passes to run as well (`split-sliced-conv`); `block`: the NCHWc block
+    the `ort-*` passes tune for (None: this CPU's). Skipping `centre-instance-norm` keeps onnxruntime's inexact
+    InstanceNormalization on flat inputs: for tests and `compare` demonstrations only.
+    Raises MatteconvError for an unknown opset, runtime or pass, a failed check or a failed parity test."""
     out = Path(out)
-    if runtime not in RUNTIMES:
-        raise MatteconvError(f"runtime {runtime!r} not supported (choose from {', '.join(RUNTIMES)})")
+    passes = resolve(runtime, skip, add)
     if opset not in SUPPORTED_OPSETS:
         raise MatteconvError(f"opset {opset} not supported (choose from {', '.join(map(str, SUPPORTED_OPSETS))})")
     if split_inputs and ckpt.in_channels != 4:
@@ -159,25 +140,18 @@ def export_onnx(ckpt: Checkpoint, out: str | Path, size: tuple[int, int] = (512,
     before = len(onnx_model.graph.node)
     if do_simplify:
         onnx_model = simplify(onnx_model)
-    n_relus = relus_before_concats(onnx_model) if split_concat else 0
-    n_sliced = split_sliced_convs(onnx_model) if split_slices else 0
-    n_split = split_concat_convs(onnx_model) if split_concat else 0
-    n_centred = centre_instance_norms(onnx_model) if centre_norms else 0
-    rule_rewrites = rewrite_onnx(onnx_model)
-    rewritten = fix_resize_modes(onnx_model)
-    written = check_ascend_safe(onnx_model, str(out))
-    runtime_rewrites = tune_for_onnxruntime(onnx_model) if runtime == "onnxruntime" else {}
+    ctx = PassContext(GraphView(onnx_model), block_size=block)
+    counts = run_passes(onnx_model, passes, ctx)
+    written = check_ascend_safe(onnx_model, str(out)) if runtime == "any" else written_opset(onnx_model, str(out))
     if written != opset:
         raise MatteconvError(f"{out}: asked for opset {opset} but the exporter wrote {written}")
+    nchwc_block = ctx.block if runtime == "onnxruntime" else None
     meta = {"matteconv_version": __version__, "checkpoint_sha256": ckpt.sha256,
             "weights_sha256": ckpt.weights_sha256, "input_size": f"{size[0]}x{size[1]}",
             "in_channels": str(ckpt.in_channels), "hr_channels": str(ckpt.hr_channels), "input_names": ",".join(names),
-            "dynamic": str(dynamic).lower(), "concat_convs_split": str(n_split),
-            "relus_before_concats": str(n_relus), "sliced_convs_split": str(n_sliced),
-            "instance_norms_centred": str(n_centred),
-            "batchnorm_folded": str(fold_batchnorm).lower(),
-            "runtime": runtime, "runtime_rewrites": json.dumps(runtime_rewrites),
-            "rule_rewrites": json.dumps(rule_rewrites),
+            "dynamic": str(dynamic).lower(), "batchnorm_folded": str(fold_batchnorm).lower(), "runtime": runtime,
+            **({"nchwc_block": str(nchwc_block)} if nchwc_block is not None else {}),
+            "passes": json.dumps(counts), "rule_rewrites": json.dumps(ctx.notes),
             "preprocessing": json.dumps({"color": "RGB", "mean": preprocess.MEAN, "std": preprocess.STD,
                                          "layout": "NCHW"})}
     del onnx_model.metadata_props[:]
@@ -193,8 +167,9 @@ def export_onnx(ckpt: Checkpoint, out: str | Path, size: tuple[int, int] = (512,
     parity = judge(got, ref, lambda: run_float64(model, targs), out, ckpt.path, "onnxruntime")
     with atomic_path(out) as tmp:
         onnx.save(onnx_model, str(tmp))
-    return OnnxExport(out, written, before, len(onnx_model.graph.node), rewritten, parity.max_abs, names, n_split,
-                      parity.tolerance, n_centred, rule_rewrites, n_sliced, n_relus, runtime, runtime_rewrites)
+    return OnnxExport(path=out, opset=written, nodes_before=before, nodes_after=len(onnx_model.graph.node),
+                      max_abs_diff=parity.max_abs, parity_tolerance=parity.tolerance, input_names=names,
+                      runtime=runtime, passes=counts, rule_rewrites=list(ctx.notes), nchwc_block=nchwc_block)
 
 
 def run_float64(model: torch.nn.Module, inputs) -> np.ndarray:
