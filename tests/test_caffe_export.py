@@ -19,7 +19,7 @@ from matteconv.model.checkpoint import Checkpoint, load_checkpoint
 
 import caffe  # noqa: E402,F401  (real pycaffe is required: make install builds it; no skip)
 
-MAX, MEAN = 1e-3, 5e-5  # vs float64 torch; fp32 torch itself is 3.7e-4 / 2e-5 away (DESIGN.md section 6)
+MAX, MEAN = 1e-3, 5e-5  # vs float64 torch; fp32 torch itself is 3.7e-4 / 2e-5 away (docs/design.md section 6)
 PHOTOS = ("astronaut", "camera")
 
 

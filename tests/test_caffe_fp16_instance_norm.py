@@ -1,6 +1,6 @@
 """The InstanceNorm lowering under fp16 arithmetic, the way Ascend 310 runs it with atc's default force_fp16:
 every layer's output is fp16, Power computes in fp16 (its only Ascend 310 kernel), MVN / Reduction / Pooling /
-InnerProduct / Scale / Eltwise compute in fp32 from fp16 inputs (reference/ascend-operator-rules.md).
+InnerProduct / Scale / Eltwise compute in fp32 from fp16 inputs (docs/reference/ascend-operator-rules.md).
 
 A small numpy interpreter for exactly the layer types the chain uses (not a general emulator). With activations
 of a few hundred, the unscaled chain (MVN -> Power(2) -> Reduction -> Power(-0.5) -> Scale) overflows fp16's

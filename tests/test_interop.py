@@ -18,7 +18,7 @@ from conftest import GOLDEN_PHOTOS
 from matteconv.verify.golden import load_golden, model_input
 
 # The random-weight reference (golden/photos until trained checkpoints replace it) amplifies fp32 rounding ~600x
-# (DESIGN.md section 8). On its `chelsea` photo, measured here: onnxruntime 3.1e-4 max, OpenCV 5.0 within 1e-3,
+# (docs/design.md section 8). On its `chelsea` photo, measured here: onnxruntime 3.1e-4 max, OpenCV 5.0 within 1e-3,
 # OpenVINO f32 1.16e-3 max / 7.1e-5 mean, OpenCV 4.14 1.41e-2 / 4.7e-4 (Winograd on or off). These two are
 # expected to fail for that checkpoint only (strict: if they pass, the marker must go); any other golden set
 # must pass.

@@ -106,7 +106,7 @@ def test_hr16_goes_through_every_stage(hr16_ckpt, tmp_path):
     gset = make_set(tmp_path / "golden", ckpt=hr16_ckpt, size=size)
     assert gset.manifest["checkpoint"]["hr_channels"] == 16
     # No fp16 twins: this hr16 model is random (untrained), and fp16 rounding is amplified ~600x by an untrained
-    # backbone (DESIGN.md section 8): its fp16 stages fail at the trained references' tolerance (measured 0.11
+    # backbone (docs/design.md section 8): its fp16 stages fail at the trained references' tolerance (measured 0.11
     # max), which says nothing about hr_channels.
     report = verify(gset, plan_stages(gset, ckpt=hr16_ckpt, onnx=onnx_path,
                                       caffe=stems["ascend"].with_suffix(".prototxt")))

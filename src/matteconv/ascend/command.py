@@ -3,7 +3,7 @@
 The argv is a list, never a shell string: paths with spaces or quotes reach the tool unchanged. `shlex.join` is
 used only to show the user a command they can paste on a machine with the toolkit.
 
-Flags (CANN ATC guide, DESIGN.md section 4): `--framework=5` ONNX / `0` Caffe, `--model`, `--weight`
+Flags (CANN ATC guide, docs/design.md section 4): `--framework=5` ONNX / `0` Caffe, `--model`, `--weight`
 (Caffe), `--input_shape=name:1,3,H,W;name2:...`, `--insert_op_conf`, `--soc_version`, `--output` (atc appends
 .om), `--log=error`, `--input_format=NCHW` for ONNX. OMG (old DDK) takes Caffe or TensorFlow only.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import MatteconvError
 
-SAFE_OPSETS = range(11, 16)  # ONNX opsets ATC parses across CANN versions (DESIGN.md section 4)
+SAFE_OPSETS = range(11, 16)  # ONNX opsets ATC parses across CANN versions (docs/design.md section 4)
 # --soc_version values documented for atc (CANN ATC parameter page; cann.SOCS has the ones with board notes and
 # CANN limits), and the SoCs the AIPP operator's own tables name (ascend opp aipp_comm.py
 # STC_AIPP_SUPPORT_SOC_VERSION_SET). Anything else is refused up front (`om --force` passes it on with a warning:

@@ -5,7 +5,7 @@ an official MODNet export's Shape, Gather, Expand or ConstantOfShape nodes are C
 
 Sources (the names as the pages spell them; `OP_TYPE` maps the page's spelling to the ONNX op_type):
 - `CANN80`: the CANN 8.0.0 "支持ONNX算子清单" (operatorlist_00176). The 8.0.RC2 list says it covers Atlas
-  inference products ("当前仅支持Atlas 推理系列产品", reference/ascend-operator-rules.md): the Ascend 310 family.
+  inference products ("当前仅支持Atlas 推理系列产品", docs/reference/ascend-operator-rules.md): the Ascend 310 family.
 - `CANN504`: the CANN 5.0.4 list (operatorlist_0071), for the few ops it has that 8.0's page lacks (AMCT's
   AscendDequant / AscendRequant deploy ops, BatchMatMul, AdaptiveMaxPool2D, Addcmul).
 An op on neither list is not necessarily refused (a newer CANN may take it): the rule warns.

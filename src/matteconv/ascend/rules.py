@@ -10,9 +10,9 @@ compiler's parser takes (ascend/caffe_oplist.py, ascend/onnx_oplist.py: CANN's w
 sources), not against the smaller set our exporter writes (export/caffe/targets.py `layers`).
 
 The Convolution/Deconvolution limits are written on CANN's Caffe operator pages. atc parses an ONNX Conv /
-ConvTranspose onto the same Conv2D / Conv2DTranspose kernels (reference/ascend-operator-rules.md, [M]
+ConvTranspose onto the same Conv2D / Conv2DTranspose kernels (docs/reference/ascend-operator-rules.md, [M]
 onnx_plugin), so atc-onnx is held to them too. For omg only its layer list and its top-naming rule are
-known; no parameter limit for it could be read (reference/ascend-operator-rules.md, "omg").
+known; no parameter limit for it could be read (docs/reference/ascend-operator-rules.md, "omg").
 The YUV420SP AIPP size rule is listed here for completeness; `matteconv.aipp.config` enforces it where the
 config meets the model (`check_model_inputs`).
 """
@@ -60,7 +60,7 @@ COMPILERS: dict[str, Compiler] = {
     "omg": Compiler("omg", "omg", "caffe", "ddk", "old DDK omg (HiLens Kit / Atlas 200 DK), Caffe"),
 }
 
-# ONNX ops matteconv's export writes, each found in CANN's ONNX operator list (reference/ascend-operator-rules.md;
+# ONNX ops matteconv's export writes, each found in CANN's ONNX operator list (docs/reference/ascend-operator-rules.md;
 # tests check it against onnx_oplist). A user's model is checked against the whole list (`_onnx_type`).
 # ReduceMean and Sub centre each InstanceNormalization's input (export/onnx/passes/centre_instance_norm.py): CANN
 # ONNX operator pages

@@ -3,7 +3,7 @@
 `matteconv om` leaves OUT.build.json beside OUT.om (atc's argv, the source model's inputs, the AIPP config).
 From it we know what the device takes: a static YUV420SP AIPP input is exactly W*H*3/2 uint8 bytes (RGB888
 W*H*3), a plain input keeps the model's dtype (float32 unless atc got --input_fp16_nodes), the output keeps
-the last layer's dtype unless --output_type (DESIGN.md section 8; device-app-apis.md section 3). The stand-in
+the last layer's dtype unless --output_type (docs/design.md section 8; device-app-apis.md section 3). The stand-in
 `hilens`, `acl` and `ais_bench` modules and the parity check all run the .om through `DeviceModel`, so the
 only thing a comparison with `matteconv matte` can find is the app itself.
 

@@ -17,7 +17,7 @@ import numpy as np
 from ..numeric import require_finite
 from ..errors import MatteconvError
 
-PARITY_MAX = 1e-3  # max |d alpha| vs PyTorch fp32: the fp32 noise floor at 512 is ~4e-4 (DESIGN.md section 6)
+PARITY_MAX = 1e-3  # max |d alpha| vs PyTorch fp32: the fp32 noise floor at 512 is ~4e-4 (docs/design.md section 6)
 FLOOR_FACTOR = 2.0  # two fp32 implementations can each be one floor away from float64, in opposite directions
 
 

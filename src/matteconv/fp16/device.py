@@ -64,7 +64,7 @@ DEVICE_MODEL: tuple[DeviceRule, ...] = (
                "[PM] keep_dtype; [INFO] Conv2D / Conv2DBackpropInput / MatMul list float16 only for Ascend310",
                "the ONNX and Caffe emulators do not model --keep_dtype; a kept layer still reads the fp16 output "
                "of a layer before it that is not kept"),
-    DeviceRule("model output", "rounded to fp16", "DESIGN.md section 8: outputs keep the last layer's dtype",
+    DeviceRule("model output", "rounded to fp16", "docs/design.md section 8: outputs keep the last layer's dtype",
                "unless atc is given --output_type FP32 (same values: the last layer computed in fp16)"),
 )
 

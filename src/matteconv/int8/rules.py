@@ -14,7 +14,7 @@ prediction must know exactly which, with the rule that decides it. Sources (keys
            (scale = 1/scale_d); aclnnAscendQuant: https://www.hiascend.com/document/detail/zh/canncommercial/80RC2/
            apiref/appdevgapi/context/aclnnAscendQuant.md; ONNX page atlasoxol_09_0015.
 - [ROUND]  CANN Round: nearest, ties to even (cann/ops-math math/round/op_api/aclnn_round.h).
-- [DEPLOY] DESIGN.md section 9: the deploy model (what atc compiles) has the bias as round(bias/(scale_d*scale_w))
+- [DEPLOY] docs/design.md section 9: the deploy model (what atc compiles) has the bias as round(bias/(scale_d*scale_w))
            in INT32; the fake-quant model computes in fp32 and can differ from it.
 - [CONVERT] AMCT Caffe convert_model: "Deconvolution: group 1, dilation 1, 4-D filter" is quantized; the deploy model
            has Quant / DeQuant (AntiQuant) layers around each quantized layer and compiles with atc:

@@ -6,7 +6,7 @@ number):
   its forward runs them (69 for MODNet; the semantic and detail heads never run at inference and are in no
   export). Each pair must agree in weight shape, group, strides, pads and dilations; the first Conv that does
   not fit (or the first node after the graph runs out of Convs) is named in the refusal. Our own export's
-  `Conv(Concat)` split (export/concat_conv.py: one Conv per concatenated part, summed by Adds, the bias on part
+  `Conv(Concat)` split (export/onnx/passes/split_concat_conv.py: one Conv per concatenated part, summed by Adds, the bias on part
   0) is joined back first: a chain of Adds whose every operand is a Conv read by nothing else.
 - Backbone BatchNorms. torch.onnx folds a BatchNorm into the bias-free convolution before it, so the Conv
   carries weight and bias: the weight goes into the convolution and the BatchNorm after it becomes an identity
@@ -39,7 +39,7 @@ from .modnet import IBNorm, MODNet
 # What inference never runs: absent from every export, written as zeros (BatchNorm running_var 1, its initial
 # value), named in the command's output and in the file's metadata so `train --init` knows they are untrained.
 UNTRAINED_HEADS = ("lr_branch.conv_lr.", "hr_branch.conv_hr.")
-# The official export's first graph: opset 11, producer pytorch 1.7 (DESIGN.md section 10); ours write 11..17.
+# The official export's first graph: opset 11, producer pytorch 1.7 (docs/design.md section 10); ours write 11..17.
 OPSETS = range(7, 22)
 DEFAULT_PARITY_SIZE = (512, 512)  # a dynamic graph is checked at the official model's size
 SE_OPS = ("MatMul", "Gemm")
@@ -372,7 +372,7 @@ def build_from_onnx(model_proto, path) -> tuple[MODNet, dict]:
         if why:
             tuned = any(p.key == "runtime" and p.value == "onnxruntime" for p in model_proto.metadata_props)
             hint = ("; this is matteconv's `export --runtime onnxruntime` file, whose upsampled convolutions are "
-                    "rewritten for onnxruntime (export/upsample_conv.py): import the `--runtime any` export of the "
+                    "rewritten for onnxruntime (export/onnx/passes/ort_upsampled_conv.py): import the `--runtime any` export of the "
                     "same checkpoint") if tuned else ""
             raise MatteconvError(f"{path}: not a MODNet export: Conv node {c.name!r} (convolution {i + 1} of "
                                  f"{len(order)}) does not fit MODNet's {qual}: {why}{hint}")

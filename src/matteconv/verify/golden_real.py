@@ -1,6 +1,6 @@
 """golden/real: real photos of people under the official MODNet, at the official input policy and the seed's sizes.
 
-Photos (shipped inside installed packages, no downloads; DESIGN.md section 10): scikit-image's `astronaut`
+Photos (shipped inside installed packages, no downloads; docs/design.md section 10): scikit-image's `astronaut`
 (public domain, 512x512, she holds a helmet) and `camera` (CC0, grey, given as three equal channels). matplotlib's
 `grace_hopper.jpg` would be the third, but matplotlib is not among our dependencies.
 Composites: each person cut out by the official model's float64 matte of that photo at the set's size and laid

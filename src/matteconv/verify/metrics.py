@@ -1,4 +1,4 @@
-"""Alpha-matting error metrics (DESIGN.md section 5).
+"""Alpha-matting error metrics (docs/design.md section 5).
 
 The definitions follow the reference MATLAB evaluation code of Deep Image Matting
 (Xu et al. 2017, after Rhemann et al. 2009), so numbers are comparable with published

@@ -6,7 +6,7 @@ The model (every constant from hardware.Soc, each with its source):
   kh*kw * ceil(Cin_g/K) * ceil(Cout_g/16) per group, split over the AI cores. Channels that are not a multiple
   of the fractal pay for the padding (35 input channels cost as much as 48). A depthwise convolution (group =
   channels) runs 16 channels per fractal as a block-diagonal filter: 1/16 of the Cube's MACs are useful, which
-  is how MobileNetV2 ends at about 5% of Cube peak (DESIGN.md section 10). ConvTranspose is costed as the
+  is how MobileNetV2 ends at about 5% of Cube peak (docs/design.md section 10). ConvTranspose is costed as the
   convolution of the stride-dilated input that computes it (CANN's Conv2DTranspose = Conv2DBackpropInput).
   compute = cycles / clock / cube_efficiency (fitted).
 - Memory: every kernel reads its inputs and weights and writes its outputs once, in NC1HWC0 (channels padded

@@ -6,7 +6,7 @@ Ascend 310 board): 2 AI cores, Cube 16x16x16 (M, K, N: 4096 fp16 multiply-accumu
 vector width 256 bytes per cycle (128 fp16 lanes), L0A/L0B 64 KiB, L0C 256 KiB, L1 1 MiB, L2 8 MiB, DDR
 bandwidth 67 (GB/s: the 128-bit LPDDR4X of the datasheet at 4266 MT/s gives 68.3) and a clock of 680 MHz.
 INT8: the Cube takes K = 32 per cycle (16x32x16), which is why the datasheet gives 16 TOPS INT8 against
-8 TFLOPS fp16 (Huawei Ascend 310 product page; DESIGN.md section 10), and INT8 tensors use 32-channel C0
+8 TFLOPS fp16 (Huawei Ascend 310 product page; docs/design.md section 10), and INT8 tensors use 32-channel C0
 blocks (NC1HWC0 with C0 = 32 bytes / sizeof(int8)).
 
 AI CPU: the rate at which the AI CPU path converts elements, from the one published timing of such a path
@@ -29,7 +29,7 @@ from ...errors import MatteconvError
 
 GE_STUB = ("hicann/ge tests/engines/nn_engine/st/stub/platform_util_stub.h (PlatformUtilStub::EVB1910, "
            "soc_version ascend310)")
-DATASHEET = "Huawei Ascend 310 datasheet: 8 TFLOPS fp16, 16 TOPS INT8, 8 W (DESIGN.md section 10)"
+DATASHEET = "Huawei Ascend 310 datasheet: 8 TFLOPS fp16, 16 TOPS INT8, 8 W (docs/design.md section 10)"
 ICNET = ("Ascend/ModelZoo-PyTorch ACL_PyTorch/contrib/cv/segmentation/ICNet/readme.md section 7.2: fp32 output "
          "TransData of 1x19x1024x2048 558 ms, 5.5 ms with --output_type=FP16")
 FITTED_FILE = Path(__file__).with_name("fitted.json")

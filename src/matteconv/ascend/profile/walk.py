@@ -90,7 +90,7 @@ def output_transdata(name: str, shape, dtype: str, soc: Soc) -> LayerCost:
 
 def aipp_cost(name: str, shape, input_format: str, soc: Soc) -> LayerCost:
     """AIPP before the first layer: reads the uint8 image, writes fp16 NC1HWC0 (C0 = 16), on the AI Core's
-    memory engine (DESIGN.md section 4): memory-bound."""
+    memory engine (docs/design.md section 4): memory-bound."""
     n, _, h, w = shape
     per_px = AIPP_BYTES_PER_PIXEL.get(input_format, 3)
     nbytes = int(n * h * w * per_px) + tensor_bytes(shape, soc.c0("fp16"), 2)

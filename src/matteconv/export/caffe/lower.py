@@ -19,7 +19,7 @@ Exactness notes (all checked layer by layer against torch in tests/test_caffe_lo
             -> Scale(c/s, that) = c/sqrt(var + eps)
   mean over (H, W): Reduction MEAN (ascend), else a pairwise pooling cascade + Flatten / identity InnerProduct
   (`_spatial_mean`: bvlc avoids Reduction for OpenCV DNN 4.x, ddk has none). Why s: on Ascend 310 Power runs in
-  fp16 only (max 65504, reference/ascend-operator-rules.md), and every tensor between layers is fp16 under
+  fp16 only (max 65504, docs/reference/ascend-operator-rules.md), and every tensor between layers is fp16 under
   atc's default force_fp16, so the unscaled square overflows once |x - mean| >= 256 and the variance once
   its rms does; with s = 8 both hold up to 2048, while eps/s^2 (1.6e-7) and the variance of the lowest-variance
   channel seen (0.06 / 64) stay representable (fp16 subnormals reach 6e-8). In fp32 the scaled chain rounds

@@ -7,7 +7,7 @@ write can be run and verified here; tests check that against `caffe.layer_type_l
 
 Sources:
 - bvlc: BVLC/caffe master (`src/caffe/layers/`), minus `Clip` and `Swish`, which this fork lacks
-  (DESIGN.md section 3). `ReLU6` is a fork addition, not BVLC, so it is not listed.
+  (docs/design.md section 3). `ReLU6` is a fork addition, not BVLC, so it is not listed.
 - ascend: the CANN "supported Caffe operators" list (支持Caffe算子清单, CANN 8.0.0,
   https://www.hiascend.com/doc_center/source/zh/canncommercial/800/apiref/aolapi/operatorlist_00098.html,
   which pins Caffe master at 9b891540), cross-checked with HiLens' "Caffe Operator Boundaries" for omg

@@ -1,7 +1,7 @@
 """`centre-instance-norm`: every ONNX `InstanceNormalization` input centred first: `IN(x) -> IN(x - ReduceMean(x))`.
 
 Why: onnxruntime's CPU InstanceNormalization computes the variance from fp32 sums in a way that cancels
-catastrophically when a channel's mean is large against its spread (DESIGN.md section 9, measured: on a
+catastrophically when a channel's mean is large against its spread (docs/design.md section 9, measured: on a
 1x4x144x256 tensor with mean 20 / std 0.05 it is 2.1e-4 from float64 where PyTorch fp32 is 5.8e-6; mean 50 /
 std 0.01: 2.5e-3). A flat camera frame (a grey wall, a lens cap) makes exactly such channels inside MODNet's
 IBNorm: the trained reference's export at 288x512 was 3.5e-3 from float64 on uniform grey 128 (torch: 4.8e-5).

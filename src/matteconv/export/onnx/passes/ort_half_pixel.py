@@ -5,7 +5,7 @@ Why: onnxruntime's blocked (NCHWc) Upsample takes linear Resize with `half_pixel
 Ascend (which runs first), so each of MODNet's 6 bilinear x2 upsamples left the blocked layout. ONNX defines the
 two modes identically unless an output side is 1: only rewritten where every spatial scale is 1 or at least 2,
 so no output side can be 1. Not for atc: Ascend's parser computes `half_pixel` as asymmetric
-(reference/ascend-operator-rules.md), which is why `matteconv om` refuses a file exported for onnxruntime.
+(docs/reference/ascend-operator-rules.md), which is why `matteconv om` refuses a file exported for onnxruntime.
 """
 from __future__ import annotations
 
