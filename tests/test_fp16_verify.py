@@ -64,3 +64,22 @@ def test_keep_fp32_auto_keeps_the_overflowing_instance_norm(small_set, ref3_mode
     # ONNX scopes write a child with its container's name: /hr_branch/conv_hr4x/conv_hr4x.0/layers/layers.1/inorm/...
     assert any("/conv_hr4x.0/layers/layers.1/inorm/" in name and name.endswith("InstanceNormalization")
                for name in layers), layers
+
+
+def test_verify_prints_the_predicted_device_speed_beside_the_om_stages(small_set, ref3_ckpt, tmp_path):
+    """verify --fp16 with an ONNX model ends with the cost model's time for its .om (issue 36: the device's speed
+    beside the stage), the same figure `matteconv profile` gives for that file."""
+    import re
+
+    from matteconv.ascend.profile import profile_model
+    from matteconv.export.onnx import export_onnx
+    from matteconv.model.checkpoint import load_checkpoint
+
+    onnx_path = tmp_path / "m64.onnx"
+    export_onnx(load_checkpoint(ref3_ckpt), onnx_path, SIZE)
+    r = CliRunner().invoke(app, ["verify", "--golden", str(small_set.root), "--ckpt", str(ref3_ckpt),
+                                 "--onnx", str(onnx_path), "--fp16"])
+    assert r.exit_code in (0, 1), r.output  # the fp16 stages may fail at 64x64; the line is printed either way
+    m = re.search(r"om: predicted on Ascend310: ([0-9.]+) ms = (\d+) fps", r.output)
+    assert m, r.output
+    assert float(m.group(1)) == pytest.approx(profile_model(onnx_path, "Ascend310", aipp=None).total * 1e3, abs=0.051)

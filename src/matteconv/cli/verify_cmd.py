@@ -91,6 +91,12 @@ def verify(
     console.print(table(report))
     for line in notes(report):
         console.print(line, highlight=False)
+    if onnx is not None and (om is not None or fp16 or int8):  # the device's speed beside the .om stages
+        from ..ascend.profile.walk import predicted_line
+
+        speed = predicted_line(onnx, aipp)
+        if speed:
+            console.print(f"om: {speed}", highlight=False)
     if json_out:
         write_json(report, json_out)
     if junit:
