@@ -132,15 +132,16 @@ def _src_size(op, ctx):
 def _yuv420sp_even(op, ctx):
     if op.input_format != "YUV420SP_U8":
         return
-    sw, sh = _src(op)
-    of_model = ""
+    rw, rh = sw, sh = _src(op)
+    zero = ""
     if ctx.hw is not None:  # a size of 0 is the model's
         if not (sw and sh):
-            of_model = f"; a size of 0 means model input {ctx.name!r}'s"
+            zero = f" (0 = model input {ctx.name!r}'s size)"
         sh, sw = sh or ctx.hw[0], sw or ctx.hw[1]
     if sw % 2 or sh % 2 or (ctx.hw is not None and not 2 <= sw <= 4096):
         yield ("src_image_size_w" if sw % 2 or not sh % 2 else "src_image_size_h",
-               f"src_image_size {sw}x{sh} (WxH{of_model}) must be even for YUV420SP_U8, with W in [2, 4096]")
+               f"src_image_size {rw}x{rh} (WxH): the YUV420SP_U8 source {sw}x{sh}{zero} must be even, with W in "
+               "[2, 4096]")
 
 
 def _yuv422_even(op, ctx):
