@@ -8,6 +8,8 @@ model's inputs are known, the `lint` rules on each explained static op (explain.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 from ..errors import MatteconvError
 from ..findings import Finding
 from .explain import Explanation, explain
@@ -31,7 +33,7 @@ def _findings(rule: AippRule, op: AippOp, ctx: Context) -> list[Finding]:
     return out
 
 
-def _run(op: AippOp, ctx: Context, keep: callable) -> list[Finding]:
+def _run(op: AippOp, ctx: Context, keep: Callable[[AippRule], bool]) -> list[Finding]:
     """The rules `keep` picks, in table order, for one op; a `stops` rule that fires ends the run."""
     out: list[Finding] = []
     for rule in AIPP_RULES:
@@ -80,7 +82,7 @@ def _model_context(op: AippOp, inputs: list[tuple[str, tuple[int, ...]]], soc_ve
     return ctx
 
 
-def _model_rules(ctx: Context):
+def _model_rules(ctx: Context) -> Callable[[AippRule], bool]:
     """The model rules, with the block rules that read the model's size when it is known."""
     return lambda r: r.scope == "model" or (r.model_size and ctx.hw is not None)
 
