@@ -531,6 +531,7 @@ BAD_INPUT = {
     "rules": ["rules", "--compiler", "no-such-compiler"],
     "quantize": ["quantize", "{missing}.onnx", "--golden", "{missing}", "-o", "{tmp}/q"],
     "import": ["import", "{missing}.onnx", "-o", "{tmp}/m.safetensors"],
+    "profile": ["profile", "{missing}.onnx"],
 }
 
 

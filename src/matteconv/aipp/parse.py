@@ -248,12 +248,12 @@ def _friendly(msg: str, path: str, line: int, col: int, text: str) -> tuple[str,
     return f"{path}:{line}:{col}: {msg} (protobuf text format, as ATC's parser reads it)", "proto.syntax", line
 
 
-def parse_config(text: str, path: str = "<text>", validate: bool = True) -> AippConfig:
+def parse_config(text: str, path: str = "<text>") -> AippConfig:
     """Protobuf text of `aipp_op { ... }` blocks -> AippConfig.
 
-    Raises MatteconvError "file:line: problem" for what protobuf's text parser or GraphEngine refuses; with
-    validate (the default) also for what the AIPP operator refuses (check.validate_config). Warnings (defaults
-    in force, ignored fields, lints) are not raised: see check.check_config.
+    Raises AippParseError "file:line: problem" (rule proto.*) for what protobuf's text parser refuses; nothing
+    else is checked here. `matteconv.aipp.parse_config` / `load_config` also validate (check.validate_config:
+    what GraphEngine and the AIPP operator refuse), and check.check_config reports everything.
     """
     from google.protobuf import text_format
 
@@ -307,12 +307,7 @@ def parse_config(text: str, path: str = "<text>", validate: bool = True) -> Aipp
         ops.append(op)
     if not ops:
         raise AippParseError(f"{path}: no aipp_op block found (nothing to check)", "proto.no-aipp-op")
-    cfg = AippConfig(ops=ops, path=path, text=text, multi_shape_ops=len(msg.multi_shape_op))
-    if validate:
-        from .check import validate_config
-
-        validate_config(cfg)
-    return cfg
+    return AippConfig(ops=ops, path=path, text=text, multi_shape_ops=len(msg.multi_shape_op))
 
 
 def decode_config(raw: bytes, path: str = "<bytes>") -> str:
@@ -370,12 +365,12 @@ def decode_config(raw: bytes, path: str = "<bytes>") -> str:
     return "".join(out)
 
 
-def load_config(path: str | Path, validate: bool = True) -> AippConfig:
+def load_config(path: str | Path) -> AippConfig:
     """Read and parse an AIPP config file: its bytes as protobuf's text parser reads them (`decode_config`:
-    comments in any encoding, string values UTF-8)."""
+    comments in any encoding, string values UTF-8). Not validated: see `matteconv.aipp.load_config`."""
     p = Path(path)
     try:
         raw = p.read_bytes()
     except OSError as e:
         raise MatteconvError(f"{p}: cannot read AIPP config ({e.strerror or e})") from None
-    return parse_config(decode_config(raw, str(p)), str(p), validate)
+    return parse_config(decode_config(raw, str(p)), str(p))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from .. import __version__
 from ..errors import MatteconvError
 from ..preprocess import MEAN, STD
-from .check import validate_op
+from .check import validate_config, validate_op
 from .parse import AippOp, parse_config
 from .schema import CSC_INPUT_BIAS, CSC_YUV2RGB, MATRIX_KEYS
 
@@ -166,7 +166,7 @@ def render_config(spec: AippSpec) -> str:
     out += [line(f"var_reci_chn_{i}") for i in range(3)]
     out += ["}", ""]
     text = "\n".join(out)
-    parse_config(text, "<rendered>")  # what we write must read back
+    validate_config(parse_config(text, "<rendered>"))  # what we write must read back, and be accepted
     return text
 
 

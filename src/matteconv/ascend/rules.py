@@ -13,8 +13,8 @@ The Convolution/Deconvolution limits are written on CANN's Caffe operator pages.
 ConvTranspose onto the same Conv2D / Conv2DTranspose kernels (docs/reference/ascend-operator-rules.md, [M]
 onnx_plugin), so atc-onnx is held to them too. For omg only its layer list and its top-naming rule are
 known; no parameter limit for it could be read (docs/reference/ascend-operator-rules.md, "omg").
-The YUV420SP AIPP size rule is listed here for completeness; `matteconv.aipp.config` enforces it where the
-config meets the model (`check_model_inputs`).
+The YUV420SP AIPP size rule is listed here for completeness: it is the AIPP rule `tbe.yuv420sp-even` of
+aipp/rules.AIPP_RULES, which holds every AIPP config rule. Both tables report `matteconv.findings.Finding`.
 """
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from typing import Callable
 
 from ..errors import MatteconvError
 from ..export.depthwise_plan import BUDGET as DEPTHWISE_BUDGET, depthwise_need
+from ..findings import Finding
 from .ops import ModelOps, Op, caffe_ops, caffe_shapes, onnx_ops
 
 # --- sources --------------------------------------------------------------------------------------------------
@@ -281,7 +282,7 @@ RULES: tuple[Rule, ...] = (
          "Slice: the step of the last axis must be 1", ONNX_SLICE, _slice_last_step, needs_shapes=True),
     Rule("aipp.yuv420sp-size", ("atc-caffe", "atc-onnx", "omg"), ("aipp",), "error",
          "YUV420SP_U8 AIPP input: width and height even, width in [2, 4096]", AIPP_SIZES, None,
-         enforced_by="matteconv.aipp.config (validate_op, check_model_inputs)"),
+         enforced_by="matteconv.aipp.rules AIPP_RULES tbe.yuv420sp-even (check_model_inputs)"),
 )
 
 
@@ -294,39 +295,25 @@ def rules_for(compiler: str) -> list[Rule]:
 # --- checking a model -----------------------------------------------------------------------------------------
 
 @dataclass
-class Violation:
-    rule: str
-    severity: str
-    layer: str
-    type: str
-    message: str
-    source: str
-
-    def line(self, path, framework: str) -> str:
-        noun = "layer" if framework == "caffe" else "node"
-        return f"{path}: {noun} {self.layer!r} ({self.type}) {self.message} [rule {self.rule}: {self.source}]"
-
-
-@dataclass
 class RuleReport:
     path: Path
     framework: str
     compiler: str
-    violations: list[Violation] = field(default_factory=list)
+    violations: list[Finding] = field(default_factory=list)
     unchecked: list[tuple[str, str]] = field(default_factory=list)  # (layer, rule id): shapes were unknown
     shapes_error: str | None = None
     exported_for: str | None = None  # the target in a matteconv prototxt's provenance header
 
     @property
-    def errors(self) -> list[Violation]:
+    def errors(self) -> list[Finding]:
         return [v for v in self.violations if v.severity == "error"]
 
     @property
-    def warnings(self) -> list[Violation]:
+    def warnings(self) -> list[Finding]:
         return [v for v in self.violations if v.severity == "warning"]
 
     def lines(self, severity: str) -> list[str]:
-        return [v.line(self.path, self.framework) for v in self.violations if v.severity == severity]
+        return [v.layer_text(self.path, self.framework) for v in self.violations if v.severity == severity]
 
     def unchecked_note(self) -> str | None:
         if not self.unchecked:
@@ -337,7 +324,7 @@ class RuleReport:
                 f"unknown{why}")
 
     def to_dict(self) -> dict:
-        return {"path": str(self.path), "compiler": self.compiler, "violations": [asdict(v) for v in self.violations],
+        return {"path": str(self.path), "compiler": self.compiler, "violations": [v.violation_dict() for v in self.violations],
                 "unchecked": [list(u) for u in self.unchecked], "shapes_error": self.shapes_error,
                 "exported_for": self.exported_for}
 
@@ -356,17 +343,18 @@ def check_ops(model: ModelOps, compiler: str) -> RuleReport:
         from ..export.caffe.upgrade import UPGRADE_TOOL
 
         if comp.tool == "omg":
-            report.violations.append(Violation(
-                "caffe.v1-format", "error", "(net)", f"{model.format} layers",
+            report.violations.append(Finding(
+                "error", "caffe.v1-format",
                 f"is in the {model.format} prototxt format (`layers {{ type: CONVOLUTION }}`): omg refuses V1 layers; "
                 f"upgrade it with Caffe's {UPGRADE_TOOL} IN OUT (or `matteconv inspect --upgrade OUT`)",
-                "Atlas 200 DK FAQ (omg and V1 prototxt); Caffe tools/upgrade_net_proto_text.cpp"))
+                source="Atlas 200 DK FAQ (omg and V1 prototxt); Caffe tools/upgrade_net_proto_text.cpp",
+                layer="(net)", type=f"{model.format} layers"))
         else:
-            report.violations.append(Violation(
-                "caffe.v1-format", "warning", "(net)", f"{model.format} layers",
+            report.violations.append(Finding(
+                "warning", "caffe.v1-format",
                 f"is in the {model.format} prototxt format: checked as Caffe upgrades it; that atc's Caffe parser "
                 f"reads {model.format} was not found in the CANN docs: upgrade with {UPGRADE_TOOL} to be safe",
-                "Caffe src/caffe/util/upgrade_proto.cpp"))
+                source="Caffe src/caffe/util/upgrade_proto.cpp", layer="(net)", type=f"{model.format} layers"))
     for op in model.ops:
         for rule in rules_for(compiler):
             if rule.test is None or not rule.applies(op):
@@ -382,7 +370,8 @@ def check_ops(model: ModelOps, compiler: str) -> RuleReport:
                 source = rule.source
                 if isinstance(message, tuple):  # a check with a per-row source (the operator lists)
                     message, source = message
-                report.violations.append(Violation(rule.id, rule.severity, op.name, op.type, message, source))
+                report.violations.append(Finding(rule.severity, rule.id, message, source=source, layer=op.name,
+                                                 type=op.type))
     return report
 
 

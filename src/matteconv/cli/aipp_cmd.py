@@ -136,7 +136,7 @@ def check(
     errors = [f for f in findings if f.level == "error"]
     report = {"config": str(cfg_path), "accepted": not errors, "soc_version": soc_version,
               "model_inputs": [[n, list(s)] for n, s in inputs] if inputs is not None else None,
-              "ops": [e.as_dict() for e in explanations], "findings": [f.__dict__ for f in findings]}
+              "ops": [e.as_dict() for e in explanations], "findings": [f.to_dict() for f in findings]}
     if rgb is not None and not errors and explanations:
         import numpy as np
 

@@ -114,7 +114,7 @@ def resolve_aipp(value: str | None) -> str | None:
     if value is None or value.lower() == "none":
         return None
     if value.endswith(".cfg") or Path(value).is_file():
-        from ...aipp.parse import load_config
+        from ...aipp import load_config
 
         op = load_config(value).op_for_input(0)
         return None if op is None else str(op.get("input_format"))
