@@ -29,8 +29,6 @@ LAYERS: dict[str, int] = {
 
 # (importer, imported) pairs that break the order today, with what removes them.
 KNOWN: dict[tuple[str, str], str] = {
-    ("export.caffe.targets", "ascend"): "the oplist modules leave the ascend package (its __init__ runs atc's driver)",
-    ("int8.rules", "ascend"): "ascend/ops.py (what a model holds) moves below ascend/",
     ("int8.quantize", "verify.golden"): "golden data (GoldenSet, load_golden) moves to L1",
     ("video", "verify.golden"): "golden data (IMAGE_SUFFIXES, read_image) moves to L1",
     ("samples", "train.synth"): "the synthetic clip moves into train/ or synth is passed in",
@@ -67,32 +65,40 @@ def _parents(mod: str) -> list[str]:
     return [".".join(parts[:n]) for n in range(1, len(parts))] if mod else []
 
 
+def _direct_imports(name: str, path: Path, is_pkg: bool, mods) -> list[tuple[str, int]]:
+    """(imported module, line) for each import of a matteconv module in this file, function-level ones included."""
+    pkg = name if is_pkg else ".".join(name.split(".")[:-1])
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = pkg.split(".") if pkg else []
+                base = base[: len(base) - node.level + 1] if node.level > 1 else base
+                target = ".".join([*base, *([node.module] if node.module else [])])
+            elif (node.module or "").split(".")[0] == "matteconv":
+                target = node.module[len("matteconv."):] if node.module != "matteconv" else ""
+            else:
+                continue
+            for a in node.names:
+                sub = f"{target}.{a.name}" if target else a.name
+                found.append((sub if sub in mods else target, node.lineno))
+        elif isinstance(node, ast.Import):
+            found += [(a.name[len("matteconv."):], node.lineno) for a in node.names if a.name.startswith("matteconv.")]
+    return found
+
+
 def _edges() -> dict[tuple[str, str], tuple[Path, int]]:
-    """(importer, imported) -> where, for every import of a matteconv module, package __init__ edges included."""
+    """(importer, imported) -> where, for every import of a matteconv module; importing a module also runs each
+    package __init__ on its way, an edge unless that __init__ imports nothing of ours (then running it is inert)."""
     mods = _modules()
+    direct = {name: _direct_imports(name, path, is_pkg, mods) for name, (path, is_pkg) in mods.items()}
+    inert = {name for name, (_, is_pkg) in mods.items() if is_pkg and not direct[name]}
     edges: dict[tuple[str, str], tuple[Path, int]] = {}
-    for name, (path, is_pkg) in mods.items():
-        pkg = name if is_pkg else ".".join(name.split(".")[:-1])
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            targets = []
-            if isinstance(node, ast.ImportFrom):
-                if node.level:
-                    base = pkg.split(".") if pkg else []
-                    base = base[: len(base) - node.level + 1] if node.level > 1 else base
-                    target = ".".join([*base, *([node.module] if node.module else [])])
-                elif (node.module or "").split(".")[0] == "matteconv":
-                    target = node.module[len("matteconv."):] if node.module != "matteconv" else ""
-                else:
-                    continue
-                for a in node.names:
-                    sub = f"{target}.{a.name}" if target else a.name
-                    targets.append(sub if sub in mods else target)
-            elif isinstance(node, ast.Import):
-                targets = [a.name[len("matteconv."):] for a in node.names if a.name.startswith("matteconv.")]
-            for t in targets:
-                for dst in [*_parents(t), t]:
-                    if dst in mods and dst != name and dst not in _parents(name):
-                        edges.setdefault((name, dst), (path, node.lineno))
+    for name, found in direct.items():
+        for t, line in found:
+            for dst in [*(p for p in _parents(t) if p not in inert), t]:
+                if dst in mods and dst != name and dst not in _parents(name):
+                    edges.setdefault((name, dst), (mods[name][0], line))
     return edges
 
 

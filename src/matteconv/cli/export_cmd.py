@@ -15,6 +15,14 @@ from ..preprocess import parse_size
 NO_SPLIT_CONCAT = ("relu-before-concat", "split-concat-conv")  # what --no-split-concat skips
 
 
+def _does(name: str) -> str:
+    """' (what the count counts)' for a pass that says, else ''."""
+    from ..export.onnx.passes import REGISTRY
+
+    does = next((p.does for p in REGISTRY if p.name == name), "")
+    return f" ({does})" if does else ""
+
+
 def _list_passes(value: bool):
     """`--list-passes`: the ONNX pass registry in run order, then exit."""
     if not value:
@@ -117,7 +125,8 @@ def export(
         rows = [("file", info["output"]), ("inputs", ", ".join(info["inputs"])), ("opset", str(info["opset"])),
                 ("nodes", f"{info['nodes']} ({info['nodes_before_simplify']} as traced)"),
                 ("runtime", info["runtime"] + (f" (NCHWc block {info['nchwc_block']})" if info["nchwc_block"] else "")),
-                ("passes", "\n".join(f"{name}: {_count_text(n)}" for name, n in info["passes"].items()) or "none")]
+                ("passes", "\n".join(f"{name}: {_count_text(n)}{_does(name)}" for name, n in info["passes"].items())
+                 or "none")]
         diff = info["max_abs_diff_vs_torch"]
     else:
         counts = ", ".join(f"{k} {v}" for k, v in sorted(info["layer_counts"].items()))

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import MatteconvError
+from ...ascend import caffe_oplist
 
 _BVLC = frozenset({
     "Input", "Convolution", "Deconvolution", "Pooling", "InnerProduct", "ReLU", "PReLU", "ELU", "Sigmoid",
@@ -91,9 +92,7 @@ class Target:
         Dropout): its compiler's whole table, or for bvlc the layers our pycaffe runs."""
         if self.compiler is None:
             return layer_type in self.layers
-        from ...ascend.caffe_oplist import takes  # deferred: ascend/__init__ imports the exporters
-
-        return takes(self.compiler, layer_type)
+        return caffe_oplist.takes(self.compiler, layer_type)
 
 
 TARGETS: dict[str, Target] = {

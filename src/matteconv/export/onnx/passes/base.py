@@ -39,7 +39,9 @@ class Pass:
     apply(model, ctx) -> count (int, or {form: int}); 0 means the graph is as it was.
     default: run unless skipped; False: only when asked for (`add=`), kept registered for measurement.
     after: names of passes that must come before it in the registry when both run (checked at import).
-    exact: one line on why the rewritten graph computes the same function (`--list-passes` shows it)."""
+    exact: one line on why the rewritten graph computes the same function (`--list-passes` shows it).
+    does: what its count counts, in the user's terms (`export` shows it beside the count), or "" to show the count
+    alone."""
 
     name: str
     profiles: frozenset[str]
@@ -47,3 +49,4 @@ class Pass:
     default: bool = True
     after: tuple[str, ...] = ()
     exact: str = ""
+    does: str = ""

@@ -34,4 +34,5 @@ def _apply(model: onnx.ModelProto, ctx: PassContext) -> int:
 
 
 PASS = Pass(name="fix-resize-modes", profiles=frozenset({"any", "onnxruntime"}), apply=_apply,
-            exact="half_pixel and pytorch_half_pixel are one formula unless an output side is 1 (ONNX Resize)")
+            exact="half_pixel and pytorch_half_pixel are one formula unless an output side is 1 (ONNX Resize)",
+            does="Resizes set to pytorch_half_pixel (the mode atc's Resize parser maps faithfully)")
