@@ -31,7 +31,7 @@ from ..model.grad_ops import upsampled_head
 from ..model.modnet import MODNet
 from ..reference import check_checkpoint_name
 from . import distributed
-from .data import ClipSource, FolderSource, SyntheticSource, to_batch
+from .data import ClipSource, FolderSource, PeopleSource, SyntheticSource, to_batch
 from .losses import modnet_losses, trimap
 from .widen import widen_to_temporal
 
@@ -57,6 +57,8 @@ class TrainConfig:
     alphas: str | None = None      # ... and alphas with the same names
     clips: str | None = None       # user clips in VideoMatte240K's layout (temporal)
     backgrounds: str | None = None
+    people: str | None = None      # clips of real people (people/clips.py) cut out by this checkpoint's matte
+    freeze_norm: bool = False      # BatchNorm keeps its running statistics (fine-tuning a trained model)
     p_blank: float = 0.3
     p_affine: float = 0.5
     p_light: float = 0.5
@@ -75,6 +77,8 @@ class TrainConfig:
             raise MatteconvError("--steps and --batch-size must be at least 1")
         if (self.images is None) != (self.alphas is None):
             raise MatteconvError("--images and --alphas go together")
+        if sum(bool(v) for v in (self.clips, self.images, self.people)) > 1:
+            raise MatteconvError("--clips, --images and --people are different data sources: give one")
         if self.clips and self.in_channels != 4:
             raise MatteconvError("--clips trains the temporal model: add --in-channels 4")
         for name in ("p_blank", "p_affine", "p_light"):
@@ -160,7 +164,19 @@ def build_model(cfg: TrainConfig) -> MODNet:
     raise MatteconvError(f"{cfg.init}: a {model.in_channels}-channel checkpoint cannot start a 3-channel run")
 
 
+def freeze_batchnorm(model: nn.Module) -> None:
+    """Every BatchNorm in eval mode: normalised with its running statistics, which stay as they are; its affine
+    weight and bias still train. What fine-tuning a trained model needs at small batches, and what an imported
+    checkpoint needs always: its backbone BatchNorms are identities carrying folded biases (running_mean 0,
+    running_var 1 - eps), which batch statistics would replace by a different function at step 0."""
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.eval()
+
+
 def make_source(cfg: TrainConfig):
+    if cfg.people:
+        return PeopleSource(cfg.seed, cfg.size, cfg.people, cfg.p_blank, cfg.p_affine, cfg.p_light)
     if cfg.clips:
         return ClipSource(Path(cfg.clips), cfg.seed, cfg.size, cfg.p_blank, cfg.p_affine, cfg.p_light,
                           Path(cfg.backgrounds) if cfg.backgrounds else None)
@@ -351,6 +367,8 @@ def _train(cfg, output, resume, save_every, save_dtype, world, on_step) -> Train
         raise MatteconvError(f"--batch-size {cfg.batch_size} does not split over {world.size} processes")
     source = make_source(cfg)  # checks user data before anything trains
     model = build_model(cfg).to(cfg.device).train()
+    if cfg.freeze_norm:
+        freeze_batchnorm(model)
     if world.size > 1:
         distributed.use_global_batchnorm(model)
     net = TrainingMODNet(model)
