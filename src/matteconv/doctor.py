@@ -47,9 +47,19 @@ def _tools(env=None, system_roots=None) -> list[dict]:
     return rows
 
 
+def _official(env=None) -> dict:
+    """Where the official MODNet is and whether it is the pinned file (matteconv.official.status)."""
+    from .official import status
+
+    s = status(env)
+    return {"name": "official MODNet", "found": s["matches"], "detail": s["detail"],
+            "enables": "import, golden/real, every measurement on the model users deploy", "onnx": s["onnx"],
+            "checkpoint": s["checkpoint"], "sha256_matches": s["matches"]}
+
+
 def diagnose(env=None, system_roots=None) -> list[dict]:
     rows = []
     for label, module, enables in PACKAGES:
         found, detail = _version(module)
         rows.append({"name": label, "found": found, "detail": detail, "enables": enables})
-    return rows + _tools(env, system_roots)
+    return rows + [_official(env)] + _tools(env, system_roots)

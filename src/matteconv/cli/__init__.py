@@ -89,7 +89,7 @@ def _register_all() -> None:
     from . import doctor_cmd, export_cmd, golden_cmd, verify_cmd  # noqa: F401  (each registers on app)
 
     for optional in ("caffe_cmd", "aipp_cmd", "om_cmd", "matte_cmd", "compare_cmd", "rules_cmd", "train_cmd",
-                     "deploy_cmd", "quantize_cmd"):  # each issue adds one
+                     "deploy_cmd", "quantize_cmd", "import_cmd"):  # each issue adds one
         try:
             __import__(f"{__name__}.{optional}")
         except ModuleNotFoundError as e:
