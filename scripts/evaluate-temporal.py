@@ -22,7 +22,7 @@ from matteconv.people import clips, cutout, evaluate
 COLUMNS = (("sad", "SAD /1000", "{:.3f}"), ("mse", "MSE", "{:.2e}"), ("flicker", "flicker", "{:.2e}"),
            ("recover_blank", "recover blank (frames)", "{:.1f}"), ("recover_corrupt", "recover corrupt (frames)",
                                                                    "{:.1f}"),
-           ("empty_alpha", "empty-frame alpha", "{:.2e}"), ("backlight_sad", "backlight SAD", "{:.3f}"),
+           ("empty_alpha", "empty-frame alpha", "{:.2e}"), ("empty_alpha_max", "empty max", "{:.2f}"), ("backlight_sad", "backlight SAD", "{:.3f}"),
            ("backlight_mse", "backlight MSE", "{:.2e}"))
 
 
@@ -51,9 +51,10 @@ def main() -> int:
     t0 = time.perf_counter()
     held = clips.held_out(args.seed, args.clips, cutter, size, args.frames)
     backlit = clips.held_out(args.seed + 1, max(2, args.clips // 2), cutter, size, args.frames, light="back")
-    table = evaluate.measure(models, held, backlit)
+    gone = clips.held_out(args.seed + 2, max(2, args.clips // 2), cutter, size, args.frames, leave=True)
+    table = evaluate.measure(models, held, backlit, gone)
     wall = time.perf_counter() - t0
-    info = {"clips": args.clips, "backlit_clips": len(backlit), "frames": args.frames, "size": args.size,
+    info = {"clips": args.clips, "backlit_clips": len(backlit), "leaving_clips": len(gone), "frames": args.frames, "size": args.size,
             "seed": args.seed, "cutout": str(args.cutout), "wall_s": wall,
             "people": sorted({c.spec.person for c in held}), "backgrounds": sorted({c.spec.background for c in held}),
             "models": {k: str(v) for k, v in (s.partition("=")[::2] for s in args.models)}, "table": table}

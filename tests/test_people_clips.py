@@ -25,7 +25,7 @@ SIZE = (96, 128)
 def cutter():
     """The shipped 3-channel reference as the cutter: a real model, small; the official one cuts better, but a
     clip's label is its own composite alpha whichever model cut the person out."""
-    return cutout.CheckpointCutter(str(trained_path(3)))
+    return cutout.CheckpointCutter(str(trained_path(3)), short_side=128)
 
 
 def _photo_input(h: int = 128, w: int = 128) -> torch.Tensor:
@@ -37,9 +37,9 @@ def test_widened_reference_is_the_three_channel_reference_on_a_photo():
     ref3 = load_checkpoint(trained_path(3)).model.double()
     m4 = build_model(TrainConfig(in_channels=4, init=str(trained_path(3)))).eval().double()
     assert m4.in_channels == 4
-    x = _photo_input()
-    prevs = [torch.zeros(1, 1, 128, 128, dtype=torch.float64), torch.rand(1, 1, 128, 128, dtype=torch.float64,
-                                                                          generator=torch.Generator().manual_seed(1))]
+    x = _photo_input(64, 64)
+    prevs = [torch.zeros(1, 1, 64, 64, dtype=torch.float64), torch.rand(1, 1, 64, 64, dtype=torch.float64,
+                                                                        generator=torch.Generator().manual_seed(1))]
     with torch.no_grad():
         a3 = ref3(x)
         outs = [m4(torch.cat([x, p], 1)) for p in prevs]
@@ -152,3 +152,36 @@ def test_the_generator_does_not_import_training():
     code = ("import sys, matteconv.people.clips, matteconv.people.evaluate, matteconv.seed_augment;"
             "bad = [m for m in sys.modules if m.startswith('matteconv.train')]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.slow
+def test_recovery_runs_reuse_the_undisturbed_frames(cutter):
+    """A disturbed run that starts from the undisturbed run's alphas at frame k equals the one computed whole."""
+    model = load_checkpoint(trained_path(4)).model.eval()
+    frames = clips.Clip(clips.random_spec(4, 0, photos.HELD_OUT, frames=4), cutter, (64, 64)).frames()
+    clean = evaluate._run(model, frames)
+    for kind in ("blank", "corrupt"):
+        whole = evaluate._run(model, frames, (2, kind))
+        reused = evaluate._run(model, frames, (2, kind), clean)
+        assert all(np.array_equal(a, b) for a, b in zip(whole, reused))
+        assert np.array_equal(whole[1], clean[1]) and not np.array_equal(whole[2], clean[2])
+
+
+@pytest.mark.slow
+def test_freeze_keeps_a_branch_and_its_aliases_out_of_training(tmp_path):
+    from matteconv.errors import MatteconvError
+    from matteconv.train import train
+
+    init = tmp_path / "init.safetensors"
+    init.write_bytes(trained_path(3).read_bytes())
+    cfg = TrainConfig(in_channels=4, init=str(init), size=(64, 64), batch_size=2, steps=2, optimizer="adam",
+                      lr=1e-3, freeze_norm=True, freeze=("lr_branch",))
+    train(cfg, tmp_path / "t.safetensors", threads=1)
+    before = build_model(TrainConfig(in_channels=4, init=str(init))).state_dict()
+    after = load_checkpoint(tmp_path / "t.safetensors").model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith(("backbone.", "lr_branch.")))
+    moved = [k for k in before if k.startswith(("hr_branch.", "f_branch.")) and not torch.equal(before[k], after[k])]
+    assert "f_branch.conv_f.0.layers.0.weight" in moved
+    assert all(torch.equal(before[k], after[k]) for k in before if "running_" in k)   # --freeze-norm
+    with pytest.raises(MatteconvError, match="--freeze backbone: choose from lr_branch"):
+        TrainConfig(freeze=("backbone",)).check()

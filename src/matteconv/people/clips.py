@@ -17,6 +17,7 @@ Independent of training: train/ imports this module, never the other way round.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import cv2
@@ -93,7 +94,7 @@ def random_spec(seed: int, index: int, split: str, frames: int = 40, p_light: fl
         if keys and rng.random() < 0.3:  # hold the last pose: standing still
             keys.append(Key(float(t), *(getattr(keys[-1], f) for f in ("cx", "side", "height", "sink", "angle"))))
             continue
-        side = int(rng.choice([-1, 1])) if rng.random() < 0.25 else 0
+        side = int(rng.choice([-1, 1])) if rng.random() < 0.15 else 0
         keys.append(Key(float(t), float(rng.uniform(0.2, 0.8)), side, float(base_h * rng.uniform(0.9, 1.1)),
                         float(np.clip(base_sink + rng.normal(0, 0.03), 0, 0.25)), float(rng.uniform(-8, 8))))
     if light is None:
@@ -119,12 +120,15 @@ def pose(spec: ClipSpec, t: float) -> tuple[Key, Key, float]:
     return keys[-1], keys[-1], 0.0
 
 
-def _x(k: Key, sprite_w: float, w: int) -> float:
-    """A key's bottom-centre x in pixels; off-frame keys sit half a sprite width plus 2 pixels outside."""
+def _x(k: Key, sprite_w: float, sprite_h: float, w: int) -> float:
+    """A key's bottom-centre x in pixels; off-frame keys sit half the rotated sprite's width plus 2 pixels outside
+    (rotated by the key's angle about the bottom centre, the sprite reaches sw/2 cos + sh sin sideways)."""
+    a = np.radians(abs(k.angle))
+    reach = sprite_w / 2 * np.cos(a) + sprite_h * np.sin(a) + 2
     if k.side < 0:
-        return -(sprite_w / 2 + 2)
+        return -reach
     if k.side > 0:
-        return w + sprite_w / 2 + 2
+        return w + reach
     return k.cx * w
 
 
@@ -140,7 +144,8 @@ def _placed(spec: ClipSpec, spr: Sprite, t: int, h: int, w: int) -> tuple[np.nda
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     a_s = cv2.resize(np.ascontiguousarray(a), (sw, sh), interpolation=interp)
     p_s = cv2.resize(premult, (sw, sh), interpolation=interp)
-    cx = _x(ka, sw, w) + (_x(kb, sw, w) - _x(ka, sw, w)) * u
+    xa, xb = _x(ka, sw, sh, w), _x(kb, sw, sh, w)
+    cx = xa + (xb - xa) * u
     angle = mix("angle")
     # rotating about the bottom centre lifts a bottom corner by sw/2 sin|angle|: keep it below the frame too
     by = h + max(mix("sink") * h, sw / 2 * np.sin(np.radians(abs(angle))) + 1)
@@ -237,7 +242,20 @@ def training_item(seed: int, index: int, cutter: Cutter, size: tuple[int, int], 
     return Item(f.image, f.alpha, seed_augment.previous_alpha(rng, clip.alpha(t - 1), p_blank, p_affine))
 
 
+def leaving(spec: ClipSpec, at: float = 0.6) -> ClipSpec:
+    """The same clip with the person walking out of the frame by `at` of its length and not coming back: the
+    frames after are empty (the seed's failure case: a ghost kept alive by the previous alpha)."""
+    t_out = at * (spec.frames - 1)
+    keep = [k for k in spec.keys if k.t < t_out * 0.7]
+    side = -1 if keep[-1].cx < 0.5 else 1
+    gone = [dataclasses.replace(keep[-1], t=t_out, side=side), dataclasses.replace(keep[-1], t=spec.frames - 1.0,
+                                                                                   side=side)]
+    return dataclasses.replace(spec, keys=tuple(keep + gone))
+
+
 def held_out(seed: int, count: int, cutter: Cutter, size: tuple[int, int], frames: int = 40,
-             light: str | None = "none") -> list[Clip]:
-    """`count` evaluation clips from held-out people and backgrounds only (no light unless asked)."""
-    return [Clip(random_spec(seed, i, photos.HELD_OUT, frames, light=light), cutter, size) for i in range(count)]
+             light: str | None = "none", leave: bool = False) -> list[Clip]:
+    """`count` evaluation clips from held-out people and backgrounds only (no light unless asked); with `leave`,
+    the person leaves the frame for good (`leaving`)."""
+    specs = [random_spec(seed, i, photos.HELD_OUT, frames, light=light) for i in range(count)]
+    return [Clip(leaving(s) if leave else s, cutter, size) for s in specs]

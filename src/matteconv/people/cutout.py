@@ -34,10 +34,11 @@ class CheckpointCutter:
     DataLoader workers rebuild it; the model is loaded once per process."""
 
     checkpoint: str
+    short_side: int = 512  # the official policy's; tests use a smaller one
 
     @property
     def name(self) -> str:
-        return f"checkpoint:{_weights_sha(self.checkpoint)[:16]}"
+        return f"checkpoint:{_weights_sha(self.checkpoint)[:16]}@{self.short_side}"
 
     def alpha(self, rgb: np.ndarray) -> np.ndarray:
         import torch
@@ -45,7 +46,7 @@ class CheckpointCutter:
         from .. import preprocess
 
         model = _model(self.checkpoint)
-        prep = preprocess.prepare(rgb, "official")
+        prep = preprocess.prepare(rgb, "official", preprocess.official_size(*rgb.shape[:2], self.short_side))
         x = torch.from_numpy(prep.tensor)
         if model.in_channels == 4:
             x = torch.cat([x, torch.zeros_like(x[:, :1])], dim=1)
@@ -108,7 +109,11 @@ def sprite(cutter: Cutter, name: str) -> Sprite:
 
 
 def default_checkpoint() -> Path | None:
-    """The official model's checkpoint as `make install` leaves it (issue 32), if it is there."""
-    root = Path.home() / ".cache" / "matteconv" / "official"
-    found = sorted(root.glob("*.safetensors")) + sorted(root.glob("*.ckpt")) if root.is_dir() else []
-    return found[0] if found else None
+    """The official model's checkpoint as `make install` leaves it (official.py), or None if it is not there."""
+    from .. import official
+    from ..errors import MatteconvError
+
+    try:
+        return official.official_checkpoint()
+    except MatteconvError:
+        return None

@@ -27,8 +27,11 @@ RECOVERY_BOUND = 1e-3  # MSE above the undisturbed run's that still counts as re
 CORRUPT_SHIFT = 0.25   # of the frame width
 
 
-def _run(model: torch.nn.Module, frames: list[Frame], disturb: tuple[int, str] | None = None) -> list[np.ndarray]:
-    """Alphas (HxW float32) of the model on the frames, feeding back its own previous alpha."""
+def _run(model: torch.nn.Module, frames: list[Frame], disturb: tuple[int, str] | None = None,
+         clean: list[np.ndarray] | None = None) -> list[np.ndarray]:
+    """Alphas (HxW float32) of the model on the frames, feeding back its own previous alpha. With `disturb`
+    (k, "blank" | "corrupt") the previous alpha at frame k is replaced; frames before k are the undisturbed run's
+    (`clean`, when given, instead of being computed again)."""
     out: list[np.ndarray] = []
     h, w = frames[0].alpha.shape
     with torch.no_grad():
@@ -38,7 +41,12 @@ def _run(model: torch.nn.Module, frames: list[Frame], disturb: tuple[int, str] |
                 out.extend(model(x).numpy()[:, 0])
             return out
         prev = np.zeros((h, w), np.float32)
-        for t, f in enumerate(frames):
+        start = 0
+        if disturb is not None and clean is not None and disturb[0] > 0:
+            start = disturb[0]
+            out.extend(clean[:start])
+            prev = clean[start - 1]
+        for t, f in enumerate(frames[start:], start):
             if disturb is not None and t == disturb[0]:
                 prev = np.zeros_like(prev) if disturb[1] == "blank" else np.roll(prev, int(CORRUPT_SHIFT * w), 1)
             x = np.concatenate([preprocess.normalize(f.image), prev[None, None]], axis=1)
@@ -84,21 +92,30 @@ def measure_clip(model: torch.nn.Module, frames: list[Frame]) -> dict[str, float
         if k is None or model.in_channels == 3:
             res[f"recover_{kind}"] = 0.0 if k is not None else float("nan")
             continue
-        dis = _run(model, frames, (k, kind))
+        dis = _run(model, frames, (k, kind), alphas)
         res[f"recover_{kind}"] = float(frames_to_recover(mses, [mse(a, f.alpha) for a, f in zip(dis, frames)], k))
     return res
 
 
-def measure(models: dict[str, torch.nn.Module], clips: list[Clip], backlit: list[Clip]) -> dict[str, dict]:
-    """{model name: {metric: mean over clips (nan-aware)}} with backlight_sad / backlight_mse from `backlit`.
-    Frames are rendered once and shared by all models."""
+def _nanmean(values: list[float]) -> float:
+    kept = [v for v in values if v == v]
+    return float(np.mean(kept)) if kept else float("nan")
+
+
+def measure(models: dict[str, torch.nn.Module], clips: list[Clip], backlit: list[Clip],
+            leaving: list[Clip] = ()) -> dict[str, dict]:
+    """{model name: {metric: mean over clips (nan-aware)}} with backlight_sad / backlight_mse from `backlit` and
+    empty_alpha (mean) / empty_alpha_max over the empty frames of `leaving` (clips the person leaves for good;
+    without them, of `clips`). Frames are rendered once and shared by all models."""
     frames = [c.frames() for c in clips]
     back = [c.frames() for c in backlit]
+    gone = [c.frames() for c in leaving]
     table: dict[str, dict] = {}
     for name, model in models.items():
         model = model.eval()
         rows = [measure_clip(model, f) for f in frames]
-        row = {k: float(np.nanmean([r[k] for r in rows])) for k in rows[0]}
+        row = {k: _nanmean([r[k] for r in rows]) for k in rows[0]}
+        row["empty_alpha_max"] = float("nan")
         row["recover_blank_max"] = float(np.nanmax([r["recover_blank"] for r in rows]))
         row["recover_corrupt_max"] = float(np.nanmax([r["recover_corrupt"] for r in rows]))
         b_sad, b_mse = [], []
@@ -107,5 +124,9 @@ def measure(models: dict[str, torch.nn.Module], clips: list[Clip], backlit: list
             b_sad.append(np.mean([sad(a, x.alpha) for a, x in zip(alphas, f)]))
             b_mse.append(np.mean([mse(a, x.alpha) for a, x in zip(alphas, f)]))
         row["backlight_sad"], row["backlight_mse"] = float(np.mean(b_sad)), float(np.mean(b_mse))
+        if gone:  # the empty frames of the clips the person left (else those of `clips`, if any)
+            empty = [a for f in gone for a, x in zip(_run(model, f), f) if not x.present]
+            row["empty_alpha"] = float(np.mean([a.mean() for a in empty])) if empty else float("nan")
+            row["empty_alpha_max"] = float(max(a.max() for a in empty)) if empty else float("nan")
         table[name] = row
     return table

@@ -36,6 +36,8 @@ from .losses import modnet_losses, trimap
 from .widen import widen_to_temporal
 
 OPTIMIZERS = ("sgd", "adam")
+# MODNet's three branches (official module names); lr_branch includes the backbone.
+FREEZABLE = ("lr_branch", "hr_branch", "f_branch")
 STATE_KEYS = ("config", "step", "model", "optimizer", "scheduler", "losses")
 
 
@@ -59,6 +61,7 @@ class TrainConfig:
     backgrounds: str | None = None
     people: str | None = None      # clips of real people (people/clips.py) cut out by this checkpoint's matte
     freeze_norm: bool = False      # BatchNorm keeps its running statistics (fine-tuning a trained model)
+    freeze: tuple[str, ...] = ()   # submodules whose weights stay as loaded, e.g. ("lr_branch",)
     p_blank: float = 0.3
     p_affine: float = 0.5
     p_light: float = 0.5
@@ -93,6 +96,9 @@ class TrainConfig:
             raise MatteconvError(f"--size {h}x{w} with --batch-size {self.batch_size}: BatchNorm in training needs "
                                  "more than one value per channel at 1/32 scale (batch x H/32 x W/32 > 1); "
                                  "raise --batch-size or --size")
+        bad = [m for m in self.freeze if m not in FREEZABLE]
+        if bad:
+            raise MatteconvError(f"--freeze {bad[0]}: choose from {', '.join(FREEZABLE)}")
         check_device(self.device)
 
 
@@ -369,12 +375,17 @@ def _train(cfg, output, resume, save_every, save_dtype, world, on_step) -> Train
     model = build_model(cfg).to(cfg.device).train()
     if cfg.freeze_norm:
         freeze_batchnorm(model)
+    for name in cfg.freeze:
+        model.get_submodule(name).requires_grad_(False)
     if world.size > 1:
         distributed.use_global_batchnorm(model)
     net = TrainingMODNet(model)
     if world.size > 1:
         net = nn.parallel.DistributedDataParallel(net)
-    opt, sched = make_optimizer(cfg, model.parameters())
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if not trainable:
+        raise MatteconvError("--freeze leaves nothing to train")
+    opt, sched = make_optimizer(cfg, trainable)
     start, losses = 0, []
     spath = state_path(output)
     if resume:
