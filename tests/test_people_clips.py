@@ -185,3 +185,36 @@ def test_freeze_keeps_a_branch_and_its_aliases_out_of_training(tmp_path):
     assert all(torch.equal(before[k], after[k]) for k in before if "running_" in k)   # --freeze-norm
     with pytest.raises(MatteconvError, match="--freeze backbone: choose from lr_branch"):
         TrainConfig(freeze=("backbone",)).check()
+
+
+def test_only_previous_alpha_moves_only_channel_three():
+    """--only-previous-alpha: one Adam step changes the channel-3 slices of the widened convolutions outside the
+    frozen branch and nothing else, bit for bit; with a zero previous alpha the model is still the 3-channel one."""
+    from matteconv.train.losses import modnet_losses
+    from matteconv.train.trainer import TrainingMODNet, train_only_previous_alpha
+    from matteconv.train.widen import IMAGE_SLOT
+
+    model = build_model(TrainConfig(in_channels=4, init=str(trained_path(3)))).train()
+    freeze_batchnorm(model)
+    model.lr_branch.requires_grad_(False)
+    train_only_previous_alpha(model)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    g = torch.Generator().manual_seed(0)
+    x = torch.cat([torch.rand(2, 3, 64, 64, generator=g) * 2 - 1, torch.rand(2, 1, 64, 64, generator=g)], 1)
+    gt = (torch.rand(2, 1, 64, 64, generator=g) > 0.5).float()
+    semantic, detail, matte = TrainingMODNet(model)(x)
+    modnet_losses(semantic, detail, matte, x[:, :3], gt).total.backward()
+    opt.step()
+    after = model.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed == {k for k in IMAGE_SLOT if not k.startswith("backbone.")}
+    for k in changed:
+        slot = IMAGE_SLOT[k] if IMAGE_SLOT[k] >= 0 else after[k].shape[1] + IMAGE_SLOT[k]
+        rest = [i for i in range(after[k].shape[1]) if i != slot]
+        assert torch.equal(before[k][:, rest], after[k][:, rest]) and not torch.equal(before[k], after[k])
+    ref3 = load_checkpoint(trained_path(3)).model.eval()
+    with torch.no_grad():
+        img = _photo_input(64, 64).float()
+        a4 = model.eval()(torch.cat([img, torch.zeros(1, 1, 64, 64)], 1))
+        assert float((a4 - ref3(img)).abs().max()) < 1e-5

@@ -33,7 +33,7 @@ from ..reference import check_checkpoint_name
 from . import distributed
 from .data import ClipSource, FolderSource, PeopleSource, SyntheticSource, to_batch
 from .losses import modnet_losses, trimap
-from .widen import widen_to_temporal
+from .widen import IMAGE_SLOT, widen_to_temporal
 
 OPTIMIZERS = ("sgd", "adam")
 # MODNet's three branches (official module names); lr_branch includes the backbone.
@@ -62,6 +62,7 @@ class TrainConfig:
     people: str | None = None      # clips of real people (people/clips.py) cut out by this checkpoint's matte
     freeze_norm: bool = False      # BatchNorm keeps its running statistics (fine-tuning a trained model)
     freeze: tuple[str, ...] = ()   # submodules whose weights stay as loaded, e.g. ("lr_branch",)
+    only_previous_alpha: bool = False  # train only the weights that read channel 3 (the widened convolutions')
     p_blank: float = 0.3
     p_affine: float = 0.5
     p_light: float = 0.5
@@ -96,6 +97,9 @@ class TrainConfig:
             raise MatteconvError(f"--size {h}x{w} with --batch-size {self.batch_size}: BatchNorm in training needs "
                                  "more than one value per channel at 1/32 scale (batch x H/32 x W/32 > 1); "
                                  "raise --batch-size or --size")
+        if self.only_previous_alpha and (self.in_channels != 4 or not self.init):
+            raise MatteconvError("--only-previous-alpha trains what a widened checkpoint adds: give --init with a "
+                                 "3-channel checkpoint and --in-channels 4")
         bad = [m for m in self.freeze if m not in FREEZABLE]
         if bad:
             raise MatteconvError(f"--freeze {bad[0]}: choose from {', '.join(FREEZABLE)}")
@@ -178,6 +182,26 @@ def freeze_batchnorm(model: nn.Module) -> None:
     for m in model.modules():
         if isinstance(m, nn.BatchNorm2d):
             m.eval()
+
+
+def train_only_previous_alpha(model: MODNet) -> None:
+    """Only the input-channel-3 slices of the convolutions that read the input (train/widen.py IMAGE_SLOT) keep
+    their gradient; every other weight stays as loaded. A gradient hook zeroes the other slices of those weights:
+    Adam and SGD (no weight decay) then leave them bitwise unchanged. With a zero previous alpha the model stays
+    exactly the 3-channel one it was widened from."""
+    slots = {}
+    for name, p in model.named_parameters():
+        slot = IMAGE_SLOT.get(name)
+        if slot is None or not p.requires_grad:
+            p.requires_grad_(False)
+            continue
+        index = slot if slot >= 0 else p.shape[1] + slot
+        mask = torch.zeros_like(p)
+        mask[:, index] = 1
+        p.register_hook(lambda g, m=mask: g * m)
+        slots[name] = index
+    if not slots:
+        raise MatteconvError("--only-previous-alpha: every convolution that reads the previous alpha is frozen")
 
 
 def make_source(cfg: TrainConfig):
@@ -377,6 +401,8 @@ def _train(cfg, output, resume, save_every, save_dtype, world, on_step) -> Train
         freeze_batchnorm(model)
     for name in cfg.freeze:
         model.get_submodule(name).requires_grad_(False)
+    if cfg.only_previous_alpha:
+        train_only_previous_alpha(model)
     if world.size > 1:
         distributed.use_global_batchnorm(model)
     net = TrainingMODNet(model)
