@@ -187,6 +187,7 @@ def test_freeze_keeps_a_branch_and_its_aliases_out_of_training(tmp_path):
         TrainConfig(freeze=("backbone",)).check()
 
 
+@pytest.mark.slow
 def test_only_previous_alpha_moves_only_channel_three():
     """--only-previous-alpha: one Adam step changes the channel-3 slices of the widened convolutions outside the
     frozen branch and nothing else, bit for bit; with a zero previous alpha the model is still the 3-channel one."""
