@@ -38,3 +38,22 @@ def test_delta_rebuilds_the_fine_tuned_model(tmp_path):
     save_weights(other3, tmp_path / "other.safetensors")
     with pytest.raises(MatteconvError, match="not the official weights"):
         rebuild(tmp_path / "other.safetensors", tmp_path / "d.safetensors")
+
+
+@pytest.mark.slow
+def test_the_shipped_delta_rebuilds_on_the_official_model(tmp_path):
+    """The committed delta against the official checkpoint `make install` imports: the recorded weights (the hash
+    is checked inside rebuild), a 4-channel model that is the official one for a blank previous alpha."""
+    from matteconv import official
+    from matteconv.temporal_delta import SHIPPED
+
+    try:
+        off = official.official_checkpoint()
+    except MatteconvError:
+        pytest.skip("the official model is not installed (make install)")
+    model = rebuild(off, SHIPPED).eval()
+    ref = load_checkpoint(off).model.eval()
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with torch.no_grad():
+        assert float((model(torch.cat([x, torch.zeros(1, 1, 64, 64)], 1)) - ref(x)).abs().max()) < 1e-5
+        assert float((model(torch.cat([x, torch.ones(1, 1, 64, 64)], 1)) - ref(x)).abs().max()) > 1e-3

@@ -23,6 +23,10 @@ from .model.modnet import MODNet
 from .train.widen import widen_to_temporal
 
 FORMAT = "matteconv temporal delta v1"
+# The shipped fine-tune (docs/temporal.md recipe: 180 steps, --only-previous-alpha) and where the install puts the
+# rebuilt model: beside the official checkpoint in the user's cache (official.py), never in the repository.
+SHIPPED = Path(__file__).resolve().parent / "references" / "temporal_official_delta.safetensors"
+TEMPORAL_NAME = "modnet_temporal.safetensors"
 
 
 def _unique(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
