@@ -36,6 +36,14 @@ def train(
     alphas: Path = typer.Option(None, "--alphas", help="... and a folder of alphas with the same names."),
     clips: Path = typer.Option(None, "--clips", help="Your clips, VideoMatte240K layout (fgr/<clip>/, pha/<clip>/)."),
     backgrounds: Path = typer.Option(None, "--backgrounds", help="Backgrounds for --clips (default: built-in photos)."),
+    people: Path = typer.Option(None, "--people", help="Clips of real people from package photos, cut out by this "
+                                "checkpoint's matte (e.g. the official model), over real backgrounds."),
+    freeze_norm: bool = typer.Option(False, "--freeze-norm", help="Keep BatchNorm statistics (fine-tuning a "
+                                     "trained or imported model)."),
+    freeze: list[str] = typer.Option([], "--freeze", help="Keep this branch's weights as loaded: lr_branch "
+                                     "(with the backbone), hr_branch or f_branch; repeatable."),
+    only_previous_alpha: bool = typer.Option(False, "--only-previous-alpha", help="With --init and --in-channels "
+                                             "4: train only the weights that read the previous alpha."),
     p_blank: float = typer.Option(0.3, "--p-blank", help="Temporal: probability of a blank previous alpha."),
     p_affine: float = typer.Option(0.5, "--p-affine", help="Temporal: probability of an affine-jittered one."),
     p_light: float = typer.Option(0.5, "--p-light", help="Probability of the point/line light augmentation."),
@@ -55,7 +63,9 @@ def train(
                       optimizer=optimizer, lr=lr, lr_step=lr_step, lr_gamma=lr_gamma, seed=seed,
                       init=str(init) if init else None, images=str(images) if images else None,
                       alphas=str(alphas) if alphas else None, clips=str(clips) if clips else None,
-                      backgrounds=str(backgrounds) if backgrounds else None, p_blank=p_blank, p_affine=p_affine,
+                      backgrounds=str(backgrounds) if backgrounds else None,
+                      people=str(people) if people else None, freeze_norm=freeze_norm, freeze=tuple(freeze),
+                      only_previous_alpha=only_previous_alpha, p_blank=p_blank, p_affine=p_affine,
                       p_light=p_light, device=device)
     columns = (TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
                TextColumn("{task.fields[rate]} img/s"), TimeRemainingColumn())

@@ -218,10 +218,11 @@ def _update_running(bn: nn.BatchNorm2d, mean: torch.Tensor, var: torch.Tensor, c
 
 
 def trains_fast(bn: nn.Module) -> bool:
-    """Whether `bn` is a plain affine nn.BatchNorm2d on the CPU with running statistics and a momentum: the case
-    `BatchNormTrain` and `IBNormTrain` reproduce, and the kernel they replace. A subclass (distributed training's
-    GlobalBatchNorm) keeps its own forward; on a GPU, PyTorch's kernels stay."""
-    return (type(bn) is nn.BatchNorm2d and bn.affine and bn.track_running_stats and bn.momentum is not None
+    """Whether `bn` is a plain affine nn.BatchNorm2d in training mode on the CPU with running statistics and a
+    momentum: the case `BatchNormTrain` and `IBNormTrain` reproduce, and the kernel they replace. A subclass
+    (distributed training's GlobalBatchNorm) keeps its own forward; on a GPU, PyTorch's kernels stay; a BatchNorm
+    in eval mode inside a training model (`train --freeze-norm`) normalises with its running statistics."""
+    return (type(bn) is nn.BatchNorm2d and bn.training and bn.affine and bn.track_running_stats and bn.momentum is not None
             and bn.weight.device.type == "cpu")
 
 

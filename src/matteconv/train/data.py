@@ -172,6 +172,30 @@ class ClipSource:
         return Item(s.image, s.alpha, augment.previous_alpha(rng, prev, self.p_blank, self.p_affine))
 
 
+class PeopleSource:
+    """Clips of real people (matteconv.people.clips): package photos' people, cut out by `cutout`'s matte, over
+    the training split's backgrounds; frame t with frame t-1's label as the previous alpha (the seed's recipe)."""
+
+    def __init__(self, seed: int, size: tuple[int, int], cutout: str, p_blank: float, p_affine: float,
+                 p_light: float):
+        from ..model.checkpoint import load_checkpoint
+        from ..people import cutout as cut, photos
+
+        load_checkpoint(cutout)  # one line now for a bad file, not in the data worker
+        for table, what in ((photos.PEOPLE, "people"), (photos.BACKGROUNDS, "backgrounds")):
+            if not photos.available(table, photos.TRAIN):
+                raise MatteconvError(f"--people: no training {what} installed (matteconv/people/photos.py)")
+        self.cutter = cut.CheckpointCutter(str(cutout))
+        self.seed, self.size = seed, size
+        self.p_blank, self.p_affine, self.p_light = p_blank, p_affine, p_light
+
+    def item(self, index: int) -> Item:
+        from ..people.clips import training_item
+
+        it = training_item(self.seed, index, self.cutter, self.size, self.p_blank, self.p_affine, self.p_light)
+        return Item(it.image, it.alpha, it.prev)
+
+
 def to_batch(items: list[Item], in_channels: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(input Nx{3,4}xHxW normalised as everywhere in matteconv, alpha Nx1xHxW)."""
     x = np.stack([preprocess.normalize(it.image)[0] for it in items])

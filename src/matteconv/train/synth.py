@@ -17,6 +17,8 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
+from ..seed_augment import light_field  # noqa: F401 - used here and by the temporal augmentations
+
 SUPERSAMPLE = 2
 # Photos that ship inside scikit-image itself (no pooch download).
 TEXTURES = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field", "colorwheel",
@@ -62,24 +64,6 @@ def colour_jitter(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
     out = mean.mean() + (out - mean.mean()) * rng.uniform(0.7, 1.3)  # contrast
     out = out * rng.uniform(0.75, 1.25) * rng.uniform(0.9, 1.1, size=3)  # brightness, white balance
     return np.clip(out, 0, 255)
-
-
-def light_field(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
-    """The seed's lighting augmentation: a point or a line light source, as an additive HxWx3 field."""
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
-    colour = rng.uniform(0.8, 1.0, size=3)
-    strength = rng.uniform(60, 200)
-    if rng.random() < 0.5:  # point light
-        cy, cx = rng.uniform(-0.2, 1.2) * h, rng.uniform(-0.2, 1.2) * w
-        sigma = rng.uniform(0.15, 0.5) * max(h, w)
-        field = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sigma ** 2))
-    else:  # line light: a bright band across the frame
-        theta = rng.uniform(0, np.pi)
-        c = rng.uniform(0.1, 0.9) * (h * abs(np.sin(theta)) + w * abs(np.cos(theta)))
-        d = xx * np.cos(theta) + yy * np.sin(theta) - c
-        sigma = rng.uniform(0.05, 0.25) * max(h, w)
-        field = np.exp(-d ** 2 / (2 * sigma ** 2))
-    return strength * field[..., None] * colour
 
 
 @dataclass(frozen=True)

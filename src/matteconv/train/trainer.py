@@ -31,11 +31,13 @@ from ..model.grad_ops import upsampled_head
 from ..model.modnet import MODNet
 from ..reference import check_checkpoint_name
 from . import distributed
-from .data import ClipSource, FolderSource, SyntheticSource, to_batch
+from .data import ClipSource, FolderSource, PeopleSource, SyntheticSource, to_batch
 from .losses import modnet_losses, trimap
-from .widen import widen_to_temporal
+from .widen import IMAGE_SLOT, widen_to_temporal
 
 OPTIMIZERS = ("sgd", "adam")
+# MODNet's three branches (official module names); lr_branch includes the backbone.
+FREEZABLE = ("lr_branch", "hr_branch", "f_branch")
 STATE_KEYS = ("config", "step", "model", "optimizer", "scheduler", "losses")
 
 
@@ -57,6 +59,10 @@ class TrainConfig:
     alphas: str | None = None      # ... and alphas with the same names
     clips: str | None = None       # user clips in VideoMatte240K's layout (temporal)
     backgrounds: str | None = None
+    people: str | None = None      # clips of real people (people/clips.py) cut out by this checkpoint's matte
+    freeze_norm: bool = False      # BatchNorm keeps its running statistics (fine-tuning a trained model)
+    freeze: tuple[str, ...] = ()   # submodules whose weights stay as loaded, e.g. ("lr_branch",)
+    only_previous_alpha: bool = False  # train only the weights that read channel 3 (the widened convolutions')
     p_blank: float = 0.3
     p_affine: float = 0.5
     p_light: float = 0.5
@@ -75,6 +81,8 @@ class TrainConfig:
             raise MatteconvError("--steps and --batch-size must be at least 1")
         if (self.images is None) != (self.alphas is None):
             raise MatteconvError("--images and --alphas go together")
+        if sum(bool(v) for v in (self.clips, self.images, self.people)) > 1:
+            raise MatteconvError("--clips, --images and --people are different data sources: give one")
         if self.clips and self.in_channels != 4:
             raise MatteconvError("--clips trains the temporal model: add --in-channels 4")
         for name in ("p_blank", "p_affine", "p_light"):
@@ -89,6 +97,12 @@ class TrainConfig:
             raise MatteconvError(f"--size {h}x{w} with --batch-size {self.batch_size}: BatchNorm in training needs "
                                  "more than one value per channel at 1/32 scale (batch x H/32 x W/32 > 1); "
                                  "raise --batch-size or --size")
+        if self.only_previous_alpha and (self.in_channels != 4 or not self.init):
+            raise MatteconvError("--only-previous-alpha trains what a widened checkpoint adds: give --init with a "
+                                 "3-channel checkpoint and --in-channels 4")
+        bad = [m for m in self.freeze if m not in FREEZABLE]
+        if bad:
+            raise MatteconvError(f"--freeze {bad[0]}: choose from {', '.join(FREEZABLE)}")
         check_device(self.device)
 
 
@@ -160,7 +174,39 @@ def build_model(cfg: TrainConfig) -> MODNet:
     raise MatteconvError(f"{cfg.init}: a {model.in_channels}-channel checkpoint cannot start a 3-channel run")
 
 
+def freeze_batchnorm(model: nn.Module) -> None:
+    """Every BatchNorm in eval mode: normalised with its running statistics, which stay as they are; its affine
+    weight and bias still train. What fine-tuning a trained model needs at small batches, and what an imported
+    checkpoint needs always: its backbone BatchNorms are identities carrying folded biases (running_mean 0,
+    running_var 1 - eps), which batch statistics would replace by a different function at step 0."""
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.eval()
+
+
+def train_only_previous_alpha(model: MODNet) -> None:
+    """Only the input-channel-3 slices of the convolutions that read the input (train/widen.py IMAGE_SLOT) keep
+    their gradient; every other weight stays as loaded. A gradient hook zeroes the other slices of those weights:
+    Adam and SGD (no weight decay) then leave them bitwise unchanged. With a zero previous alpha the model stays
+    exactly the 3-channel one it was widened from."""
+    slots = {}
+    for name, p in model.named_parameters():
+        slot = IMAGE_SLOT.get(name)
+        if slot is None or not p.requires_grad:
+            p.requires_grad_(False)
+            continue
+        index = slot if slot >= 0 else p.shape[1] + slot
+        mask = torch.zeros_like(p)
+        mask[:, index] = 1
+        p.register_hook(lambda g, m=mask: g * m)
+        slots[name] = index
+    if not slots:
+        raise MatteconvError("--only-previous-alpha: every convolution that reads the previous alpha is frozen")
+
+
 def make_source(cfg: TrainConfig):
+    if cfg.people:
+        return PeopleSource(cfg.seed, cfg.size, cfg.people, cfg.p_blank, cfg.p_affine, cfg.p_light)
     if cfg.clips:
         return ClipSource(Path(cfg.clips), cfg.seed, cfg.size, cfg.p_blank, cfg.p_affine, cfg.p_light,
                           Path(cfg.backgrounds) if cfg.backgrounds else None)
@@ -351,12 +397,21 @@ def _train(cfg, output, resume, save_every, save_dtype, world, on_step) -> Train
         raise MatteconvError(f"--batch-size {cfg.batch_size} does not split over {world.size} processes")
     source = make_source(cfg)  # checks user data before anything trains
     model = build_model(cfg).to(cfg.device).train()
+    if cfg.freeze_norm:
+        freeze_batchnorm(model)
+    for name in cfg.freeze:
+        model.get_submodule(name).requires_grad_(False)
+    if cfg.only_previous_alpha:
+        train_only_previous_alpha(model)
     if world.size > 1:
         distributed.use_global_batchnorm(model)
     net = TrainingMODNet(model)
     if world.size > 1:
         net = nn.parallel.DistributedDataParallel(net)
-    opt, sched = make_optimizer(cfg, model.parameters())
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if not trainable:
+        raise MatteconvError("--freeze leaves nothing to train")
+    opt, sched = make_optimizer(cfg, trainable)
     start, losses = 0, []
     spath = state_path(output)
     if resume:
