@@ -11,9 +11,11 @@ $(VENV)/.installed: pyproject.toml scripts/install.sh scripts/install-caffe.sh
 	bash scripts/install.sh
 	touch $@
 
-# The official model lives in the user cache, not the venv: checked (and fetched if missing) on every install.
+# The official model lives in the user cache, not the venv: checked (and fetched if missing) on every install,
+# and the temporal model rebuilt beside it from the committed delta (docs/temporal.md).
 install: $(VENV)/.installed
 	$(PY) scripts/fetch-official.py
+	$(PY) scripts/temporal-delta.py rebuild
 
 # Tier 1 (`make test`): under 5 minutes on a 2-core AMD EPYC; prints its wall time and the ten slowest tests.
 # Tier 2 (`make test-slow`): full-size end-to-end checks (Caffe parity at 512, the bad-input battery, gloo ...).

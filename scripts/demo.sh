@@ -2,7 +2,7 @@
 # `make demo`: the whole job on built-in data, from nothing: a few training steps; the official MODNet (brought by
 # `make install`) imported -> ONNX and Caffe -> AIPP config -> `om` (stand-in atc without CANN) -> verify on real
 # photos (every stage this machine can run, HTML report with the cut-outs) -> real photos matted; the temporal
-# model on the golden clip and in the generated HiLens app.
+# model grown from the official weights on the golden clip and in the generated HiLens app.
 set -euo pipefail
 OUT=${1:-build/demo}
 MC=${MC:-.venv/bin/matteconv}
@@ -20,13 +20,18 @@ if [ ! -f "$OFFICIAL/modnet.onnx" ]; then
 fi
 $MC import "$OFFICIAL/modnet.onnx" -o "$OUT/modnet_official.safetensors"
 
-step "the temporal reference checkpoint (4 channels: image + previous alpha)"
-$MC golden checkpoint --in-channels 4 -o "$OUT/modnet_ref4.ckpt"
+step "the temporal model (4 channels: image + previous alpha), grown from the official weights"
+# make install rebuilt it from the official checkpoint and the committed 147 KB delta (docs/temporal.md)
+TEMPORAL="$OFFICIAL/modnet_temporal.safetensors"
+if [ ! -f "$TEMPORAL" ]; then
+  echo "error: $TEMPORAL: the temporal model is not built: run make install" >&2
+  exit 2
+fi
 
 step "export: ONNX and Caffe (Ascend target)"
 $MC export "$OUT/modnet_official.safetensors" --to onnx -o "$OUT/modnet_official.onnx" --size 384
 $MC export "$OUT/modnet_official.safetensors" --to caffe --target ascend -o "$OUT/modnet_official" --size 384
-$MC export "$OUT/modnet_ref4.ckpt" --to onnx --split-inputs -o "$OUT/modnet_ref4.onnx" --size 320
+$MC export "$TEMPORAL" --to onnx --split-inputs -o "$OUT/modnet_temporal.onnx" --size 320
 
 step "AIPP config for NV21 camera frames, and the .om build command"
 $MC aipp --input-format nv21 --size 384 -o "$OUT/aipp_nv21_384.cfg"
@@ -63,14 +68,14 @@ $MC matte golden/real/official/inputs --model "$OUT/modnet_official.onnx" --back
 
 step "matte the golden clip with the temporal model (background replacement, side by side)"
 rm -rf "$OUT/clip_matted"
-$MC matte golden/clip/inputs --model "$OUT/modnet_ref4.onnx" --background "#2e8b57" --side-by-side \
+$MC matte golden/clip/inputs --model "$OUT/modnet_temporal.onnx" --background "#2e8b57" --side-by-side \
   -o "$OUT/clip_matted"
 
 # --- deploy (issue 11): the HiLens skill for the temporal model, run on this host against stand-in devices ----
 step "deploy: HiLens skill for the temporal model, simulated on the clip (stand-in atc + HiLens; no device here)"
 rm -rf "$OUT/hilens_skill" "$OUT/hilens_skill.zip" "$OUT/hilens_sim.mp4"
-PATH="$OUT/stand-in-atc:$PATH" $MC om "$OUT/modnet_ref4.onnx" --aipp aipp/nv21_320.cfg -o "$OUT/modnet_ref4_320"
-$MC deploy "$OUT/modnet_ref4_320.om" --runtime hilens --background "#2e8b57" --side-by-side -o "$OUT/hilens_skill" \
+PATH="$OUT/stand-in-atc:$PATH" $MC om "$OUT/modnet_temporal.onnx" --aipp aipp/nv21_320.cfg -o "$OUT/modnet_temporal_320"
+$MC deploy "$OUT/modnet_temporal_320.om" --runtime hilens --background "#2e8b57" --side-by-side -o "$OUT/hilens_skill" \
   --simulate golden/clip/inputs --sim-output "$OUT/hilens_sim.mp4" --report-every 5
 
 step "verify table"
@@ -78,7 +83,7 @@ cat "$OUT/verify.txt"
 
 step "artifacts"
 for f in modnet_official.safetensors modnet_official.onnx modnet_official.prototxt modnet_official.caffemodel aipp_nv21_384.cfg \
-         modnet_official.om verify.html verify.json photos_matted clip_matted modnet_ref4.onnx modnet_ref4_320.om; do
+         modnet_official.om verify.html verify.json photos_matted clip_matted modnet_temporal.onnx modnet_temporal_320.om; do
   printf '  %-26s %s\n' "$f" "$OUT/$f"
 done
 printf '  %-26s %s\n' "HiLens skill" "$OUT/hilens_skill (archive $OUT/hilens_skill.zip)" "simulated" "$OUT/hilens_sim.mp4"

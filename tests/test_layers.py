@@ -17,13 +17,13 @@ PKG = Path(__file__).resolve().parents[1] / "src" / "matteconv"
 # layer or lower ones.
 LAYERS: dict[str, int] = {
     "": 0, "__init__": 0, "errors": 0, "numeric": 0, "fileio": 0, "proc": 0, "heap": 0, "cpuinfo": 0, "findings": 0,
-    "preprocess": 1, "samples": 1, "verify.metrics": 1, "video": 1,
+    "preprocess": 1, "samples": 1, "seed_augment": 1, "verify.metrics": 1, "video": 1,
     "model": 2, "aipp": 2, "official": 2,
     "backends": 3, "export": 3, "fp16": 3, "int8": 3, "ascend.ops": 3, "ascend.caffe_oplist": 3,
     "ascend.onnx_oplist": 3,
     "ascend": 4,
     "verify": 5, "int8.amct": 5, "int8.amct_config": 5, "int8.job": 5, "int8.quantize": 5, "matte": 5,
-    "deploy": 5, "train": 5, "reference": 5, "references": 5, "hard_frames": 5, "people": 5, "doctor": 5,
+    "deploy": 5, "train": 5, "reference": 5, "references": 5, "hard_frames": 5, "people": 5, "doctor": 5, "temporal_delta": 5,
     "cli": 6, "__main__": 6,
 }
 
