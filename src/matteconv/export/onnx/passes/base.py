@@ -39,7 +39,10 @@ class Pass:
     apply(model, ctx) -> count (int, or {form: int}); 0 means the graph is as it was.
     default: run unless skipped; False: only when asked for (`add=`), kept registered for measurement.
     after: names of passes that must come before it in the registry when both run (checked at import).
-    exact: one line on why the rewritten graph computes the same function (`--list-passes` shows it)."""
+    exact: one line on why the rewritten graph computes the same function (`--list-passes` shows it).
+    record_zero: False leaves a count of 0 out of the file's `passes` metadata, so a pass that fires only on some
+    inputs (global-pool-cascade: above a size) leaves the files it does not touch byte-identical to those
+    written before it existed (the export's result still lists it)."""
 
     name: str
     profiles: frozenset[str]
@@ -47,3 +50,4 @@ class Pass:
     default: bool = True
     after: tuple[str, ...] = ()
     exact: str = ""
+    record_zero: bool = True
