@@ -1,0 +1,167 @@
+"""`global-pool-cascade` (export/onnx/passes/global_pool_cascade.py): the plan, exactness against float64 in
+onnxruntime, where it fires and where it does not, and what `matteconv profile` predicts before and after, on
+small graphs built here (MODNet's SE pool at 704x1280 is a GlobalAveragePool over 1 x 1280 x 22 x 40)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto as T
+from onnx import helper as oh
+from typer.testing import CliRunner
+
+from matteconv.ascend.profile import profile_model
+from matteconv.ascend.profile.cost import AVGPOOL_AICPU_STRIDE, AVGPOOL_AICPU_WINDOW
+from matteconv.backends import ort_session
+from matteconv.cli import app
+from matteconv.export.depthwise_plan import BUDGET, depthwise_need
+from matteconv.export.onnx.graph import GraphView, name_problems
+from matteconv.export.onnx.passes import BY_NAME, PassContext, recorded_counts
+from matteconv.export.onnx.passes.global_pool_cascade import plan_cascade, stage_fits
+
+EPS32 = float(np.finfo(np.float32).eps)
+PASS = BY_NAME["global-pool-cascade"]
+
+
+def _pool_model(shape, op="GlobalAveragePool", out_hw=(1, 1), **attrs) -> onnx.ModelProto:
+    """x (N, C, H, W) -> Relu -> one pool (scoped as torch names MODNet's SE pool) -> y (N, C, *out_hw)."""
+    n, c = shape[:2]
+    nodes = [oh.make_node("Relu", ["x"], ["r"], name="/se_block/relu/Relu"),
+             oh.make_node(op, ["r"], ["y"], name=f"/se_block/pool/{op}", **attrs)]
+    g = oh.make_graph(nodes, "se", [oh.make_tensor_value_info("x", T.FLOAT, list(shape))],
+                      [oh.make_tensor_value_info("y", T.FLOAT, [n, c, *out_hw])])
+    model = oh.make_model(g, opset_imports=[oh.make_opsetid("", 13)])
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def _apply(model: onnx.ModelProto):
+    ctx = PassContext(GraphView(model))
+    return PASS.apply(model, ctx), ctx.notes
+
+
+def _x(shape, seed=0) -> np.ndarray:
+    # ReLU6 activations as MODNet's backbone writes them, shifted off zero so the mean is not tiny
+    return np.random.default_rng(seed).uniform(0, 6, shape).astype(np.float32)
+
+
+# --- the plan ---------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("hw, plan", [((12, 12), []), ((16, 16), []), ((22, 40), [(11, 20)]), ((9, 40), [(9, 20)]),
+                                      ((23, 41), [(1, 41)]), ((256, 256), [(2, 32), (32, 8)]), ((8, 1040), None)])
+def test_plan_divides_the_map_and_keeps_every_stage_within_the_ai_core_limits(hw, plan):
+    assert plan_cascade(*hw) == plan
+    if not plan:
+        return
+    h, w = hw
+    for a, b in plan:
+        assert h % a == 0 and w % b == 0  # equal-sized blocks: what makes the mean of means the mean
+        assert a * b <= AVGPOOL_AICPU_WINDOW and max(a, b) <= AVGPOOL_AICPU_STRIDE
+        assert depthwise_need(a, b, a, w) <= BUDGET
+        h, w = h // a, w // b
+    assert h * w <= AVGPOOL_AICPU_WINDOW  # the last, global, stage is within the window too
+
+
+def test_stage_fits_holds_the_buffer_rule():
+    # 22x10 on a 40-wide map: 22*10*32 + 40*(31*22 + 10) = 34,720 > 32,768, so 22x40 takes 11x20 (21,480)
+    assert not stage_fits(22, 10, 40) and stage_fits(11, 20, 40)
+    assert not stage_fits(17, 16, 1000) and not stage_fits(64, 1, 64)
+
+
+# --- exactness --------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("shape, form, windows", [((1, 64, 22, 40), "cascade", (220, 4)),  # MODNet at 704x1280
+                                                  ((1, 16, 23, 41), "cascade", (41, 23)),
+                                                  ((1, 4, 8, 1040), "reduce-mean", (8320,))])
+def test_rewrite_computes_the_mean_within_its_summation_bound_of_float64(shape, form, windows):
+    model = _pool_model(shape)
+    before = ort_session(model.SerializeToString())
+    count, notes = _apply(model)
+    assert count == {"cascade": int(form == "cascade"), "reduce-mean": int(form == "reduce-mean")}
+    ops = [n.op_type for n in model.graph.node]
+    assert ops == (["Relu", "AveragePool", "GlobalAveragePool"] if form == "cascade" else ["Relu", "ReduceMean"])
+    assert not name_problems(model.graph)
+    onnx.checker.check_model(model, full_check=True)
+    x = _x(shape)
+    want = x.astype(np.float64).mean(axis=(2, 3), keepdims=True)
+    got = ort_session(model.SerializeToString()).run(None, {"x": x})[0]
+    old = before.run(None, {"x": x})[0]
+    scale = np.abs(x.astype(np.float64)).mean(axis=(2, 3), keepdims=True)
+    # recursive summation of k terms: (k - 1) u sum|x| (Higham, u = eps / 2); per stage k = its window, plus a
+    # rounding per division, so (sum of windows + stages) u mean|x| bounds the cascade
+    bound = (sum(windows) + len(windows)) * EPS32 / 2 * scale
+    err = np.abs(got - want)
+    assert (err <= bound).all(), f"max error {err.max():.3g} over bound {bound.min():.3g}"
+    assert np.abs(got - old).max() <= 2 * bound.max()  # and the original pool agrees within the same bound
+    assert len(notes) == 1 and "W11001" in notes[0] and "predicted" in notes[0]
+
+
+def test_an_average_pool_over_its_whole_map_is_a_global_pool_and_keeps_its_name_and_kind():
+    model = _pool_model((1, 32, 22, 40), "AveragePool", kernel_shape=[22, 40], strides=[22, 40])
+    x = _x((1, 32, 22, 40), 1)
+    count, _ = _apply(model)
+    assert count["cascade"] == 1
+    last = model.graph.node[-1]
+    assert (last.name, last.op_type, last.output[0]) == ("/se_block/pool/AveragePool", "AveragePool", "y")
+    assert [list(a.ints) for a in last.attribute] == [[2, 2], [1, 1]]  # kernel, strides: the 2x2 left
+    got = ort_session(model.SerializeToString()).run(None, {"x": x})[0]
+    want = x.astype(np.float64).mean(axis=(2, 3), keepdims=True)
+    assert np.abs(got - want).max() <= 230 * EPS32 * 6
+
+
+# --- where it fires ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("shape", [(1, 1280, 16, 16), (1, 1280, 12, 12)])  # MODNet's SE pool at 512 and 384
+def test_a_pool_within_the_window_is_left_alone(shape):
+    model = _pool_model(shape)
+    before = model.SerializeToString()
+    count, notes = _apply(model)
+    assert count == {"cascade": 0, "reduce-mean": 0} and not notes and model.SerializeToString() == before
+
+
+def test_pools_the_rule_does_not_cover_are_left_alone():
+    # a strided pool whose window is not its map, a max pool, a dynamic shape: none is the global average pool
+    for model in (_pool_model((1, 8, 44, 80), "AveragePool", (2, 2), kernel_shape=[22, 40], strides=[22, 40]),
+                  _pool_model((1, 8, 22, 40), "GlobalMaxPool")):
+        before = model.SerializeToString()
+        assert _apply(model)[0] == {"cascade": 0, "reduce-mean": 0} and model.SerializeToString() == before
+    dyn = _pool_model((1, 8, 22, 40))
+    dyn.graph.input[0].type.tensor_type.shape.dim[2].dim_param = "h"
+    assert _apply(dyn)[0] == {"cascade": 0, "reduce-mean": 0}
+
+
+def test_zero_counts_of_the_pass_stay_out_of_the_metadata_and_other_passes_keep_theirs():
+    counts = {"depthwise-split": 0, "global-pool-cascade": {"cascade": 0, "reduce-mean": 0}}
+    assert recorded_counts(counts) == {"depthwise-split": 0}
+    counts["global-pool-cascade"]["cascade"] = 1
+    assert recorded_counts(counts) == counts
+
+
+def test_the_default_export_records_no_pool_cascade(ref3_onnx_128):
+    meta = {p.key: p.value for p in onnx.load(str(ref3_onnx_128)).metadata_props}
+    assert "global-pool-cascade" not in json.loads(meta["passes"])
+    assert not any("W11001" in line for line in json.loads(meta["rule_rewrites"]))
+
+
+# --- what profile predicts before and after ---------------------------------------------------------------------
+
+def test_profile_drops_the_avgpool_warning_and_predicts_the_saving(tmp_path):
+    """MODNet's SE pool at 704x1280 alone: 1 x 1280 x 22 x 40 on the AI CPU before (1.126 M elements at the
+    ICNet rate of 72 M/s: 15.6 ms), two Vector pools after."""
+    before_path, after_path = tmp_path / "before.onnx", tmp_path / "after.onnx"
+    model = _pool_model((1, 1280, 22, 40))
+    onnx.save(model, str(before_path))
+    _apply(model)
+    onnx.save(model, str(after_path))
+    before = profile_model(before_path, aipp=None, output_type="fp16")
+    after = profile_model(after_path, aipp=None, output_type="fp16")
+    pool = next(c for c in before.layers if c.type == "GlobalAveragePool")
+    assert pool.engine == "AI CPU" and pool.time == pytest.approx(1280 * 22 * 40 / 72e6, rel=0.02)
+    assert [w.rule for w in before.warnings] == ["avgpool-aicpu"] and not after.warnings
+    assert {c.engine for c in after.layers if "Pool" in c.type} == {"Vector"}
+    saved = before.total - after.total
+    assert saved == pytest.approx(before.warnings[0].cost, rel=0.05) and after.total < 0.05 * before.total
+    r = CliRunner().invoke(app, ["profile", str(after_path), "--aipp", "none", "--output-type", "fp16", "--json"])
+    assert r.exit_code == 0 and not json.loads(r.output)["warnings"]
