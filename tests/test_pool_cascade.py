@@ -165,3 +165,25 @@ def test_profile_drops_the_avgpool_warning_and_predicts_the_saving(tmp_path):
     assert saved == pytest.approx(before.warnings[0].cost, rel=0.05) and after.total < 0.05 * before.total
     r = CliRunner().invoke(app, ["profile", str(after_path), "--aipp", "none", "--output-type", "fp16", "--json"])
     assert r.exit_code == 0 and not json.loads(r.output)["warnings"]
+
+
+@pytest.mark.slow
+def test_a_wide_export_gets_the_cascade_and_profile_stops_warning(ref3_ckpt, tmp_path):
+    """The trained reference at 288x1280 (SE pool 9x40 = 360 elements): the export writes the cascade, records it,
+    keeps its parity rule, and `profile` drops the avgpool-aicpu warning and its cost; the same export without the
+    pass keeps both."""
+    from matteconv.export.onnx import export_onnx
+    from matteconv.model.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(ref3_ckpt)
+    res = export_onnx(ckpt, tmp_path / "on.onnx", (288, 1280))
+    off = export_onnx(ckpt, tmp_path / "off.onnx", (288, 1280), skip=["global-pool-cascade"])
+    assert res.passes["global-pool-cascade"] == {"cascade": 1, "reduce-mean": 0}
+    assert res.max_abs_diff <= res.parity_tolerance
+    meta = {p.key: p.value for p in onnx.load(str(res.path)).metadata_props}
+    assert json.loads(meta["passes"])["global-pool-cascade"]["cascade"] == 1
+    assert any("9x40" in line and "AveragePool 9x20" in line for line in json.loads(meta["rule_rewrites"]))
+    before, after = profile_model(off.path, output_type="fp16"), profile_model(res.path, output_type="fp16")
+    warned = [w for w in before.warnings if w.rule == "avgpool-aicpu"]
+    assert len(warned) == 1 and not [w for w in after.warnings if w.rule == "avgpool-aicpu"]
+    assert before.total - after.total == pytest.approx(warned[0].cost, rel=0.05)
