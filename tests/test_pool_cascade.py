@@ -13,13 +13,16 @@ from onnx import helper as oh
 from typer.testing import CliRunner
 
 from matteconv.ascend.profile import profile_model
-from matteconv.ascend.profile.cost import AVGPOOL_AICPU_STRIDE, AVGPOOL_AICPU_WINDOW
+from matteconv.ascend.profile import get_soc
+from matteconv.ascend.profile.cost import layer_cost
+from matteconv.ascend.profile.graph import Layer
 from matteconv.backends import ort_session
 from matteconv.cli import app
 from matteconv.export.depthwise_plan import BUDGET, depthwise_need
 from matteconv.export.onnx.graph import GraphView, name_problems
 from matteconv.export.onnx.passes import BY_NAME, PassContext, recorded_counts
-from matteconv.export.onnx.passes.global_pool_cascade import plan_cascade, stage_fits
+from matteconv.export.pool_plan import (AICPU_ELEMENTS_PER_LAUNCH, AVGPOOL_AICPU_STRIDE, AVGPOOL_AICPU_WINDOW,
+                                        plan_cascade, stage_fits)
 
 EPS32 = float(np.finfo(np.float32).eps)
 PASS = BY_NAME["global-pool-cascade"]
@@ -95,7 +98,7 @@ def test_rewrite_computes_the_mean_within_its_summation_bound_of_float64(shape, 
     err = np.abs(got - want)
     assert (err <= bound).all(), f"max error {err.max():.3g} over bound {bound.min():.3g}"
     assert np.abs(got - old).max() <= 2 * bound.max()  # and the original pool agrees within the same bound
-    assert len(notes) == 1 and "W11001" in notes[0] and "predicted" in notes[0]
+    assert len(notes) == 1 and "W11001" in notes[0] and "AI Core" in notes[0]
 
 
 def test_an_average_pool_over_its_whole_map_is_a_global_pool_and_keeps_its_name_and_kind():
@@ -109,6 +112,53 @@ def test_an_average_pool_over_its_whole_map_is_a_global_pool_and_keeps_its_name_
     got = ort_session(model.SerializeToString()).run(None, {"x": x})[0]
     want = x.astype(np.float64).mean(axis=(2, 3), keepdims=True)
     assert np.abs(got - want).max() <= 230 * EPS32 * 6
+
+
+# --- where it pays: the pass against profile's cost model -------------------------------------------------------
+
+def _pool_layer(name, shape, kernel):
+    """The cost model's Layer for an average pool on `shape`: global when kernel is None, else kernel = stride."""
+    n, c, h, w = shape
+    glob = kernel is None
+    kernel = (h, w) if glob else kernel
+    out = (n, c, 1, 1) if glob else (n, c, h // kernel[0], w // kernel[1])
+    return Layer(name, "GlobalAveragePool" if glob else "AveragePool", "pool", ["i"], ["o"], [shape], [out],
+                 kernel=kernel, stride=kernel, attrs={"mode": "avg", "global": glob})
+
+
+def _predicted(shape, plan, soc):
+    """(seconds of the global pool as it is, seconds of the rewrite) in `matteconv profile`'s cost model."""
+    before = layer_cost(_pool_layer("pool", shape, None), soc).time
+    if plan is None:
+        n, c = shape[:2]
+        return before, layer_cost(Layer("m", "ReduceMean", "reduce", ["i"], ["o"], [shape], [(n, c, 1, 1)]), soc).time
+    after, cur = 0.0, shape
+    for k in plan:
+        la = _pool_layer("stage", cur, k)
+        after += layer_cost(la, soc).time
+        cur = la.out_shape
+    return before, after + layer_cost(_pool_layer("last", cur, None), soc).time
+
+
+def test_the_launch_threshold_is_the_cost_models():
+    soc = get_soc("Ascend310")
+    assert AICPU_ELEMENTS_PER_LAUNCH == round(soc.op_overhead * soc.aicpu_elements_per_s)
+
+
+@pytest.mark.parametrize("hw", [(17, 16), (9, 40), (22, 40), (23, 41), (34, 60), (8, 1040), (256, 256)])
+def test_the_pass_rewrites_exactly_the_pools_the_cost_model_predicts_faster(hw):
+    """Over channel counts around the break-even (the cascade's extra launches against the AI CPU's rate) and
+    MODNet's 1280: rewritten if and only if profile's cost model predicts the rewrite faster."""
+    soc = get_soc("Ascend310")
+    plan = plan_cascade(*hw)
+    for c in (1, 2, 3, 4, 5, 6, 8, 16, 1280):
+        before, after = _predicted((1, c, *hw), plan, soc)
+        model = _pool_model((1, c, *hw))
+        count, _ = _apply(model)
+        assert (sum(count.values()) == 1) == (after < before), f"{c} x {hw}: {before * 1e6:.1f} vs {after * 1e6:.1f} us"
+    if hw == (22, 40):  # MODNet at 704x1280: what the docs quote
+        before, after = _predicted((1, 1280, 22, 40), plan, soc)
+        assert round(before * 1e3, 1) == 15.6 and round(after * 1e3, 3) == 0.064
 
 
 # --- where it fires ---------------------------------------------------------------------------------------------
