@@ -237,3 +237,13 @@ def test_a_wide_export_gets_the_cascade_and_profile_stops_warning(ref3_ckpt, tmp
     warned = [w for w in before.warnings if w.rule == "avgpool-aicpu"]
     assert len(warned) == 1 and not [w for w in after.warnings if w.rule == "avgpool-aicpu"]
     assert before.total - after.total == pytest.approx(warned[0].cost, rel=0.05)
+
+
+def test_two_pools_in_one_scope_get_unique_names():
+    model = _pool_model((1, 8, 22, 40))
+    model.graph.node.append(oh.make_node("AveragePool", ["r"], ["y2"], name="/se_block/pool/AveragePool",
+                                         kernel_shape=[22, 40]))
+    model.graph.output.append(oh.make_tensor_value_info("y2", T.FLOAT, [1, 8, 1, 1]))
+    assert _apply(model)[0]["cascade"] == 2
+    assert not name_problems(model.graph)
+    onnx.checker.check_model(model, full_check=True)

@@ -61,6 +61,7 @@ def cascade_global_pools(model: onnx.ModelProto, ctx: PassContext) -> dict[str, 
     replaced: dict[int, list[onnx.NodeProto]] = {}
     counts = {"cascade": 0, "reduce-mean": 0}
     nodes = list(graph.node)  # held until replace_nodes, which finds them by id
+    names = {n.name for n in nodes}
     for node in nodes:
         if node.op_type not in ("GlobalAveragePool", "AveragePool"):
             continue
@@ -84,8 +85,12 @@ def cascade_global_pools(model: onnx.ModelProto, ctx: PassContext) -> dict[str, 
             x, hh, ww = node.input[0], h, w
             for i, (a, b) in enumerate(plan):
                 out = f"{node.output[0]}_cascade{i}"
-                new.append(helper.make_node("AveragePool", [x], [out], name=f"{scope}AveragePool_cascade{i}",
-                                            kernel_shape=[a, b], strides=[a, b]))
+                name = f"{scope}AveragePool_cascade{i}"
+                if name in names:  # a second global pool in the same module scope
+                    name = f"{node.name}_AveragePool_cascade{i}"
+                names.add(name)
+                new.append(helper.make_node("AveragePool", [x], [out], name=name, kernel_shape=[a, b],
+                                            strides=[a, b]))
                 x, hh, ww = out, hh // a, ww // b
             last = onnx.NodeProto()
             last.CopyFrom(node)
