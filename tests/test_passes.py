@@ -30,7 +30,8 @@ from matteconv.export.onnx.passes import (BY_NAME, PROFILES, REGISTRY, Pass, Pas
 EPS32 = float(np.finfo(np.float32).eps)
 LONGEST_SUM = 64 * 25  # the toy graph's longest dot product (the 5x5 convolution of 64 channels)
 BLOCK = 16  # the NCHWc block the `ort-*` passes are told to tune for (AVX-512), whatever this CPU's is
-PIPELINE = resolve("onnxruntime")  # the default passes, in run order, of the profile holding them all
+PIPELINE = resolve("onnxruntime")  # the default passes, in run order, of the profile holding all but `any`-only
+# ones (global-pool-cascade), which are handed the graph where they would run in `any`
 
 
 def _init(name: str, value) -> onnx.TensorProto:
@@ -42,7 +43,9 @@ def _toy_graph() -> onnx.ModelProto:
     Conv -> IBNorm (Slice -> BatchNorm | Slice -> InstanceNorm) -> Concat -> Relu, read by a Concat with the
     input (a Conv of 64 channels reads it) and by a half_pixel bilinear x2 Resize -> Conv; that Conv's 64 channels
     upsampled x2 into a 5x5 convolution; a 1x1 head to one channel from 8 channels of the input; a 3x3 stride-2
-    depthwise convolution on a 4 x 8 x 1040 input (past CANN's depthwise buffer rule)."""
+    depthwise convolution on a 4 x 8 x 1040 input (past CANN's depthwise buffer rule), which a global average
+    pool also reads (8320 elements, past atc's AI Core pool: no cascade fits so wide a map); MODNet's SE pool
+    at 704x1280 (a 22x40 map)."""
     rng = np.random.default_rng(0)
     f32 = lambda *shape, s=0.2: rng.normal(0, s, shape).astype(np.float32)  # noqa: E731
     c, half = 32, 16
@@ -80,13 +83,17 @@ def _toy_graph() -> onnx.ModelProto:
         node("Conv", ["x", "w_h8"], ["h8"], name="/head/conv/Conv"),
         node("Conv", ["h8", "w_head", "b_head"], ["alpha"], name="/head/out/Conv"),
         node("Conv", ["wide", "w_dw"], ["d"], name="/dw/conv/Conv", group=4, strides=[2, 2], pads=[1, 1, 1, 1]),
+        node("GlobalAveragePool", ["wide"], ["wide_mean"], name="/dw/pool/GlobalAveragePool"),
+        node("GlobalAveragePool", ["se_in"], ["se"], name="/se_block/pool/GlobalAveragePool"),
     ]
     h, w = 12, 10
     graph = helper.make_graph(
         nodes, "toy", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c, h, w]),
-                       helper.make_tensor_value_info("wide", TensorProto.FLOAT, [1, 4, 8, 1040])],
+                       helper.make_tensor_value_info("wide", TensorProto.FLOAT, [1, 4, 8, 1040]),
+                       helper.make_tensor_value_info("se_in", TensorProto.FLOAT, [1, 8, 22, 40])],
         [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in
-         (("y", [1, 16, 2 * h, 2 * w]), ("u", [1, 4, 2 * h, 2 * w]), ("alpha", [1, 1, h, w]), ("d", [1, 4, 4, 520]))],
+         (("y", [1, 16, 2 * h, 2 * w]), ("u", [1, 4, 2 * h, 2 * w]), ("alpha", [1, 1, h, w]), ("d", [1, 4, 4, 520]),
+          ("wide_mean", [1, 4, 1, 1]), ("se", [1, 8, 1, 1]))],
         inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)])
     onnx.checker.check_model(model, full_check=True)
@@ -96,7 +103,8 @@ def _toy_graph() -> onnx.ModelProto:
 def _toy_feeds() -> dict[str, np.ndarray]:
     rng = np.random.default_rng(1)
     return {"x": (rng.normal(0, 1, (1, 32, 12, 10)) + 20).astype(np.float32),  # the offset centring is for
-            "wide": rng.normal(0, 1, (1, 4, 8, 1040)).astype(np.float32)}
+            "wide": rng.normal(0, 1, (1, 4, 8, 1040)).astype(np.float32),
+            "se_in": rng.uniform(0, 6, (1, 8, 22, 40)).astype(np.float32)}  # after ReLU6, as in MODNet
 
 
 def _stages(model: onnx.ModelProto, pipeline) -> dict[str, onnx.ModelProto]:
@@ -167,7 +175,7 @@ def test_registry_order_meets_every_after_constraint_and_every_module_is_registe
     folder = Path(registry.__file__).parent
     modules = {f.stem for f in folder.glob("*.py")} - {"__init__", "base"}
     assert modules == set(registry._ORDER)  # a pass module nobody registered would never run
-    assert len(BY_NAME) == len(REGISTRY) == 11
+    assert len(BY_NAME) == len(REGISTRY) == 12
 
 
 def test_registry_refuses_a_broken_order_or_a_duplicate():
@@ -184,9 +192,9 @@ def test_profiles_resolve_to_their_default_passes_and_skip_and_add_by_name():
     names = lambda ps: [p.name for p in ps]  # noqa: E731
     any_ = names(resolve("any"))
     assert any_ == ["relu-before-concat", "split-concat-conv", "centre-instance-norm", "depthwise-split",
-                    "fix-resize-modes"]
-    ort = names(resolve("onnxruntime"))
-    assert ort[:5] == any_ and all(n.startswith("ort-") for n in ort[5:]) and len(ort) == 10
+                    "fix-resize-modes", "global-pool-cascade"]
+    ort = names(resolve("onnxruntime"))  # no pool cascade: onnxruntime has no AI CPU fallback to avoid
+    assert ort[:5] == any_[:5] and all(n.startswith("ort-") for n in ort[5:]) and len(ort) == 10
     assert "centre-instance-norm" not in names(resolve("any", skip=["centre-instance-norm"]))
     assert names(resolve("any", add=["split-sliced-conv"]))[:2] == ["relu-before-concat", "split-sliced-conv"]
     with pytest.raises(MatteconvError, match="no ONNX pass named 'fuse-everything'"):
@@ -206,7 +214,8 @@ def toy_stages():
 
 # what each pass rewrites in the toy graph, as handed it: every pass is exercised, none is a no-op here
 TOY_COUNTS = {"relu-before-concat": 1, "split-sliced-conv": 1, "split-concat-conv": 1, "centre-instance-norm": 1,
-              "depthwise-split": 1, "fix-resize-modes": 1, "ort-matmul-head": 1, "ort-select-ibnorm": 2,
+              "depthwise-split": 1, "fix-resize-modes": 1,
+              "global-pool-cascade": {"cascade": 1, "reduce-mean": 1}, "ort-matmul-head": 1, "ort-select-ibnorm": 2,
               "ort-blocked-in-relu": 1, "ort-half-pixel": 2, "ort-upsampled-conv": {"phased": 1, "contracted": 0}}
 
 

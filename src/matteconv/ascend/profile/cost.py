@@ -30,11 +30,10 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
+from ...export.pool_plan import AVGPOOL_AICPU_STRIDE, AVGPOOL_AICPU_WINDOW  # W11001 (FastSCNN README)
 from .graph import Graph, Layer
 from .hardware import Soc
 
-AVGPOOL_AICPU_WINDOW = 256  # W11001: AvgPool window (kh*kw) above this runs on the AI CPU (FastSCNN README)
-AVGPOOL_AICPU_STRIDE = 63  # ... or a stride above this
 RESIZE_AICPU_SIDE = 2048  # bilinear Resize with H or W above this (ascend/rules.py AICPU_RESIZE_SIDE)
 # Report thresholds (how the table labels a layer, not device constants):
 PADDING_SHARE = 0.2  # padding above this share of a compute-bound op's Cube work makes it "padding" bound

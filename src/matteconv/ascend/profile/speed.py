@@ -5,7 +5,9 @@
   that reads fp16.
 - AvgPool on the AI CPU: window over 256 elements or stride over 63 (atc W11001, FastSCNN README; cost.py).
   MODNet's SE global pool is such a pool above 512x512 (a 1/32 map over 16x16). Fix: a cascade of average pools
-  each within the limit (exact when the windows divide the map: the mean of equal-sized means).
+  each within the limit (exact when the windows divide the map: the mean of equal-sized means), which
+  `matteconv export` writes for a global pool at the size it exports (pass global-pool-cascade), so the rule
+  stays silent on an export at its own size and fires on a file profiled at a larger `--size`.
 - Bilinear Resize on the AI CPU: a side over 2048 (CANN ONNX Resize page). Fix: keep each side within 2048
   (resize in the app, or in two steps).
 - Channels off the Cube fractal: what the Cube layers spend (compute and NC1HWC0 bytes) on channels padded to
@@ -85,7 +87,8 @@ def speed_warnings(graph: Graph, prof, soc: Soc, precisions) -> list[SpeedWarnin
             out.append(SpeedWarning(
                 "avgpool-aicpu", la.name, f"{why}: runs on the AI CPU", saved,
                 "a cascade of average pools each within 256 elements and stride 63 (exact when the windows "
-                "divide the map), or a smaller input", FASTSCNN))
+                "divide the map; `matteconv export` at this input size writes it for a global pool: pass "
+                "global-pool-cascade), or a smaller input", FASTSCNN))
         why = resize_on_aicpu(la)
         if why:
             saved = c.time - _core_time(la, soc)

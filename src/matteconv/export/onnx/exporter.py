@@ -30,7 +30,7 @@ from ...model.modnet import with_split_inputs
 from ... import preprocess
 from ..parity import judge
 from .graph import GraphView
-from .passes import PROFILES, PassContext, resolve, run_passes
+from .passes import PROFILES, PassContext, recorded_counts, resolve, run_passes
 
 SUPPORTED_OPSETS = (11, 13, 17)
 # IBNorm's BatchNorm half folded into its convolution (model/fold.py) before export. Off: on the AMD EPYC (AVX2)
@@ -151,7 +151,7 @@ def export_onnx(ckpt: Checkpoint, out: str | Path, size: tuple[int, int] = (512,
             "in_channels": str(ckpt.in_channels), "hr_channels": str(ckpt.hr_channels), "input_names": ",".join(names),
             "dynamic": str(dynamic).lower(), "batchnorm_folded": str(fold_batchnorm).lower(), "runtime": runtime,
             **({"nchwc_block": str(nchwc_block)} if nchwc_block is not None else {}),
-            "passes": json.dumps(counts), "rule_rewrites": json.dumps(ctx.notes),
+            "passes": json.dumps(recorded_counts(counts)), "rule_rewrites": json.dumps(ctx.notes),
             "preprocessing": json.dumps({"color": "RGB", "mean": preprocess.MEAN, "std": preprocess.STD,
                                          "layout": "NCHW"})}
     del onnx_model.metadata_props[:]

@@ -22,7 +22,7 @@ from .base import Counts, Pass, PassContext
 
 PROFILES = ("any", "onnxruntime")
 _ORDER = ("relu_before_concat", "split_sliced_conv", "split_concat_conv", "centre_instance_norm", "depthwise_split",
-          "fix_resize_modes", "ort_matmul_head", "ort_select_ibnorm", "ort_blocked_in_relu", "ort_half_pixel",
+          "fix_resize_modes", "global_pool_cascade", "ort_matmul_head", "ort_select_ibnorm", "ort_blocked_in_relu", "ort_half_pixel",
           "ort_upsampled_conv")
 
 
@@ -78,11 +78,20 @@ def run_passes(model: onnx.ModelProto, passes: Iterable[Pass], ctx: PassContext 
     return counts
 
 
+def recorded_counts(counts: dict[str, Counts]) -> dict[str, Counts]:
+    """The counts an export writes in its `passes` metadata: all of them but the zero counts of passes with
+    `record_zero=False`."""
+    def zero(v: Counts) -> bool:
+        return not any(v.values()) if isinstance(v, dict) else v == 0
+
+    return {k: v for k, v in counts.items() if not (zero(v) and k in BY_NAME and not BY_NAME[k].record_zero)}
+
+
 def exported_runtime(model: onnx.ModelProto) -> str:
     """The runtime (profile) an ONNX file was exported for (export_onnx's `runtime`, kept in metadata_props); files
     from elsewhere, or from before the option, are `any`."""
     return next((p.value for p in model.metadata_props if p.key == "runtime"), "any")
 
 
-__all__ = ["BY_NAME", "PROFILES", "REGISTRY", "Pass", "PassContext", "check_registry", "exported_runtime", "resolve",
-           "run_passes"]
+__all__ = ["BY_NAME", "PROFILES", "REGISTRY", "Pass", "PassContext", "check_registry", "exported_runtime",
+           "recorded_counts", "resolve", "run_passes"]

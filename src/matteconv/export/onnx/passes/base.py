@@ -41,7 +41,10 @@ class Pass:
     after: names of passes that must come before it in the registry when both run (checked at import).
     exact: one line on why the rewritten graph computes the same function (`--list-passes` shows it).
     does: what its count counts, in the user's terms (`export` shows it beside the count), or "" to show the count
-    alone."""
+    alone.
+    record_zero: False leaves a count of 0 out of the file's `passes` metadata, so a pass that fires only on some
+    inputs (global-pool-cascade: above a size) leaves the files it does not touch byte-identical to those
+    written before it existed (the export's result still lists it)."""
 
     name: str
     profiles: frozenset[str]
@@ -50,3 +53,4 @@ class Pass:
     after: tuple[str, ...] = ()
     exact: str = ""
     does: str = ""
+    record_zero: bool = True
