@@ -91,8 +91,11 @@ def max_levels(a: list[np.ndarray], b: list[np.ndarray]) -> int:
     return max(int(cv2.absdiff(x, y).max()) for x, y in zip(a, b))
 
 
-@pytest.mark.parametrize("runtime,channels", [("hilens", "4"), ("acl", "4"), ("ais_bench", "4"), ("hilens", "3"),
-                                              ("ais_bench", "3")])
+# tier 1: the HiLens app on both models (the 3-channel one off the app's clock); acl and ais_bench: tier 2 (issue 38;
+# acl's per-frame allocation and ais_bench's stand-in have their own tier-1 tests below)
+@pytest.mark.parametrize("runtime,channels", [("hilens", "4"), pytest.param("acl", "4", marks=pytest.mark.slow),
+                                              pytest.param("ais_bench", "4", marks=pytest.mark.slow), ("hilens", "3"),
+                                              pytest.param("ais_bench", "3", marks=pytest.mark.slow)])
 def test_simulated_app_matches_matte(oms, tmp_path, runtime, channels):
     om = oms[channels]
     res = generate_app(om, tmp_path / "app", DeployOptions(runtime=runtime, background=BACKGROUND))
