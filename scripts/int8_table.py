@@ -80,7 +80,8 @@ def measure_caffe(golden: Path, tmp: Path) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("golden", nargs="+", type=Path)
-    ap.add_argument("--tolerance", default="0.1/2e-3", help="MAX/MEAN, or `real` (golden/real's fp16 rule)")
+    ap.add_argument("--tolerance", default="0.1/2e-3", help="MAX/MEAN, `real` (golden/real's fp16 rule), or KEY=V,... "
+                    "(max_abs, mean_abs, confident_max_abs, confident_mean_abs)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--caffe", action="store_true", help="the Caffe `ascend` export instead (fp16, all INT8)")
     ap.add_argument("--prune-seconds", type=float, help="stop the skip's prune after this long (auto_skip)")
@@ -90,6 +91,8 @@ def main() -> int:
         from matteconv.verify.golden_real import REAL_FP16
 
         tol = dict(REAL_FP16)
+    elif "=" in args.tolerance:  # named figures, e.g. confident_mean_abs=1e-3 (errors() keys)
+        tol = {k: float(v) for k, v in (kv.split("=") for kv in args.tolerance.split(","))}
     else:
         a, b = args.tolerance.split("/")
         tol = {"max_abs": float(a), "mean_abs": float(b)}
