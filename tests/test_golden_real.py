@@ -84,3 +84,18 @@ def test_verify_reports_stages_against_the_exact_labels():
     assert "label_sad" not in r.per_input[0] and "label_sad" in r.per_input[2]  # photos have no label
     line = next(n for n in notes(VerifyReport(str(gset.root), gset.size, [], [r], [])) if "exact labels" in n)
     assert f"SAD {recorded:.3g}" in line
+
+
+def test_aipp_stage_takes_the_official_sets_float_frames_as_camera_frames():
+    """golden/real/official keeps its frames float64 (the official policy resizes in floating point); at 512x512,
+    their own official size, they hold whole pixel values and become the uint8 camera frames AIPP reads, exactly.
+    A frame a float resize moved off whole values has none: one line saying why."""
+    from matteconv.errors import MatteconvError
+    from matteconv.verify.ascend_stages import camera_frame
+
+    frame = load_golden(REAL / "official").frames()[0]
+    assert frame.dtype == np.float64
+    cam = camera_frame(frame)
+    assert cam.dtype == np.uint8 and np.array_equal(cam.astype(np.float64), frame)
+    with pytest.raises(MatteconvError, match="resized in floating point"):
+        camera_frame(frame + 0.25)

@@ -466,3 +466,31 @@ def test_quantize_bad_input_is_one_line_exit_2_nothing_written(tiny, tmp_path):
         assert r.exit_code == 2 and len(lines) == 1, (args, r.output)
         assert all(n in lines[0] for n in needles), (needles, lines[0])
         assert not out.exists()
+
+
+def test_errors_carry_the_confident_figures_and_the_tolerance_names_what_is_judged():
+    """errors(): worst max / mean over all pixels and over each input's confident pixels (golden alpha < 0.05 or
+    > 0.95); within() checks every figure the tolerance names. `quantize --tolerance` takes MAX/MEAN,
+    MAX/MEAN/CONFIDENT_MAX/CONFIDENT_MEAN or `golden` (the set's int8 tolerance: golden/real's REAL_INT8)."""
+    from conftest import ROOT
+    from matteconv.cli.quantize_cmd import parse_tolerance
+    from matteconv.int8.quantize import errors, within
+    from matteconv.verify.golden_real import REAL_INT8
+
+    gold = np.zeros((4, 4))
+    gold[:, 2:] = 1.0
+    gold[0, 0] = 0.5  # an unsure pixel: counted in max / mean, not in the confident figures
+    pred = gold.copy()
+    pred[0, 0] = 0.0  # 0.5 off where unsure
+    pred[1, 3] = 0.9  # 0.1 off where confident
+    e = errors([pred, gold], [gold, gold])
+    assert e["max_abs"] == pytest.approx(0.5) and e["mean_abs"] == pytest.approx(0.6 / 16)
+    assert e["confident_max_abs"] == pytest.approx(0.1) and e["confident_mean_abs"] == pytest.approx(0.1 / 15)
+    assert within(e, {"max_abs": 0.5, "mean_abs": 0.04})
+    assert not within(e, {"max_abs": 0.5, "mean_abs": 0.04, "confident_max_abs": 0.05})
+    assert within(e, {"confident_mean_abs": 0.01}) and not within(e, {"max_abs": 0.4})
+    assert parse_tolerance("0.5/5e-3/0.25/1e-3") == REAL_INT8
+    assert parse_tolerance("golden", ROOT / "golden" / "real" / "320") == REAL_INT8
+    for bad in ("0.1", "0.1/2e-3/0.2", "a/b"):
+        with pytest.raises(ValueError, match="give MAX/MEAN"):
+            parse_tolerance(bad)

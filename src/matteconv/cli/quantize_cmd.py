@@ -9,22 +9,36 @@ from rich.table import Table
 from . import app, console, friendly
 
 
-def parse_tolerance(text: str | None) -> dict | None:
-    """'MAX/MEAN' (e.g. 0.05/1e-3) -> {'max_abs', 'mean_abs'}."""
+def parse_tolerance(text: str | None, golden: Path | None = None) -> dict | None:
+    """'MAX/MEAN' (e.g. 0.05/1e-3) -> {'max_abs', 'mean_abs'}; 'MAX/MEAN/CMAX/CMEAN' adds the confident-pixel
+    figures (confident_max_abs, confident_mean_abs: golden alpha < 0.05 or > 0.95); 'golden' is the golden set's
+    own `int8` tolerance from its manifest (golden/real: the deployable-matte rule, REAL_INT8)."""
     if text is None:
         return None
+    if text == "golden":
+        from ..verify.golden import load_golden
+
+        return dict(load_golden(golden).tolerance("int8"))
+    keys = ("max_abs", "mean_abs", "confident_max_abs", "confident_mean_abs")
+    parts = text.split("/")
     try:
-        a, b = text.split("/")
-        tol = {"max_abs": float(a), "mean_abs": float(b)}
+        if len(parts) not in (2, 4):
+            raise ValueError
+        tol = {k: float(v) for k, v in zip(keys, parts)}
     except ValueError:
-        raise ValueError(f"--tolerance {text!r}: give MAX/MEAN, e.g. 0.05/1e-3") from None
+        raise ValueError(f"--tolerance {text!r}: give MAX/MEAN, MAX/MEAN/CONFIDENT_MAX/CONFIDENT_MEAN or golden, "
+                         "e.g. 0.05/1e-3") from None
     if not all(v > 0 for v in tol.values()):
-        raise ValueError(f"--tolerance {text!r}: both numbers must be positive")
+        raise ValueError(f"--tolerance {text!r}: every number must be positive")
     return tol
 
 
 def _fmt(e: dict | None) -> str:
-    return "-" if not e else f"{e['max_abs']:.3g} / {e['mean_abs']:.3g}"
+    if not e:
+        return "-"
+    conf = (f" (confident {e['confident_max_abs']:.3g} / {e['confident_mean_abs']:.3g})"
+            if "confident_mean_abs" in e else "")
+    return f"{e['max_abs']:.3g} / {e['mean_abs']:.3g}{conf}"
 
 
 @app.command("quantize")
@@ -37,8 +51,10 @@ def quantize(
     images: Path = typer.Option(None, "--images", help="Calibrate on the images of this folder instead."),
     activation_offset: bool = typer.Option(True, "--activation-offset/--no-activation-offset",
                                            help="Asymmetric INT8 activations (AMCT's activation_offset; default on)."),
-    tolerance: str = typer.Option(None, "--tolerance", help="MAX/MEAN |d alpha| vs float64: keep the fewest layers "
-                                                            "fp16 that bring the predicted INT8 .om within it."),
+    tolerance: str = typer.Option(None, "--tolerance", help="MAX/MEAN |d alpha| vs float64 (or MAX/MEAN/"
+                                                            "CONFIDENT_MAX/CONFIDENT_MEAN, or `golden`: the set's "
+                                                            "int8 tolerance): keep the fewest layers fp16 that "
+                                                            "bring the predicted INT8 .om within it."),
     prune_seconds: float = typer.Option(None, "--prune-seconds", min=0,
                                         help="With --tolerance: stop trying kept layers back in INT8 after this "
                                              "long (each try predicts the whole golden set)."),
@@ -52,7 +68,7 @@ def quantize(
 
     from ..int8.job import quantize_job
 
-    tol = parse_tolerance(tolerance)
+    tol = parse_tolerance(tolerance, golden)
     with console.status("quantizing...") as status:
         result = quantize_job(model, golden, output, images, activation_offset, tol, soc_version, aipp,
                               progress=lambda m: status.update(m), prune_seconds=prune_seconds)

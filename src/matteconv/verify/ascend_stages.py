@@ -41,6 +41,20 @@ def reference_decode(op, raw: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     return decode_raw(op, raw, hw)
 
 
+def camera_frame(frame: np.ndarray) -> np.ndarray:
+    """A golden frame as the uint8 camera frame AIPP reads. The official policy (golden/real/official) keeps its
+    frames float64 (a float resize); at an input already of its official size they hold whole pixel values and
+    convert exactly. A frame a float resize moved off whole values has no uint8 camera frame: one line says so."""
+    a = np.asarray(frame)
+    if a.dtype == np.uint8:
+        return a
+    r = np.rint(a)
+    if a.size and np.array_equal(r, a) and r.min() >= 0 and r.max() <= 255:
+        return r.astype(np.uint8)
+    raise MatteconvError("the aipp stage feeds uint8 camera frames; this golden set's frames were resized in "
+                         "floating point (policy `official` at another size): use a `device` set")
+
+
 def aipp_input_lsb(cfg, frame: np.ndarray) -> dict[str, float]:
     """Emulated AIPP output vs OpenCV's decode of the same raw frame + our normalisation, in LSB (1/127.5), for an
     HxWx3 uint8 RGB frame at the config's source size: input_max_lsb, input_mean_lsb, input_fraction_lsb. Both
@@ -87,18 +101,18 @@ def aipp_stage(cfg_path: Path | None, onnx_path: Path | None, gset: GoldenSet) -
     if problem:
         return Stage("aipp", str(cfg_path), error=problem)
 
-    def run(frame, prev):
-        x = aipp_model_input(frame, cfg)
+    def run(frame, prev):  # a frame with no uint8 camera frame: the stage's error (run_stage), naming why
+        x = aipp_model_input(camera_frame(frame), cfg)
         if prev is not None:
             x = np.concatenate([x, np.asarray(prev, np.float32)[None, None]], axis=1)
         return backend.run(x)[0, 0]
 
     def baseline(frame, prev):
-        rgb = reference_decode(op, encode_for(op, frame), gset.size)
+        rgb = reference_decode(op, encode_for(op, camera_frame(frame)), gset.size)
         return backend.run(model_input(rgb, prev))[0, 0]
 
     return Stage("aipp", f"{cfg_path} -> {onnx_path}", run, baseline=baseline,
-                 input_check=lambda frame: aipp_input_lsb(cfg, frame),
+                 input_check=lambda frame: aipp_input_lsb(cfg, camera_frame(frame)),
                  baseline_label="AIPP model input vs the same raw frame through OpenCV + reference preprocessing")
 
 

@@ -35,6 +35,13 @@ PEOPLE = ("astronaut", "camera")
 # mean does (4.5x over fp16's worst, 17x under the wrong mode's best), with the mean (2x / 4x), the confident max
 # (2.5x / 4x) and a lenient max (1.7x / 2x) beside it.
 REAL_FP16 = {"max_abs": 0.5, "mean_abs": 5e-3, "confident_max_abs": 0.25, "confident_mean_abs": 1e-3}
+# The INT8 prediction is judged by the same rule (a deployable matte is a deployable matte): measured 2026-12-08
+# with scripts/int8_table.py on the official model (docs/official-model.md "INT8 on the official model"), the
+# fp16 prediction alone is 0.19-0.28 max, so the synthetic goal INT8_PREDICTED (0.1 max / 2e-3 mean) cannot be met
+# by any choice of INT8 layers; every layer INT8 is 2.3e-2 confident mean at 320 (3.9e-3 at 384), 23x (3.9x)
+# over this rule, and the automatic skip meets it keeping 57 (320) and 41 (384) of the 90 layers fp16 (46 and 46
+# since its prune gives back the most MACs first).
+REAL_INT8 = dict(REAL_FP16)
 BACKGROUNDS = {"astronaut_rocket": ("astronaut", "rocket.jpg"), "astronaut_motorcycle": ("astronaut",
                                                                                           "motorcycle_left.png"),
                "camera_grass": ("camera", "grass.png")}
@@ -109,7 +116,7 @@ def _finish(gset: GoldenSet, sub: str, alphas: dict[str, np.ndarray]) -> None:
         elif sub != "official":
             remove_path(gset.root / item["input"])
             item["input"] = f"../official/inputs/{item['name']}.png"
-    gset.manifest["tolerances"] = {**gset.manifest["tolerances"], "fp16": REAL_FP16}
+    gset.manifest["tolerances"] = {**gset.manifest["tolerances"], "fp16": REAL_FP16, "int8": REAL_INT8}
     gset.manifest["composites"] = ("I = alpha F + (1 - alpha) B (uint8), alpha the official model's float64 matte "
                                    "of the photo at this size: label = that alpha")
     with atomic_path(gset.root / MANIFEST) as tmp:
