@@ -80,12 +80,6 @@ def aipp_stage(cfg_path: Path | None, onnx_path: Path | None, gset: GoldenSet) -
         return Stage("aipp", "-", skip="no --aipp config given")
     if onnx_path is None:
         return Stage("aipp", str(cfg_path), error=f"{cfg_path}: the aipp stage feeds the --onnx model; give one")
-    if gset.manifest.get("policy") == "official":
-        # The official policy resizes in float64 (preprocess.prepare): its frames are not the uint8 camera bytes
-        # AIPP reads, so there is nothing exact to encode. Device-policy sets (golden/real/384, /320) hold them.
-        return Stage("aipp", str(cfg_path), skip=(f"{gset.root}: official-policy frames are float64 resizes, not the "
-                                                  "uint8 camera frames AIPP reads: verify AIPP on a device-policy set "
-                                                  "(golden/real/384 or /320)"))
     try:
         cfg = load_config(cfg_path)
         backend = OnnxBackend(onnx_path)
