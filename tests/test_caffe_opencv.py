@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from matteconv.export.caffe import export_caffe
 from matteconv.model.checkpoint import Checkpoint
@@ -17,6 +18,7 @@ RUNNER = Path(__file__).with_name("interop") / "opencv_caffe_run.py"
 SIZE = (128, 128)  # small for speed: judged against a float64 torch run at this size (conftest)
 
 
+@pytest.mark.slow  # end to end: tier 2 (issue 38)
 def test_bvlc_export_loads_and_matches_in_opencv4(golden_photos_128, tmp_path):
     assert (OPENCV4 / "cv2").is_dir(), f"OpenCV 4.x missing in {OPENCV4}: run `make install`"
     model, inputs, refs, tol = golden_photos_128

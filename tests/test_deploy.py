@@ -119,6 +119,7 @@ def test_simulated_app_matches_matte(oms, tmp_path, runtime, channels):
         assert res.archive is not None and "main.py" in zipfile.ZipFile(res.archive).namelist()
 
 
+@pytest.mark.slow  # end to end: tier 2 (issue 38)
 def test_temporal_app_depends_on_previous_frame(oms, tmp_path):
     outs = {}
     for temporal in (True, False):

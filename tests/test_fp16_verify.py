@@ -66,6 +66,7 @@ def test_keep_fp32_auto_keeps_the_overflowing_instance_norm(small_set, ref3_mode
                for name in layers), layers
 
 
+@pytest.mark.slow  # end to end: tier 2 (issue 38)
 def test_verify_prints_the_predicted_device_speed_beside_the_om_stages(small_set, ref3_ckpt, tmp_path):
     """verify --fp16 with an ONNX model ends with the cost model's time for its .om (issue 36: the device's speed
     beside the stage), the same figure `matteconv profile` gives for that file."""

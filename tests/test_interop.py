@@ -52,6 +52,7 @@ def judge(outputs: dict, golden) -> float:
     return worst
 
 
+@pytest.mark.slow  # end to end: tier 2 (issue 38)
 @NOISY_ON_RANDOM
 def test_opencv4_dnn(ref3_onnx, golden, tmp_path):
     assert (OPENCV4 / "cv2").is_dir(), f"OpenCV 4.x missing in {OPENCV4}: run `make install`"
@@ -78,6 +79,7 @@ def test_opencv5_dnn(ref3_onnx, golden):
     assert judge(outputs, golden) > 0
 
 
+@pytest.mark.slow  # end to end: tier 2 (issue 38)
 @NOISY_ON_RANDOM
 def test_openvino_f32(ref3_onnx, golden):
     import openvino as ov

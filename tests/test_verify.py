@@ -68,6 +68,7 @@ def test_one_percent_nudge_of_one_conv_fails(conv, photos, ref3_model):
     assert result.status == "failed" and result.worst["max_abs"] >= 3e-3, result.worst
 
 
+@pytest.mark.slow  # end to end: tier 2 (issue 38)
 def test_tampered_onnx_fails(photos, ref3_onnx, tmp_path):
     m = onnx.load(str(ref3_onnx))
     init = next(i for i in m.graph.initializer if numpy_helper.to_array(i).ndim == 4)
