@@ -1,6 +1,6 @@
 """`make test` / `make test-slow`: run pytest with the given arguments, then print the ten slowest tests and the
 wall time, so a slowdown shows in every run. Speed is reported here, never asserted (a timed test would fail
-on a busy machine): the budget for tier 1 is 300 s on a 2-core AMD EPYC without AVX-512 (README, "Tests")."""
+on a busy machine): the budget for tier 1 is 300 s on a 2-core AMD EPYC without AVX-512 (docs/testing.md)."""
 from __future__ import annotations
 
 import sys

@@ -1,4 +1,4 @@
-"""The temporal reference on blank frames (issue 17 item 5, README "Hard frames"): measured and pinned, not the goal.
+"""The temporal reference on blank frames (issue 17 item 5, docs/hard-frames.md): measured and pinned, not the goal.
 
 golden/hard/clip is empty, the figure enters, stays, leaves, and the frame stays empty. Run as an app runs it (each
 frame fed the model's own previous alpha, zeros first), PyTorch fp32 and the split-input ONNX export agree at the

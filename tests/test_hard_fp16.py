@@ -1,4 +1,4 @@
-"""fp16 on golden/hard (README "Hard frames"): the confident-pixel metric, `--keep-fp32` in the torch prediction,
+"""fp16 on golden/hard (docs/hard-frames.md): the confident-pixel metric, `--keep-fp32` in the torch prediction,
 and `compare --precision fp16` on the hard stills."""
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def test_keep_fp32_leaves_convolutions_in_fp16_and_keeps_the_rest():
 
 @pytest.mark.slow
 def test_compare_fp16_names_a_conv_on_dark_room_that_keep_fp32_cannot_move():
-    """golden/hard/stills at 288x512 (README "Hard frames", fp16 table): the predicted .om is worst on dark_room;
+    """golden/hard/stills at 288x512 (docs/hard-frames.md, fp16 table): the predicted .om is worst on dark_room;
     compare names the first module fp16 hurts, a convolution; `--keep-fp32 auto` lists it, but Ascend310
     computes convolutions in fp16 whatever is asked, so the prediction is unchanged (bitwise: same function, same
     input). The plain error stays far over the fp16 goal; on the pixels where the reference is confident it is

@@ -18,7 +18,7 @@ Each is the same function as the eval path's in real arithmetic. `Up2` and `OneC
 with the very call the eval path makes (bitwise the same); their backward and `conv_of_concat`'s forward sum in
 another order than PyTorch's, so they differ from it by fp32 rounding: tests/test_grad_ops.py bounds each by
 the dtype's epsilon times the number of terms summed. A seeded run still repeats itself exactly on one machine.
-Measured on 2 threads, batch 4 at 256x256 (the `make bench` training step): README, "How the numbers look here".
+Measured on 2 threads, batch 4 at 256x256 (the `make bench` training step): docs/benchmarks.md.
 
 Training-mode BatchNorm on the CPU collects its statistics with a scalar loop accumulating in double (PyTorch's
 `batch_norm_cpu_collect_stats_contiguous_impl`): 6.6 ms at 4x96x128x128 on 2 threads, against 1.3 ms for
@@ -59,7 +59,7 @@ class Up2(torch.autograd.Function):
     """`up2_eval` with its backward as the separable transpose, one axis at a time, instead of PyTorch's
     `upsample_bilinear2d_backward` (a scatter). At 4x32x256x256 on 2 threads: 7.7 ms, against 19 ms for the
     scatter and 38 ms for the same transpose as one depthwise 4x4 stride-2 convolution of the replicate-padded
-    gradient (oneDNN, AMD EPYC; README, "How the numbers look here").
+    gradient (oneDNN, AMD EPYC; docs/benchmarks.md).
 
     Forward, per axis (PyTorch's `area_pixel_compute_source_index`, scale 1/2, align_corners=False):
     out[2i] = 0.75 x[i] + 0.25 x[i-1] and out[2i+1] = 0.75 x[i] + 0.25 x[i+1], an index outside [0, n) clamped to

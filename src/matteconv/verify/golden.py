@@ -322,7 +322,7 @@ HARD_STILLS, HARD_CLIP = "stills", "clip"
 # metrics.confident_errors), where device precision should be judged: worst measured max 0.13 (fp16-caffe on the
 # clip's 04_leave; stills: 0.10 on dark_room), worst mean 4.0e-4 (dark_room), so the mean is held to the fp16 goal
 # FP16_PREDICTED (1e-3) and the max to 0.15 (1.15x the worst; over the goal's 5e-2: confident pixels next to the
-# unsure band still move, README "Hard frames"). Measured 2026-11-30.
+# unsure band still move, docs/hard-frames.md). Measured 2026-11-30.
 HARD_FP16_CONFIDENT = {"confident_max_abs": 0.15, "confident_mean_abs": FP16_PREDICTED["mean_abs"]}
 HARD_FP16 = {"max_abs": 0.5, "mean_abs": 3.5e-3, **HARD_FP16_CONFIDENT}
 # AIPP on golden/hard: the mean bound follows from the two decoders' rounding, not from photos. AIPP's CSC is

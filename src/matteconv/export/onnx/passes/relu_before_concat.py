@@ -4,7 +4,7 @@ Why: each IBNorm's ReLU sits behind its Concat of halves, so the next convolutio
 moved in front, the convolution reads the Concat directly and `split-concat-conv` splits it too (18 convolutions
 instead of 6 in MODNet, some parts reading a Concat themselves). Bitwise the same: ReLU is elementwise.
 Measured on the AMD EPYC (AVX2) kind, alternating in one run: 0.3-7% faster than without it in each of 7 runs at
-384 and 512 (README, "How the numbers look here").
+384 and 512 (docs/benchmarks.md).
 """
 from __future__ import annotations
 

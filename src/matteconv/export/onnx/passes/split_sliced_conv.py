@@ -6,7 +6,7 @@ blocked NCHWc layout and Slice in plain NCHW, so each pair of Slices costs a lay
 plus two half-size copies. When every consumer of a convolution is such a channel Slice, each slice becomes its
 own convolution on the rows of W (and bias) it keeps: the same dot products for the same output channels (fp32
 rounding may differ only where the kernel blocks the channels differently); export's parity check still runs
-on the result. Off by default: measured a loss (README, "How the numbers look here": onnxruntime per-node
+on the result. Off by default: measured a loss (docs/benchmarks.md: onnxruntime per-node
 profile, AMD EPYC AVX2, issue 20: the half-width convolutions lose more than the Slices, BatchNorm and reorders
 they remove); kept registered for measurement (`export_onnx(add=("split-sliced-conv",))`).
 """
